@@ -1,0 +1,66 @@
+//! On-disk cache of compiled components, so a warm run only deserializes.
+//!
+//! An entry is `<dir>/<sha256 of the wasm>-<engine hash>.cwasm`: the engine hash covers
+//! wasmtime's version and every compilation setting, so an upgrade or a config change misses
+//! instead of loading incompatible code. Entries are written to a temporary file and renamed
+//! into place, so a reader never sees half an entry; a corrupt or stale entry is recompiled
+//! and replaced.
+//!
+//! The cache directory belongs to the user running kiln (it lives in kiln's store). Loading
+//! an entry runs the machine code in it, so kiln trusts that directory as much as its own
+//! binary; it never loads compiled code from anywhere else.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The cache entry for a component with this digest under this engine.
+pub fn entry_path(dir: &Path, engine: &Engine, wasm_digest: &str) -> PathBuf {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    dir.join(format!("{wasm_digest}-{:016x}.cwasm", hasher.finish()))
+}
+
+/// Load the component from the cache, or compile it (and store it when `dir` is given).
+///
+/// # Errors
+/// The bytes do not compile as a component.
+pub fn load_or_compile(engine: &Engine, wasm: &[u8], digest: &str, dir: Option<&Path>) -> wasmtime::Result<Component> {
+    let Some(dir) = dir else {
+        return Component::new(engine, wasm);
+    };
+    let path = entry_path(dir, engine, digest);
+    if path.is_file() {
+        match deserialize(engine, &path) {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::debug!(path = %path.display(), error = %e, "cached component unusable; recompiling"),
+        }
+    }
+    let component = Component::new(engine, wasm)?;
+    if let Err(e) = store(dir, &path, &component) {
+        tracing::debug!(path = %path.display(), error = %e, "cannot cache the compiled component");
+    }
+    Ok(component)
+}
+
+#[allow(unsafe_code, reason = "loading precompiled code is unsafe by API; see the SAFETY note")]
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file was produced by `Component::serialize` of this same engine
+    // configuration (the name carries the engine's compatibility hash), written atomically
+    // into kiln's own store by this user; wasmtime additionally checks the header and the
+    // compatibility metadata and refuses a mismatch.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn store(dir: &Path, path: &Path, component: &Component) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize().map_err(std::io::Error::other)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! kiln: container images built from Dockerfiles with no privileges at all.
+//!
+//! The path of a build, one module per stage:
+//!
+//! - [`frontend`]: a WebAssembly frontend component turns the build file into the stage IR
+//!   ([`kiln_ir`]), inside a sandbox with no authority;
+//! - [`diagnostics`]: what the frontend says about the file, rendered for people;
+//! - [`cli`]: the `kiln` command line over all of it.
+//!
+//! The library never installs a logger and never exits the process; `main.rs` does both.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod diagnostics;
+pub mod frontend;
+pub mod platform;
+
+pub use kiln_ir as ir;
