@@ -30,6 +30,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
+    ensure_wasm_target();
     let target_dir = find_target_dir(&out_dir).join("wasm-frontends");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -63,6 +64,24 @@ fn main() {
     }
     let built = target_dir.join("wasm32-wasip2/wasm-frontend/kiln_dockerfile.wasm");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("cannot copy {}: {e}", built.display()));
+}
+
+/// Make sure the toolchain can build `wasm32-wasip2`. `rust-toolchain.toml` lists the
+/// target, but rustup only installs listed targets together with a new toolchain; on a
+/// machine that already has the toolchain, add the target here so that `cargo build` alone
+/// works on a fresh clone.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else { return };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed to build the Dockerfile frontend)");
+    match Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status() {
+        Ok(status) if status.success() => {}
+        _ => println!("cargo:warning=could not install wasm32-wasip2; run: rustup target add wasm32-wasip2"),
+    }
 }
 
 /// The workspace target directory: the ancestor of `OUT_DIR` that cargo marked with

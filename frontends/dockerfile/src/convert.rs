@@ -20,7 +20,7 @@ use kiln_ir::{
 use crate::instructions::{self, ArgDecl, CmdLine, Command, CopyCommand, Instruction, Located, RunCommand, StageDecl};
 use crate::mounts::{self, MountType};
 use crate::parser::{self, go_quote};
-use crate::platform::{self, Platform};
+use crate::platform;
 use crate::shell::{Env, Lexer};
 use crate::{duration, expose};
 

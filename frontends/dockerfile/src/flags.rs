@@ -86,8 +86,8 @@ impl Flags {
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
-            let known: Vec<&str> = self.defined.keys().map(String::as_str).collect();
-            let Some(flag) = self.defined.get_mut(name) else {
+            if !self.defined.contains_key(name) {
+                let known: Vec<&str> = self.defined.keys().map(String::as_str).collect();
                 let hint = closest(name, &known).map(|s| format!("did you mean --{s}?"));
                 let hint = hint.or_else(|| {
                     Some(if known.is_empty() {
@@ -103,7 +103,8 @@ impl Flags {
                     message: format!("unknown flag: --{name}"),
                     hint,
                 });
-            };
+            }
+            let flag = self.defined.get_mut(name).expect("checked above");
             if self.used.iter().any(|u| u == name) && flag.kind != Kind::Strings {
                 return Err(err(format!("duplicate flag specified: --{name}")));
             }
