@@ -360,8 +360,11 @@ impl Scanner<'_, '_> {
         }
     }
 
-    /// `<<` and the blanks after it stay together in one word, so `<< EOF` is recognisable as a
-    /// heredoc later.
+    /// `<<` (or `<<-`) and the blanks after it stay together in one word, so `<< EOF` and
+    /// `<<- EOF` are recognisable as heredocs later.
+    ///
+    /// BuildKit absorbs blanks only after a bare `<<`, so it splits `<<- EOF` into `<<-` and
+    /// `EOF` and finds no heredoc; sh accepts that form, so we do too.
     fn possible_heredoc(&mut self) -> String {
         self.next();
         if self.peek() != Some('<') {
@@ -369,6 +372,10 @@ impl Scanner<'_, '_> {
         }
         self.next();
         let mut text = String::from("<<");
+        if self.peek() == Some('-') && matches!(self.chars.get(self.pos + 1), Some(' ' | '\t' | '\r')) {
+            self.next();
+            text.push('-');
+        }
         while let Some(ch @ (' ' | '\t' | '\r')) = self.peek() {
             text.push(ch);
             self.next();
