@@ -21,9 +21,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=KILN_DOCKERFILE_WASM");
     if let Some(prebuilt) = env::var_os("KILN_DOCKERFILE_WASM") {
         println!("cargo:rerun-if-changed={}", Path::new(&prebuilt).display());
-        std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
-            panic!("KILN_DOCKERFILE_WASM={}: cannot copy: {e}", Path::new(&prebuilt).display())
-        });
+        std::fs::copy(&prebuilt, &dest)
+            .unwrap_or_else(|e| panic!("KILN_DOCKERFILE_WASM={}: cannot copy: {e}", Path::new(&prebuilt).display()));
         return;
     }
     for input in ["frontends/dockerfile", "ir", "wit", "Cargo.toml", "Cargo.lock"] {
@@ -72,7 +71,9 @@ fn main() {
 /// works on a fresh clone.
 fn ensure_wasm_target() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else { return };
+    let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else {
+        return;
+    };
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     if sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
         return;

@@ -63,9 +63,7 @@ macro_rules! export_frontend {
 /// The frontend's diagnostics, converted.
 pub fn run<F: Frontend>(req: w::Request) -> Result<w::BuildGraph, Vec<w::Diagnostic>> {
     let req = ir::Request::from(req);
-    F::parse(&req, &HostResolver)
-        .map(Into::into)
-        .map_err(|ds| ds.into_iter().map(Into::into).collect())
+    F::parse(&req, &HostResolver).map(Into::into).map_err(|ds| ds.into_iter().map(Into::into).collect())
 }
 
 /// The host's `resolve-image-config`, as an [`ir::ImageResolver`].
@@ -100,19 +98,13 @@ impl From<w::Request> for ir::Request {
 
 impl From<w::KeyValue> for ir::KeyValue {
     fn from(kv: w::KeyValue) -> Self {
-        ir::KeyValue {
-            key: kv.key,
-            value: kv.value,
-        }
+        ir::KeyValue { key: kv.key, value: kv.value }
     }
 }
 
 impl From<ir::KeyValue> for w::KeyValue {
     fn from(kv: ir::KeyValue) -> Self {
-        w::KeyValue {
-            key: kv.key,
-            value: kv.value,
-        }
+        w::KeyValue { key: kv.key, value: kv.value }
     }
 }
 
@@ -122,19 +114,13 @@ fn kvs(list: Vec<ir::KeyValue>) -> Vec<w::KeyValue> {
 
 impl From<ir::Position> for w::Position {
     fn from(p: ir::Position) -> Self {
-        w::Position {
-            line: p.line,
-            column: p.column,
-        }
+        w::Position { line: p.line, column: p.column }
     }
 }
 
 impl From<ir::Span> for w::Span {
     fn from(s: ir::Span) -> Self {
-        w::Span {
-            start: s.start.into(),
-            end: s.end.into(),
-        }
+        w::Span { start: s.start.into(), end: s.end.into() }
     }
 }
 
@@ -165,22 +151,16 @@ impl From<ir::CopySource> for w::CopySource {
 
 impl From<ir::InlineFile> for w::InlineFile {
     fn from(f: ir::InlineFile) -> Self {
-        w::InlineFile {
-            name: f.name,
-            contents: f.contents,
-            mode: f.mode,
-        }
+        w::InlineFile { name: f.name, contents: f.contents, mode: f.mode }
     }
 }
 
 impl From<ir::Mount> for w::Mount {
     fn from(m: ir::Mount) -> Self {
         let kind = match m.kind {
-            ir::MountKind::Bind(b) => w::MountKind::Bind(w::BindMount {
-                from: b.from.into(),
-                source: b.source,
-                read_write: b.read_write,
-            }),
+            ir::MountKind::Bind(b) => {
+                w::MountKind::Bind(w::BindMount { from: b.from.into(), source: b.source, read_write: b.read_write })
+            }
             ir::MountKind::Cache(c) => w::MountKind::Cache(w::CacheMount {
                 id: c.id,
                 sharing: match c.sharing {
@@ -204,13 +184,9 @@ impl From<ir::Mount> for w::Mount {
                 uid: s.uid,
                 gid: s.gid,
             }),
-            ir::MountKind::Ssh(s) => w::MountKind::Ssh(w::SshMount {
-                id: s.id,
-                required: s.required,
-                mode: s.mode,
-                uid: s.uid,
-                gid: s.gid,
-            }),
+            ir::MountKind::Ssh(s) => {
+                w::MountKind::Ssh(w::SshMount { id: s.id, required: s.required, mode: s.mode, uid: s.uid, gid: s.gid })
+            }
             ir::MountKind::Inline(f) => w::MountKind::Inline(f.into()),
         };
         w::Mount { target: m.target, kind }
@@ -219,10 +195,7 @@ impl From<ir::Mount> for w::Mount {
 
 impl From<ir::Command> for w::Command {
     fn from(c: ir::Command) -> Self {
-        w::Command {
-            argv: c.argv,
-            shell_form: c.shell_form,
-        }
+        w::Command { argv: c.argv, shell_form: c.shell_form }
     }
 }
 
@@ -256,10 +229,7 @@ impl From<ir::ConfigChange> for w::ConfigChange {
 
 impl From<ir::ArgBinding> for w::ArgBinding {
     fn from(a: ir::ArgBinding) -> Self {
-        w::ArgBinding {
-            name: a.name,
-            value: a.value,
-        }
+        w::ArgBinding { name: a.name, value: a.value }
     }
 }
 
@@ -305,12 +275,7 @@ impl From<ir::Op> for w::Op {
 
 impl From<ir::Instruction> for w::Instruction {
     fn from(i: ir::Instruction) -> Self {
-        w::Instruction {
-            op: i.op.into(),
-            span: i.span.into(),
-            created_by: i.created_by,
-            text: i.text,
-        }
+        w::Instruction { op: i.op.into(), span: i.span.into(), created_by: i.created_by, text: i.text }
     }
 }
 

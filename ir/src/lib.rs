@@ -44,16 +44,7 @@ pub struct Span {
 impl Span {
     /// A span covering whole lines `first..=last` (column 1 to `last_col` of the last line).
     pub fn lines(first: u32, last: u32, last_col: u32) -> Span {
-        Span {
-            start: Position {
-                line: first,
-                column: 1,
-            },
-            end: Position {
-                line: last,
-                column: last_col.max(1),
-            },
-        }
+        Span { start: Position { line: first, column: 1 }, end: Position { line: last, column: last_col.max(1) } }
     }
 }
 
@@ -69,10 +60,7 @@ pub struct KeyValue {
 impl KeyValue {
     /// A pair from anything string-like.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        KeyValue {
-            key: key.into(),
-            value: value.into(),
-        }
+        KeyValue { key: key.into(), value: value.into() }
     }
 }
 
@@ -104,21 +92,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `span`.
     pub fn error(message: impl Into<String>, span: Option<Span>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            message: message.into(),
-            span,
-            hint: None,
-            code: None,
-        }
+        Diagnostic { severity: Severity::Error, message: message.into(), span, hint: None, code: None }
     }
 
     /// A warning at `span`.
     pub fn warning(message: impl Into<String>, span: Option<Span>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(message, span)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message, span) }
     }
 
     /// The same diagnostic with a hint.

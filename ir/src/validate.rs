@@ -143,14 +143,7 @@ impl BuildGraph {
             return Err(vec![err(None, None, ValidationErrorKind::NoStages)]);
         }
         if self.target as usize >= count {
-            errors.push(err(
-                None,
-                None,
-                ValidationErrorKind::TargetOutOfRange {
-                    target: self.target,
-                    count,
-                },
-            ));
+            errors.push(err(None, None, ValidationErrorKind::TargetOutOfRange { target: self.target, count }));
         }
         let mut names = std::collections::BTreeSet::new();
         let mut deps: Vec<Vec<u32>> = vec![Vec::new(); count];
@@ -182,11 +175,7 @@ impl BuildGraph {
                             errors.push(err(
                                 s,
                                 sp,
-                                ValidationErrorKind::FromOutOfRange {
-                                    stage: i,
-                                    from: *other,
-                                    count,
-                                },
+                                ValidationErrorKind::FromOutOfRange { stage: i, from: *other, count },
                             ));
                         } else {
                             deps[index].push(*other);
@@ -209,9 +198,7 @@ impl BuildGraph {
                                 other => errors.push(err(
                                     s,
                                     sp,
-                                    ValidationErrorKind::MountTarget {
-                                        target: other.clone().unwrap_or_default(),
-                                    },
+                                    ValidationErrorKind::MountTarget { target: other.clone().unwrap_or_default() },
                                 )),
                             }
                             match &mount.kind {
@@ -253,15 +240,8 @@ impl BuildGraph {
             }
         }
         if let Some(stage) = find_cycle(&deps) {
-            let name = self.stages[stage as usize]
-                .name
-                .clone()
-                .unwrap_or_else(|| stage.to_string());
-            errors.push(err(
-                Some(stage),
-                Some(self.stages[stage as usize].span),
-                ValidationErrorKind::Cycle { name },
-            ));
+            let name = self.stages[stage as usize].name.clone().unwrap_or_else(|| stage.to_string());
+            errors.push(err(Some(stage), Some(self.stages[stage as usize].span), ValidationErrorKind::Cycle { name }));
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
@@ -341,12 +321,7 @@ mod tests {
     }
 
     fn graph(stages: Vec<Stage>) -> BuildGraph {
-        BuildGraph {
-            target: stages.len() as u32 - 1,
-            stages,
-            global_args: vec![],
-            warnings: vec![],
-        }
+        BuildGraph { target: stages.len() as u32 - 1, stages, global_args: vec![], warnings: vec![] }
     }
 
     #[test]
@@ -383,11 +358,7 @@ mod tests {
         let kinds: Vec<_> = g.validate().unwrap_err().into_iter().map(|e| e.kind).collect();
         assert!(kinds.contains(&ValidationErrorKind::TargetOutOfRange { target: 5, count: 1 }));
         assert!(kinds.contains(&ValidationErrorKind::BaseNotEarlier { stage: 0, base: 0 }));
-        assert!(kinds.contains(&ValidationErrorKind::FromOutOfRange {
-            stage: 0,
-            from: 99,
-            count: 1
-        }));
+        assert!(kinds.contains(&ValidationErrorKind::FromOutOfRange { stage: 0, from: 99, count: 1 }));
     }
 
     #[test]
@@ -399,9 +370,7 @@ mod tests {
         ]);
         let kinds: Vec<_> = g.validate().unwrap_err().into_iter().map(|e| e.kind).collect();
         assert!(kinds.contains(&ValidationErrorKind::DuplicateStageName { name: "a".into() }));
-        assert!(kinds.contains(&ValidationErrorKind::InvalidStageName {
-            name: "Bad/Name".into()
-        }));
+        assert!(kinds.contains(&ValidationErrorKind::InvalidStageName { name: "Bad/Name".into() }));
     }
 
     #[test]
@@ -416,12 +385,7 @@ mod tests {
 
     #[test]
     fn no_stages() {
-        let g = BuildGraph {
-            stages: vec![],
-            target: 0,
-            global_args: vec![],
-            warnings: vec![],
-        };
+        let g = BuildGraph { stages: vec![], target: 0, global_args: vec![], warnings: vec![] };
         assert_eq!(g.validate().unwrap_err()[0].kind, ValidationErrorKind::NoStages);
     }
 }

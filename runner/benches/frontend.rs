@@ -25,7 +25,9 @@ fn dockerfile(lines: usize) -> String {
         out.push_str("RUN <<EOF\nset -e\necho building\nEOF\n");
         stage += 1;
     }
-    out.push_str("FROM ${BASE}\nCOPY --from=build0 /out/app /app\nEXPOSE 8080\nUSER 65532:65532\nENTRYPOINT [\"/app\"]\n");
+    out.push_str(
+        "FROM ${BASE}\nCOPY --from=build0 /out/app /app\nEXPOSE 8080\nUSER 65532:65532\nENTRYPOINT [\"/app\"]\n",
+    );
     out
 }
 

@@ -213,10 +213,7 @@ mod tests {
     #[test]
     fn build_arg_forms() {
         let parsed = build_args(&["A=1".into(), "B=".into(), "C=x=y".into()]).unwrap();
-        assert_eq!(
-            parsed,
-            vec![KeyValue::new("A", "1"), KeyValue::new("B", ""), KeyValue::new("C", "x=y")]
-        );
+        assert_eq!(parsed, vec![KeyValue::new("A", "1"), KeyValue::new("B", ""), KeyValue::new("C", "x=y")]);
         assert!(build_args(&["=x".into()]).is_err());
         assert_eq!(build_args(&["KILN_TEST_SURELY_UNSET_VARIABLE".into()]).unwrap(), vec![]);
     }

@@ -13,10 +13,9 @@ pub fn render(file_name: &str, source: &[u8], diagnostic: &Diagnostic) -> String
         Severity::Warning => "warning",
     };
     let mut out = match diagnostic.span {
-        Some(span) => format!(
-            "{file_name}:{}:{}: {level}: {}\n",
-            span.start.line, span.start.column, diagnostic.message
-        ),
+        Some(span) => {
+            format!("{file_name}:{}:{}: {level}: {}\n", span.start.line, span.start.column, diagnostic.message)
+        }
         None => format!("{file_name}: {level}: {}\n", diagnostic.message),
     };
     if let Some(span) = diagnostic.span {
@@ -25,16 +24,14 @@ pub fn render(file_name: &str, source: &[u8], diagnostic: &Diagnostic) -> String
         let last = span.end.line.min(span.start.line + MAX_LINES_SHOWN - 1);
         let width = last.to_string().len();
         for n in span.start.line..=last {
-            let Some(line) = lines.get(n as usize - 1) else { break };
+            let Some(line) = lines.get(n as usize - 1) else {
+                break;
+            };
             out.push_str(&format!("{n:>width$} | {line}\n"));
             if n == span.start.line {
                 let start = span.start.column.max(1) as usize - 1;
                 let end = if span.end.line == n { span.end.column as usize } else { line.chars().count() };
-                let pad: String = line
-                    .chars()
-                    .take(start)
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
-                    .collect();
+                let pad: String = line.chars().take(start).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
                 let len = end.saturating_sub(start).max(1);
                 out.push_str(&format!("{:>width$} | {pad}{}\n", "", "^".repeat(len)));
             }
@@ -58,10 +55,7 @@ mod tests {
     fn renders_line_caret_and_hint() {
         let d = Diagnostic::error(
             "unknown instruction: FORM",
-            Some(Span {
-                start: Position { line: 2, column: 1 },
-                end: Position { line: 2, column: 4 },
-            }),
+            Some(Span { start: Position { line: 2, column: 1 }, end: Position { line: 2, column: 4 } }),
         )
         .with_hint("did you mean FROM?");
         let out = render("Dockerfile", b"# c\nFORM alpine\n", &d);

@@ -77,7 +77,11 @@ fn errors_name_file_line_column_with_a_caret_and_hint() {
 #[test]
 fn expansion_failures_point_at_their_instruction() {
     let sb = Sandbox::new();
-    sb.write("Dockerfile", "FROM scratch\nARG VERSION\nCOPY app-${VERSION:?set VERSION with --build-arg} /app\n");
+    // The message is quoted: LABEL splits on unquoted blanks before anything is expanded.
+    sb.write(
+        "Dockerfile",
+        "FROM scratch\nARG VERSION\nLABEL v=\"${VERSION:?set VERSION with --build-arg}\"\nCOPY app-${VERSION} /app\n",
+    );
     let out = run(sb.kiln().arg("parse"));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -85,7 +89,7 @@ fn expansion_failures_point_at_their_instruction() {
     assert!(err.contains("set VERSION with --build-arg"), "{err}");
     let out = run(sb.kiln().args(["parse", "--build-arg", "VERSION=1.2"]));
     let ir = parse_json(&out);
-    assert_eq!(ir["stages"][0]["instructions"][1]["op"]["copy"]["sources"][0], "app-1.2");
+    assert_eq!(ir["stages"][0]["instructions"][2]["op"]["copy"]["sources"][0], "app-1.2");
 }
 
 #[test]
@@ -97,7 +101,7 @@ fn heredocs_reach_the_ir() {
     );
     let ir = parse_json(&run(sb.kiln().arg("parse")));
     let ops = &ir["stages"][0]["instructions"];
-    assert_eq!(ops[1]["op"]["copy"]["inline-sources"][0]["contents"], "hello kiln\n");
+    assert_eq!(ops[1]["op"]["copy"]["inline_sources"][0]["contents"], "hello kiln\n");
     assert_eq!(ops[2]["op"]["run"]["argv"][2], "echo one\necho two\n");
 }
 

@@ -36,11 +36,7 @@ fn a_trap_is_a_clean_error() {
 fn unbounded_allocation_hits_the_memory_cap() {
     let (out, _) = hostile("alloc", &["--frontend-memory", "64"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("tried to use more than 67108864 bytes of memory"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("tried to use more than 67108864 bytes of memory"), "{}", stderr(&out));
 }
 
 #[test]

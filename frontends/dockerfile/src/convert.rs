@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_ir::{
     AddOptions, ArgBinding, Base, BindMount, BuildGraph, CacheMount, CacheSharing, Command as IrCommand, ConfigChange,
-    CopyFiles, CopySource, Diagnostic, Healthcheck, ImageConfig, ImageResolver, InlineFile, Instruction as IrInstruction,
-    KeyValue, Mount, MountKind, Network, Op, Request, Run, Security, SecretMount, Span, SshMount, Stage, TmpfsMount,
+    CopyFiles, CopySource, Diagnostic, Healthcheck, ImageConfig, ImageResolver, InlineFile,
+    Instruction as IrInstruction, KeyValue, Mount, MountKind, Network, Op, Request, Run, SecretMount, Security, Span,
+    SshMount, Stage, TmpfsMount,
 };
 
 use crate::instructions::{self, ArgDecl, CmdLine, Command, CopyCommand, Instruction, Located, RunCommand, StageDecl};
@@ -39,12 +40,7 @@ pub struct Lines {
 impl Lines {
     /// From the source text.
     pub fn new(src: &str) -> Self {
-        Lines {
-            lengths: src
-                .split('\n')
-                .map(|l| l.trim_end_matches('\r').chars().count() as u32)
-                .collect(),
-        }
+        Lines { lengths: src.split('\n').map(|l| l.trim_end_matches('\r').chars().count() as u32).collect() }
     }
 
     /// A span covering lines `first..=last`.
@@ -128,11 +124,7 @@ struct MetaEnv<'a>(&'a [(String, Option<String>)]);
 
 impl Env for MetaEnv<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_deref().unwrap_or(""))
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_deref().unwrap_or(""))
     }
 }
 
@@ -190,13 +182,8 @@ pub fn convert(
     resolver: &dyn ImageResolver,
     lines: &Lines,
 ) -> Result<BuildGraph, Vec<Diagnostic>> {
-    let mut report = Report {
-        lines,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        skip_rules: BTreeSet::new(),
-        skip_all: false,
-    };
+    let mut report =
+        Report { lines, errors: Vec::new(), warnings: Vec::new(), skip_rules: BTreeSet::new(), skip_all: false };
     apply_check_directive(parsed, &mut report);
     for w in &parsed.warnings {
         report.warn(w.rule, format!("{} ({})", w.short, w.detail), Some(lines.span(w.line, w.line)));
@@ -216,11 +203,8 @@ pub fn convert(
     let (Some(build_platform), Some(target_platform)) = (build_platform, target_platform) else {
         return Err(report.errors);
     };
-    let build_args: BTreeMap<&str, &str> = request
-        .build_args
-        .iter()
-        .map(|kv| (kv.key.as_str(), kv.value.as_str()))
-        .collect();
+    let build_args: BTreeMap<&str, &str> =
+        request.build_args.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
     let predefined = platform::predefined_args(&build_platform, &target_platform);
     let mut meta: Vec<(String, Option<String>)> = predefined
         .iter()
@@ -242,26 +226,24 @@ pub fn convert(
                             declared.insert(arg.key.clone());
                             let value = match (build_args.get(arg.key.as_str()), &arg.value) {
                                 (Some(v), _) => Some(v.to_string()),
-                                (None, Some(default)) => {
-                                    match lexer.process_word(default, &MetaEnv(&meta)) {
-                                        Ok(v) => Some(v),
-                                        Err(e) => {
-                                            report.error(e.to_string(), Some(report.span(&item.source)), None);
-                                            None
-                                        }
+                                (None, Some(default)) => match lexer.process_word(default, &MetaEnv(&meta)) {
+                                    Ok(v) => Some(v),
+                                    Err(e) => {
+                                        report.error(e.to_string(), Some(report.span(&item.source)), None);
+                                        None
                                     }
-                                }
+                                },
                                 (None, None) => None,
                             };
-                            global_args.push(ArgBinding {
-                                name: arg.key.clone(),
-                                value: value.clone(),
-                            });
+                            global_args.push(ArgBinding { name: arg.key.clone(), value: value.clone() });
                             meta.push((arg.key.clone(), value));
                         }
                     }
                     _ => report.error(
-                        format!("no build stage in current context: {} comes before the first FROM", item.source.keyword.to_uppercase()),
+                        format!(
+                            "no build stage in current context: {} comes before the first FROM",
+                            item.source.keyword.to_uppercase()
+                        ),
                         Some(report.span(&item.source)),
                         Some("only ARG may come before the first FROM".into()),
                     ),
@@ -277,7 +259,7 @@ pub fn convert(
         );
     }
     if !report.errors.is_empty() {
-        report.errors.extend(report.warnings.drain(..));
+        report.errors.append(&mut report.warnings);
         return Err(report.errors);
     }
 
@@ -373,11 +355,8 @@ pub fn convert(
             copy_from: BTreeMap::new(),
         });
     }
-    let stage_names: Vec<String> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.decl.name.clone().unwrap_or_else(|| format!("stage-{i}")))
-        .collect();
+    let stage_names: Vec<String> =
+        plans.iter().enumerate().map(|(i, p)| p.decl.name.clone().unwrap_or_else(|| format!("stage-{i}"))).collect();
 
     // COPY --from and mount sources: stage indices, names or images.
     let stage_count = plans.len();
@@ -385,11 +364,9 @@ pub fn convert(
         for (ci, item) in plan.commands.iter().enumerate() {
             let froms: Vec<String> = match &item.instruction {
                 Instruction::Command(Command::Copy(c)) => c.from.iter().cloned().collect(),
-                Instruction::Command(Command::Run(r)) => r
-                    .mounts
-                    .iter()
-                    .filter_map(|m| mounts::parse(m, None).ok().and_then(|m| m.from))
-                    .collect(),
+                Instruction::Command(Command::Run(r)) => {
+                    r.mounts.iter().filter_map(|m| mounts::parse(m, None).ok().and_then(|m| m.from)).collect()
+                }
                 _ => Vec::new(),
             };
             for from in froms {
@@ -434,7 +411,8 @@ pub fn convert(
                 let hint = if named.is_empty() {
                     "this Dockerfile has no named stages (name one with FROM ... AS <name>)".to_string()
                 } else {
-                    let close = crate::suggest::closest(t, &named).map(|c| format!("did you mean {c}? ")).unwrap_or_default();
+                    let close =
+                        crate::suggest::closest(t, &named).map(|c| format!("did you mean {c}? ")).unwrap_or_default();
                     format!("{close}the stages are: {}", named.join(", "))
                 };
                 report.error(format!("target stage {} could not be found", go_quote(t)), None, Some(hint));
@@ -443,7 +421,7 @@ pub fn convert(
         },
     };
     if !report.errors.is_empty() {
-        report.errors.extend(report.warnings.drain(..));
+        report.errors.append(&mut report.warnings);
         return Err(report.errors);
     }
     let reachable = reachable_from(target, &plans);
@@ -451,7 +429,9 @@ pub fn convert(
     // Base image configurations, only for stages the target needs.
     let mut configs: BTreeMap<(String, Option<String>), Option<ImageConfig>> = BTreeMap::new();
     for (i, plan) in plans.iter().enumerate() {
-        let Base::Image(reference) = &plan.base else { continue };
+        let Base::Image(reference) = &plan.base else {
+            continue;
+        };
         if !reachable.contains(&i) {
             continue;
         }
@@ -530,12 +510,18 @@ pub fn convert(
                     }
                 }
                 Err(message) => {
-                    ctx.fail(format!("invalid ONBUILD trigger {} from the base image: {message}", go_quote(trigger)), stage_span, None);
+                    ctx.fail(
+                        format!("invalid ONBUILD trigger {} from the base image: {message}", go_quote(trigger)),
+                        stage_span,
+                        None,
+                    );
                 }
             }
         }
         for (ci, item) in plan.commands.iter().enumerate() {
-            let Instruction::Command(command) = &item.instruction else { continue };
+            let Instruction::Command(command) = &item.instruction else {
+                continue;
+            };
             if let Command::Arg(args) = command {
                 consumed.extend(args.iter().map(|a| a.key.clone()));
             }
@@ -563,28 +549,21 @@ pub fn convert(
         .into_iter()
         .collect();
     if !unused.is_empty() {
-        report.warn(
-            "UnusedBuildArg",
-            format!("One or more build-args [{}] were not consumed", unused.join(" ")),
-            None,
-        );
+        report.warn("UnusedBuildArg", format!("One or more build-args [{}] were not consumed", unused.join(" ")), None);
     }
 
     if !report.errors.is_empty() {
         report.errors.extend(report.warnings);
         return Err(report.errors);
     }
-    Ok(BuildGraph {
-        stages,
-        target: target as u32,
-        global_args,
-        warnings: report.warnings,
-    })
+    Ok(BuildGraph { stages, target: target as u32, global_args, warnings: report.warnings })
 }
 
 /// `# check=skip=Rule1,Rule2` or `# check=skip=all`.
 fn apply_check_directive(parsed: &parser::ParseResult, report: &mut Report) {
-    let Some(check) = parsed.directives.iter().find(|d| d.name == "check") else { return };
+    let Some(check) = parsed.directives.iter().find(|d| d.name == "check") else {
+        return;
+    };
     for part in check.value.split(';') {
         if let Some(rules) = part.trim().strip_prefix("skip=") {
             for rule in rules.split(',') {
@@ -786,28 +765,22 @@ impl Dispatch<'_, '_> {
                 continue;
             }
             let keys: Vec<&str> = state.env.iter().map(|(k, _)| k.as_str()).collect();
-            let suggestion = crate::suggest::closest(name, &keys)
-                .map(|k| format!(" (did you mean ${k}?)"))
-                .unwrap_or_default();
-            self.report.warn(
-                "UndefinedVar",
-                format!("Usage of undefined variable '${name}'{suggestion}"),
-                Some(span),
-            );
+            let suggestion =
+                crate::suggest::closest(name, &keys).map(|k| format!(" (did you mean ${k}?)")).unwrap_or_default();
+            self.report.warn("UndefinedVar", format!("Usage of undefined variable '${name}'{suggestion}"), Some(span));
         }
     }
 
-    fn dispatch(&mut self, state: &mut StageState, command: &Command, source: &instructions::Source, from: Option<CopySource>) -> Step {
+    fn dispatch(
+        &mut self,
+        state: &mut StageState,
+        command: &Command,
+        source: &instructions::Source,
+        from: Option<CopySource>,
+    ) -> Step {
         let span = self.report.span(source);
         let text = source.original.trim().to_string();
-        let one = |op: Op, created_by: String| {
-            Ok(vec![IrInstruction {
-                op,
-                span,
-                created_by,
-                text: text.clone(),
-            }])
-        };
+        let one = |op: Op, created_by: String| Ok(vec![IrInstruction { op, span, created_by, text: text.clone() }]);
         match command {
             Command::Env(pairs) | Command::Label(pairs) => {
                 let is_env = matches!(command, Command::Env(_));
@@ -848,7 +821,7 @@ impl Dispatch<'_, '_> {
             }
             Command::Cmd(line) | Command::Entrypoint(line) => {
                 let is_cmd = matches!(command, Command::Cmd(_));
-                let argv = if line.prepend_shell && !(line.args.is_empty() && !is_cmd) {
+                let argv = if line.prepend_shell && (is_cmd || !line.args.is_empty()) {
                     self.report.warn(
                         "JSONArgsRecommended",
                         format!(
@@ -861,10 +834,7 @@ impl Dispatch<'_, '_> {
                 } else {
                     line.args.clone()
                 };
-                let command = IrCommand {
-                    argv: argv.clone(),
-                    shell_form: line.prepend_shell,
-                };
+                let command = IrCommand { argv: argv.clone(), shell_form: line.prepend_shell };
                 if is_cmd {
                     one(Op::Config(ConfigChange::Cmd(command)), format!("CMD {}", go_quote_list(&argv)))
                 } else {
@@ -965,21 +935,14 @@ impl Dispatch<'_, '_> {
                 Some(self.expand(state, default, span)?)
             } else {
                 // No default and no --build-arg: inherit the global ARG's value.
-                self.meta
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == &decl.key)
-                    .and_then(|(_, v)| v.clone())
+                self.meta.iter().rev().find(|(k, _)| k == &decl.key).and_then(|(_, v)| v.clone())
             };
             if let Some(v) = &value {
                 state.set_env(&decl.key, v);
             }
             state.build_args.retain(|(k, _)| k != &decl.key);
             state.build_args.push((decl.key.clone(), value.clone()));
-            bindings.push(ArgBinding {
-                name: decl.key.clone(),
-                value,
-            });
+            bindings.push(ArgBinding { name: decl.key.clone(), value });
         }
         let created = bindings
             .iter()
@@ -992,18 +955,20 @@ impl Dispatch<'_, '_> {
         Ok((Op::Arg(bindings), format!("ARG {created}")))
     }
 
-    fn dispatch_copy(&mut self, state: &StageState, copy: &CopyCommand, from: Option<CopySource>, span: Span) -> Result<(Op, String), ()> {
+    fn dispatch_copy(
+        &mut self,
+        state: &StageState,
+        copy: &CopyCommand,
+        from: Option<CopySource>,
+        span: Span,
+    ) -> Result<(Op, String), ()> {
         let keyword = if copy.is_add { "ADD" } else { "COPY" };
         let mut sources = Vec::new();
         for s in &copy.sources {
             let s = self.expand(state, s, span)?;
             let is_url = s.starts_with("http://") || s.starts_with("https://");
             if is_url && !copy.is_add {
-                self.fail(
-                    "source can't be a URL for COPY".into(),
-                    span,
-                    Some("use ADD to download a URL".into()),
-                );
+                self.fail("source can't be a URL for COPY".into(), span, Some("use ADD to download a URL".into()));
                 return Err(());
             }
             sources.push(s);
@@ -1023,11 +988,7 @@ impl Dispatch<'_, '_> {
             } else {
                 content.data.clone()
             };
-            inline.push(InlineFile {
-                name: content.path.clone(),
-                contents: data,
-                mode: 0o644,
-            });
+            inline.push(InlineFile { name: content.path.clone(), contents: data, mode: 0o644 });
         }
         let dest = self.expand(state, &copy.dest, span)?;
         let chown = match &copy.chown {
@@ -1213,11 +1174,7 @@ impl Dispatch<'_, '_> {
                     // A script with its own interpreter: mount it and run it.
                     mounts_out.push(Mount {
                         target: Some(format!("/dev/pipes/{}", first.name)),
-                        kind: MountKind::Inline(InlineFile {
-                            name: first.name.clone(),
-                            contents: data,
-                            mode: 0o755,
-                        }),
+                        kind: MountKind::Inline(InlineFile { name: first.name.clone(), contents: data, mode: 0o755 }),
                     });
                     args = vec![format!("/dev/pipes/{}", first.name)];
                 } else {
@@ -1245,11 +1202,8 @@ impl Dispatch<'_, '_> {
             Some("insecure") => Security::Insecure,
             _ => Security::Sandbox,
         };
-        let build_args: Vec<KeyValue> = state
-            .build_args
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| KeyValue::new(k, v)))
-            .collect();
+        let build_args: Vec<KeyValue> =
+            state.build_args.iter().filter_map(|(k, v)| v.as_ref().map(|v| KeyValue::new(k, v))).collect();
         // BuildKit's runCommandString: "|N K=V ... argv".
         let mut history: Vec<String> = state
             .build_args
@@ -1261,14 +1215,7 @@ impl Dispatch<'_, '_> {
         }
         history.extend(argv.iter().cloned());
         Ok((
-            Op::Run(Run {
-                argv,
-                shell_form: cmd.prepend_shell,
-                build_args,
-                mounts: mounts_out,
-                network,
-                security,
-            }),
+            Op::Run(Run { argv, shell_form: cmd.prepend_shell, build_args, mounts: mounts_out, network, security }),
             format!("RUN {}", history.join(" ")),
         ))
     }

@@ -20,11 +20,7 @@ pub struct DirectiveParser {
 impl DirectiveParser {
     /// A parser for directives written after `comment` (`#`, or `//` for DetectSyntax).
     pub fn new(comment: &'static str) -> Self {
-        DirectiveParser {
-            comment,
-            seen: Vec::new(),
-            done: false,
-        }
+        DirectiveParser { comment, seen: Vec::new(), done: false }
     }
 
     /// Look at the next line. `Ok(Some((name, value)))` for a directive, `Ok(None)` when the
@@ -106,11 +102,7 @@ pub fn detect(key: &str, src: &str, any_format: bool) -> Option<Detected> {
             match parser.parse_line(line) {
                 Ok(Some((name, value))) if name == key => {
                     let reference = value.split(' ').next().unwrap_or_default().to_string();
-                    return Some(Detected {
-                        reference,
-                        cmdline: value,
-                        line: i + 1 + skipped,
-                    });
+                    return Some(Detected { reference, cmdline: value, line: i + 1 + skipped });
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
@@ -121,11 +113,7 @@ pub fn detect(key: &str, src: &str, any_format: bool) -> Option<Detected> {
         && let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(src)
         && let Some(serde_json::Value::String(value)) = map.get(key)
     {
-        return Some(Detected {
-            reference: value.clone(),
-            cmdline: value.clone(),
-            line: skipped,
-        });
+        return Some(Detected { reference: value.clone(), cmdline: value.clone(), line: skipped });
     }
     None
 }
@@ -173,11 +161,7 @@ mod tests {
     syntax_case!(syntax_json, "{\"syntax\": \"foo\", \"bar\": [\"abc\"]}", Some(("foo", "foo", 0)));
     syntax_case!(syntax_broken_json, "{\"syntax\": \"foo\"", None);
     syntax_case!(syntax_json_then_text, "{\"syntax\": \"foo\"}\n# syntax=bar", None);
-    syntax_case!(
-        syntax_bom,
-        "\u{feff}# syntax = myfrontend\nFROM busybox\n",
-        Some(("myfrontend", "myfrontend", 1))
-    );
+    syntax_case!(syntax_bom, "\u{feff}# syntax = myfrontend\nFROM busybox\n", Some(("myfrontend", "myfrontend", 1)));
 
     // TestParseDirective (check, `#` form only).
     #[test]

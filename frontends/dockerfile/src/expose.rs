@@ -46,9 +46,11 @@ pub fn parse_spec(spec: &str) -> Result<Vec<String>, String> {
     if container.is_empty() {
         return Err(invalid(spec, "no port specified"));
     }
-    let (start, end) = parse_range(container).ok_or_else(|| invalid(spec, &format!("invalid containerPort: {container}")))?;
+    let (start, end) =
+        parse_range(container).ok_or_else(|| invalid(spec, &format!("invalid containerPort: {container}")))?;
     if !host_port.is_empty() {
-        let (hs, he) = parse_range(host_port).ok_or_else(|| invalid(spec, &format!("invalid hostPort: {host_port}")))?;
+        let (hs, he) =
+            parse_range(host_port).ok_or_else(|| invalid(spec, &format!("invalid hostPort: {host_port}")))?;
         if end - start != he - hs && end != start {
             return Err(invalid(
                 spec,

@@ -47,24 +47,13 @@ pub struct Flags {
 impl Flags {
     /// Flags as written on the instruction (`--from=builder`).
     pub fn new(args: Vec<String>) -> Self {
-        Flags {
-            args,
-            defined: BTreeMap::new(),
-            used: Vec::new(),
-        }
+        Flags { args, defined: BTreeMap::new(), used: Vec::new() }
     }
 
     /// Accept `--name` of `kind`, with `default` when absent.
     pub fn define(&mut self, name: &str, kind: Kind, default: &str) {
-        self.defined.insert(
-            name.to_string(),
-            Flag {
-                kind,
-                default: default.to_string(),
-                value: None,
-                values: Vec::new(),
-            },
-        );
+        self.defined
+            .insert(name.to_string(), Flag { kind, default: default.to_string(), value: None, values: Vec::new() });
     }
 
     /// Check the written flags against the defined ones and record their values.
@@ -99,10 +88,7 @@ impl Flags {
                         )
                     })
                 });
-                return Err(FlagError {
-                    message: format!("unknown flag: --{name}"),
-                    hint,
-                });
+                return Err(FlagError { message: format!("unknown flag: --{name}"), hint });
             }
             let flag = self.defined.get_mut(name).expect("checked above");
             if self.used.iter().any(|u| u == name) && flag.kind != Kind::Strings {
@@ -134,10 +120,7 @@ impl Flags {
 
     /// The value of a string flag (its default when absent).
     pub fn string(&self, name: &str) -> String {
-        self.defined
-            .get(name)
-            .map(|f| f.value.clone().unwrap_or_else(|| f.default.clone()))
-            .unwrap_or_default()
+        self.defined.get(name).map(|f| f.value.clone().unwrap_or_else(|| f.default.clone())).unwrap_or_default()
     }
 
     /// The value of a string flag, `None` when it was not written.
@@ -207,10 +190,7 @@ mod tests {
             flags(&[("bool1", Kind::Bool, "false")], &["--bool2"]).1.unwrap_err().message,
             "unknown flag: --bool2"
         );
-        let (f, r) = flags(
-            &[("str1", Kind::String, "HI"), ("bool1", Kind::Bool, "false")],
-            &["--bool1", "--str1=BYE"],
-        );
+        let (f, r) = flags(&[("str1", Kind::String, "HI"), ("bool1", Kind::Bool, "false")], &["--bool1", "--str1=BYE"]);
         assert!(r.is_ok());
         assert_eq!((f.string("str1"), f.bool("bool1")), ("BYE".into(), true));
         let defs = [
@@ -224,15 +204,7 @@ mod tests {
             ("str3", Kind::String, "def3"),
             ("str4", Kind::String, "def4"),
         ];
-        let args = [
-            "--bool2=false",
-            "--bool3",
-            "--bool4=true",
-            "--bool5",
-            "--str2= ",
-            "--str3=def3",
-            "--str4=my-val",
-        ];
+        let args = ["--bool2=false", "--bool3", "--bool4=true", "--bool5", "--str2= ", "--str3=def3", "--str4=my-val"];
         let (f, r) = flags(&defs, &args);
         assert!(r.is_ok());
         let mut used = f.used();

@@ -289,16 +289,10 @@ pub fn parse_all(nodes: &[Node]) -> std::result::Result<Vec<Located>, Vec<Instru
     let mut errors = Vec::new();
     for node in nodes {
         match parse_node(node) {
-            Ok(instruction) => out.push(Located {
-                instruction,
-                source: Source::of(node),
-            }),
-            Err((message, hint)) => errors.push(InstructionError {
-                message,
-                hint,
-                start_line: node.start_line,
-                end_line: node.end_line,
-            }),
+            Ok(instruction) => out.push(Located { instruction, source: Source::of(node) }),
+            Err((message, hint)) => {
+                errors.push(InstructionError { message, hint, start_line: node.start_line, end_line: node.end_line })
+            }
         }
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }
@@ -410,9 +404,7 @@ fn parse_from(node: &Node, args: &[String], mut flags: Flags) -> Result<StageDec
         3 if args[1].eq_ignore_ascii_case("as") => {
             let lower = args[2].to_ascii_lowercase();
             let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
-                && lower
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+                && lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
             if !valid {
                 return Err((
                     format!(
@@ -452,10 +444,7 @@ fn doc_comment(comments: &[String], name: &str) -> String {
         return String::new();
     }
     let prefix = format!("{name} ");
-    comments
-        .iter()
-        .find_map(|line| line.strip_prefix(&prefix).map(str::to_string))
-        .unwrap_or_default()
+    comments.iter().find_map(|line| line.strip_prefix(&prefix).map(str::to_string)).unwrap_or_default()
 }
 
 fn parse_kvps(args: &[String], cmd: &str, flags: &mut Flags) -> Result<Vec<Pair>> {
@@ -463,7 +452,7 @@ fn parse_kvps(args: &[String], cmd: &str, flags: &mut Flags) -> Result<Vec<Pair>
     if args.is_empty() {
         return plain(at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return plain(format!("Bad input to {cmd}, too many arguments"));
     }
     let mut out = Vec::new();
@@ -471,10 +460,7 @@ fn parse_kvps(args: &[String], cmd: &str, flags: &mut Flags) -> Result<Vec<Pair>
         if triple[0].is_empty() {
             return plain(format!("{cmd} names can not be blank"));
         }
-        out.push(Pair {
-            key: triple[0].clone(),
-            value: triple[1].clone(),
-        });
+        out.push(Pair { key: triple[0].clone(), value: triple[1].clone() });
     }
     Ok(out)
 }
@@ -538,11 +524,7 @@ fn parse_copy(node: &Node, args: &[String], mut flags: Flags, is_add: bool) -> R
     }
     flags.parse().map_err(flag_err)?;
 
-    let words = if node.json {
-        args.iter().map(|a| (a.clone(), None)).collect()
-    } else {
-        heredoc_words(args)
-    };
+    let words = if node.json { args.iter().map(|a| (a.clone(), None)).collect() } else { heredoc_words(args) };
     let Some(((dest, dest_doc), sources)) = words.split_last() else {
         return plain(format!("{cmd} requires at least two arguments"));
     };
@@ -554,18 +536,10 @@ fn parse_copy(node: &Node, args: &[String], mut flags: Flags, is_add: bool) -> R
     for (word, doc) in sources {
         match doc {
             Some(doc) => {
-                let body = node
-                    .heredocs
-                    .iter()
-                    .find(|h| h.name == doc.name)
-                    .map(|h| h.content.clone())
-                    .unwrap_or_default();
+                let body =
+                    node.heredocs.iter().find(|h| h.name == doc.name).map(|h| h.content.clone()).unwrap_or_default();
                 let data = if doc.chomp { parser::chomp_heredoc(&body) } else { body };
-                contents.push(SourceContent {
-                    path: doc.name.clone(),
-                    data,
-                    expand: doc.expand,
-                });
+                contents.push(SourceContent { path: doc.name.clone(), data, expand: doc.expand });
             }
             None => paths.push(word.clone()),
         }
@@ -599,7 +573,9 @@ fn parse_onbuild(node: &Node, args: &[String], flags: &mut Flags) -> Result<Stri
     let trigger = args[0].trim().to_ascii_uppercase();
     match trigger.as_str() {
         "ONBUILD" => return plain("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
-        "MAINTAINER" | "FROM" => return plain(format!("{trigger} isn't allowed as an ONBUILD trigger")),
+        "MAINTAINER" | "FROM" => {
+            return plain(format!("{trigger} isn't allowed as an ONBUILD trigger"));
+        }
         _ => {}
     }
     if let Some(sub) = node.sub_node() {
@@ -624,25 +600,13 @@ fn parse_onbuild(node: &Node, args: &[String], flags: &mut Flags) -> Result<Stri
 }
 
 fn cmd_line(node: &Node, args: &[String]) -> CmdLine {
-    let args = if node.json || args.is_empty() {
-        args.to_vec()
-    } else {
-        vec![args.join(" ")]
-    };
+    let args = if node.json || args.is_empty() { args.to_vec() } else { vec![args.join(" ")] };
     let files = node
         .heredocs
         .iter()
-        .map(|h| InlineScript {
-            name: h.name.clone(),
-            data: h.content.clone(),
-            chomp: h.chomp,
-        })
+        .map(|h| InlineScript { name: h.name.clone(), data: h.content.clone(), chomp: h.chomp })
         .collect();
-    CmdLine {
-        args,
-        prepend_shell: !node.json,
-        files,
-    }
+    CmdLine { args, prepend_shell: !node.json, files }
 }
 
 fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunCommand> {
@@ -684,14 +648,7 @@ fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunComman
             Some("write the command to run, e.g. RUN make".into()),
         ));
     }
-    Ok(RunCommand {
-        cmd,
-        mounts: mount_values,
-        network,
-        security,
-        devices,
-        flags_used: flags.used(),
-    })
+    Ok(RunCommand { cmd, mounts: mount_values, network, security, devices, flags_used: flags.used() })
 }
 
 /// A `RUN --device=` value: the device name and whether it is required.
@@ -713,7 +670,9 @@ pub fn parse_device(value: &str) -> std::result::Result<(String, bool), String> 
         let this = match field.strip_prefix("name=") {
             Some(v) => v,
             None if i == 0 => field,
-            None => return Err(format!("unexpected device option {}", parser::go_quote(field))),
+            None => {
+                return Err(format!("unexpected device option {}", parser::go_quote(field)));
+            }
         };
         if let Some(existing) = &name {
             return Err(format!("device name already set to {existing}"));
@@ -742,10 +701,7 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
         if !rest.is_empty() {
             return plain("HEALTHCHECK NONE takes no arguments");
         }
-        return Ok(Health {
-            test: vec!["NONE".into()],
-            ..Health::default()
-        });
+        return Ok(Health { test: vec!["NONE".into()], ..Health::default() });
     }
     for name in ["interval", "timeout", "start-period", "start-interval", "retries"] {
         flags.define(name, Kind::String, "");
@@ -757,11 +713,7 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
             Some("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE".into()),
         ));
     }
-    let cmd = if node.json || rest.is_empty() {
-        rest.to_vec()
-    } else {
-        vec![rest.join(" ")]
-    };
+    let cmd = if node.json || rest.is_empty() { rest.to_vec() } else { vec![rest.join(" ")] };
     if cmd.is_empty() {
         return plain("Missing command after HEALTHCHECK CMD");
     }
@@ -864,11 +816,7 @@ mod tests {
     // I8.
     error_case!(heredoc_dest, "COPY /foo <<EOF\nEOF", "COPY cannot accept a heredoc as a destination");
     // I3.
-    error_case!(
-        health_too_short,
-        "HEALTHCHECK --interval=50ns CMD x",
-        "Interval \"interval\" cannot be less than 1ms"
-    );
+    error_case!(health_too_short, "HEALTHCHECK --interval=50ns CMD x", "Interval \"interval\" cannot be less than 1ms");
     error_case!(shell_not_json, "SHELL bash -c", "SHELL requires the arguments to be in JSON form");
 
     #[test]
@@ -896,10 +844,13 @@ mod tests {
         assert_eq!(h.test[0], "CMD");
     }
 
+    /// A heredoc a case expects: name, contents, whether it expands.
+    type ExpectedDoc<'a> = (&'a str, &'a str, bool);
+
     // I8: heredoc sources and RUN inline files.
     #[test]
     fn copy_heredoc_sources() {
-        let cases: [(&str, &str, Vec<&str>, Vec<(&str, &str, bool)>); 7] = [
+        let cases: [(&str, &str, Vec<&str>, Vec<ExpectedDoc>); 7] = [
             ("COPY /foo /bar", "/bar", vec!["/foo"], vec![]),
             ("COPY <<EOF /bar\nEOF", "/bar", vec![], vec![("EOF", "", true)]),
             ("COPY <<EOF /bar\nTESTING\nEOF", "/bar", vec![], vec![("EOF", "TESTING\n", true)]),
@@ -909,10 +860,7 @@ mod tests {
                 "COPY <<EOF1 <<EOF2 /bar\nthis is the first file\nEOF1\nthis is the second file\nEOF2",
                 "/bar",
                 vec![],
-                vec![
-                    ("EOF1", "this is the first file\n", true),
-                    ("EOF2", "this is the second file\n", true),
-                ],
+                vec![("EOF1", "this is the first file\n", true), ("EOF2", "this is the second file\n", true)],
             ),
             (
                 "COPY <<EOF foo.txt /bar\nthis is inline\nEOF",
@@ -922,9 +870,7 @@ mod tests {
             ),
         ];
         for (src, dest, paths, contents) in cases {
-            let Ok(Instruction::Command(Command::Copy(c))) = first_command(src) else {
-                panic!("{src}")
-            };
+            let Ok(Instruction::Command(Command::Copy(c))) = first_command(src) else { panic!("{src}") };
             assert_eq!(c.dest, dest, "{src}");
             assert_eq!(c.sources, paths, "{src}");
             let got: Vec<_> = c.contents.iter().map(|s| (s.path.as_str(), s.data.as_str(), s.expand)).collect();
@@ -934,7 +880,7 @@ mod tests {
 
     #[test]
     fn run_heredoc_files() {
-        let cases: [(&str, bool, Vec<&str>, Vec<(&str, &str, bool)>); 6] = [
+        let cases: [(&str, bool, Vec<&str>, Vec<ExpectedDoc>); 6] = [
             ("RUN [\"ls\", \"/\"]", false, vec!["ls", "/"], vec![]),
             ("RUN [\"<<EOF\"]", false, vec!["<<EOF"], vec![]),
             ("RUN ls /", true, vec!["ls /"], vec![]),
@@ -948,9 +894,7 @@ mod tests {
             ("RUN <<-EOF\n\techo test\nEOF", true, vec!["<<-EOF"], vec![("EOF", "\techo test\n", true)]),
         ];
         for (src, shell, cmdline, files) in cases {
-            let Ok(Instruction::Command(Command::Run(r))) = first_command(src) else {
-                panic!("{src}")
-            };
+            let Ok(Instruction::Command(Command::Run(r))) = first_command(src) else { panic!("{src}") };
             assert_eq!(r.cmd.prepend_shell, shell, "{src}");
             assert_eq!(r.cmd.args, cmdline, "{src}");
             let got: Vec<_> = r.cmd.files.iter().map(|f| (f.name.as_str(), f.data.as_str(), f.chomp)).collect();

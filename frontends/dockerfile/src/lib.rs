@@ -39,10 +39,7 @@ fn invalid_utf8_position(bytes: &[u8], valid_up_to: usize) -> Position {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    Position {
-        line: line as u32,
-        column: column as u32,
-    }
+    Position { line: line as u32, column: column as u32 }
 }
 
 /// Parse a Dockerfile into the stage IR.
@@ -56,12 +53,9 @@ pub fn parse(request: &Request, resolver: &dyn ImageResolver) -> Result<BuildGra
         Err(e) => {
             let at = invalid_utf8_position(&request.contents, e.valid_up_to());
             return Err(vec![
-                Diagnostic::error(
-                    "the file is not valid UTF-8",
-                    Some(Span { start: at, end: at }),
-                )
-                .with_hint("save the Dockerfile as UTF-8")
-                .with_code("InvalidUtf8"),
+                Diagnostic::error("the file is not valid UTF-8", Some(Span { start: at, end: at }))
+                    .with_hint("save the Dockerfile as UTF-8")
+                    .with_code("InvalidUtf8"),
             ]);
         }
     };

@@ -121,7 +121,9 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
                     return Ok(fields);
                 }
                 Some(',') => fields.push(field),
-                Some(c) => return Err(format!("unexpected {c:?} after a quoted field in mount options {value:?}")),
+                Some(c) => {
+                    return Err(format!("unexpected {c:?} after a quoted field in mount options {value:?}"));
+                }
             }
         } else {
             loop {
@@ -161,12 +163,15 @@ pub fn parse_ram_bytes(v: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
+/// Expands variables in an option value (the stage's ARG/ENV), or explains why it cannot.
+pub type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
 /// Parse one `--mount` value. With no `expand`, values holding `$` are left unchecked
 /// (they are checked again after expansion); with `expand`, every value is expanded first.
 ///
 /// # Errors
 /// A message naming the bad option.
-pub fn parse(value: &str, expand: Option<&dyn Fn(&str) -> Result<String, String>>) -> Result<MountSpec, String> {
+pub fn parse(value: &str, expand: Option<Expander<'_>>) -> Result<MountSpec, String> {
     let fields = csv_fields(value)?;
     let mut spec = MountSpec {
         kind: MountType::Bind,
@@ -193,9 +198,8 @@ pub fn parse(value: &str, expand: Option<&dyn Fn(&str) -> Result<String, String>
                 None => v.to_string(),
             };
             if expand.is_some() || !v.contains('$') {
-                spec.kind = MountType::parse(&v).ok_or_else(|| {
-                    format!("unsupported mount type {v:?} (use bind, cache, tmpfs, secret or ssh)")
-                })?;
+                spec.kind = MountType::parse(&v)
+                    .ok_or_else(|| format!("unsupported mount type {v:?} (use bind, cache, tmpfs, secret or ssh)"))?;
             }
         }
     }
@@ -230,9 +234,8 @@ pub fn parse(value: &str, expand: Option<&dyn Fn(&str) -> Result<String, String>
         };
         let key = key.to_ascii_lowercase();
         if !KEYS.contains(&key.as_str()) {
-            let hint = crate::suggest::closest(&key, &KEYS)
-                .map(|k| format!(" (did you mean {k}?)"))
-                .unwrap_or_default();
+            let hint =
+                crate::suggest::closest(&key, &KEYS).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default();
             return Err(format!("unexpected key '{key}' in '{field}'{hint}"));
         }
         let value = match expand {
@@ -243,9 +246,8 @@ pub fn parse(value: &str, expand: Option<&dyn Fn(&str) -> Result<String, String>
             None if raw.contains('$') => continue,
             None => raw.to_string(),
         };
-        let bool_value = |v: &str| {
-            crate::instructions::parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"))
-        };
+        let bool_value =
+            |v: &str| crate::instructions::parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
         match key.as_str() {
             "type" => {}
             "from" => spec.from = Some(value),
@@ -311,10 +313,7 @@ pub fn parse(value: &str, expand: Option<&dyn Fn(&str) -> Result<String, String>
             return Err("both source and id can't be set".into());
         }
     }
-    if expand.is_some()
-        && spec.target.is_none()
-        && !matches!(spec.kind, MountType::Secret | MountType::Ssh)
-    {
+    if expand.is_some() && spec.target.is_none() && !matches!(spec.kind, MountType::Secret | MountType::Ssh) {
         return Err(format!("mount target must be specified for a {} mount", spec.kind.name()));
     }
     Ok(spec)

@@ -195,12 +195,7 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(message: impl Into<String>, start_line: usize, end_line: usize) -> Self {
-        ParseError {
-            message: message.into(),
-            start_line,
-            end_line: end_line.max(start_line),
-            hint: None,
-        }
+        ParseError { message: message.into(), start_line, end_line: end_line.max(start_line), hint: None }
     }
 
     fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -284,9 +279,7 @@ fn split_token_space(s: &str, limit: Option<usize>) -> Vec<&str> {
         }
         match rest.find(is_token_space) {
             Some(start) => {
-                let after = rest[start..]
-                    .find(|c| !is_token_space(c))
-                    .map_or(rest.len(), |i| start + i);
+                let after = rest[start..].find(|c| !is_token_space(c)).map_or(rest.len(), |i| start + i);
                 parts.push(&rest[..start]);
                 rest = &rest[after..];
             }
@@ -355,35 +348,28 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
     let mut idx = 0usize; // index of the next physical line to read
 
     // Feed a line (already trimmed as BuildKit does) to the directive parser.
-    let mut feed_directive = |token: &str,
-                              line_no: usize,
-                              escape: &mut char,
-                              found: &mut Vec<Directive>|
-     -> Result<bool, ParseError> {
-        match directives.parse_line(token) {
-            Err(message) => Err(ParseError::new(message, line_no, line_no)),
-            Ok(Some((name, value))) => {
-                if name == "escape" {
-                    if value != "`" && value != "\\" {
-                        return Err(ParseError::new(
-                            format!("invalid escape token '{value}' does not match ` or \\"),
-                            line_no,
-                            line_no,
-                        )
-                        .hint("use `# escape=\\` or `# escape=`` ` ``"));
+    let mut feed_directive =
+        |token: &str, line_no: usize, escape: &mut char, found: &mut Vec<Directive>| -> Result<bool, ParseError> {
+            match directives.parse_line(token) {
+                Err(message) => Err(ParseError::new(message, line_no, line_no)),
+                Ok(Some((name, value))) => {
+                    if name == "escape" {
+                        if value != "`" && value != "\\" {
+                            return Err(ParseError::new(
+                                format!("invalid escape token '{value}' does not match ` or \\"),
+                                line_no,
+                                line_no,
+                            )
+                            .hint("use `# escape=\\` or `# escape=`` ` ``"));
+                        }
+                        *escape = value.chars().next().unwrap_or('\\');
                     }
-                    *escape = value.chars().next().unwrap_or('\\');
+                    found.push(Directive { name, value, line: line_no });
+                    Ok(true)
                 }
-                found.push(Directive {
-                    name,
-                    value,
-                    line: line_no,
-                });
-                Ok(true)
+                Ok(None) => Ok(false),
             }
-            Ok(None) => Ok(false),
-        }
-    };
+        };
 
     while idx < lines.len() {
         let raw = lines[idx];
@@ -456,10 +442,8 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
                     heredoc.content.push_str(body_line);
                 }
                 if !terminated {
-                    return Err(ParseError::new("unterminated heredoc", start_line, idx).hint(format!(
-                        "end the heredoc with a line holding only `{}`",
-                        heredoc.name
-                    )));
+                    return Err(ParseError::new("unterminated heredoc", start_line, idx)
+                        .hint(format!("end the heredoc with a line holding only `{}`", heredoc.name)));
                 }
                 node.heredocs.push(heredoc);
             }
@@ -474,13 +458,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
             .hint("a Dockerfile needs at least a FROM instruction"));
     }
     let lines_range = (children[0].start_line, children[children.len() - 1].end_line);
-    Ok(ParseResult {
-        children,
-        escape,
-        warnings,
-        directives: found_directives,
-        lines: lines_range,
-    })
+    Ok(ParseResult { children, escape, warnings, directives: found_directives, lines: lines_range })
 }
 
 /// Split a logical line into keyword, flags and arguments, and apply the keyword's rule.
@@ -727,10 +705,7 @@ fn parse_name_val(rest: &str, keyword: &str, escape: char) -> Result<Vec<Arg>, S
     let mut out = Vec::new();
     for word in words {
         let Some((key, value)) = word.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in {}. Must be of the form: name=value",
-                go_quote(&word)
-            ));
+            return Err(format!("Syntax error - can't find = in {}. Must be of the form: name=value", go_quote(&word)));
         };
         out.extend(values(vec![key.to_string(), value.to_string(), "=".to_string()]));
     }
@@ -813,7 +788,7 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         Some(a) => (true, a),
         None => (false, after),
     };
-    let rest = after.trim_start_matches(|c: char| matches!(c, '\t' | '\n' | '\x0c' | '\r' | ' '));
+    let rest = after.trim_start_matches(['\t', '\n', '\x0c', '\r', ' ']);
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }
@@ -833,13 +808,7 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
     let name = words.into_iter().next().unwrap_or_default();
     let expand = quotes(&name) == quotes(&raw[0]);
-    Ok(Some(Heredoc {
-        name,
-        fd,
-        expand,
-        chomp,
-        content: String::new(),
-    }))
+    Ok(Some(Heredoc { name, fd, expand, chomp, content: String::new() }))
 }
 
 /// The heredocs a logical line opens, in order.
@@ -864,10 +833,7 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
 
 /// Strip leading tabs from every line of a heredoc body (`<<-`).
 pub fn chomp_heredoc(content: &str) -> String {
-    content
-        .split_inclusive('\n')
-        .map(|line| line.trim_start_matches('\t'))
-        .collect()
+    content.split_inclusive('\n').map(|line| line.trim_start_matches('\t')).collect()
 }
 
 #[cfg(test)]
@@ -947,10 +913,7 @@ mod tests {
         assert_eq!(r.escape, '\\');
         assert!(parse("# escape=x\nFROM a").is_err());
         assert!(
-            parse("# escape=\\\n# escape=`\nFROM a")
-                .unwrap_err()
-                .message
-                .contains("only one escape parser directive")
+            parse("# escape=\\\n# escape=`\nFROM a").unwrap_err().message.contains("only one escape parser directive")
         );
     }
 
@@ -995,10 +958,7 @@ mod tests {
     #[test]
     fn long_lines_fail() {
         let long = format!("FROM a\nLABEL x={}\n", "a".repeat(MAX_LINE_BYTES));
-        assert_eq!(
-            parse(&long).unwrap_err().message,
-            "dockerfile line greater than max allowed size of 65535"
-        );
+        assert_eq!(parse(&long).unwrap_err().message, "dockerfile line greater than max allowed size of 65535");
         let ok = format!("FROM a\nLABEL x={}\n", "a".repeat(MAX_LINE_BYTES - "LABEL x=".len()));
         assert!(parse(&ok).is_ok());
     }

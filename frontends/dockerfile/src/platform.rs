@@ -86,7 +86,8 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
 /// An empty or malformed specifier.
 pub fn parse(spec: &str) -> Result<Platform, String> {
     let parts: Vec<&str> = spec.split('/').collect();
-    let valid_part = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let valid_part =
+        |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
         return Err(format!("\"{spec}\": invalid platform specifier, expected os[/arch[/variant]]"));
     }

@@ -148,7 +148,9 @@ impl Lexer {
         };
         match scan.stop_on(None, self.raw_escapes) {
             Ok((result, words)) => Ok((result, words, (scan.matched, scan.unmatched))),
-            Err(message) => Err(ExpandError { message: format!("failed to process {}: {message}", crate::parser::go_quote(word)) }),
+            Err(message) => {
+                Err(ExpandError { message: format!("failed to process {}: {message}", crate::parser::go_quote(word)) })
+            }
         }
     }
 }
@@ -301,7 +303,9 @@ impl Scanner<'_, '_> {
         }
         loop {
             match self.next() {
-                None => return Err("unexpected end of statement while looking for matching single-quote".into()),
+                None => {
+                    return Err("unexpected end of statement while looking for matching single-quote".into());
+                }
                 Some('\'') => {
                     if self.lexer.raw_quotes {
                         result.push('\'');
@@ -321,7 +325,9 @@ impl Scanner<'_, '_> {
         }
         loop {
             match self.peek() {
-                None => return Err("unexpected end of statement while looking for matching double-quote".into()),
+                None => {
+                    return Err("unexpected end of statement while looking for matching double-quote".into());
+                }
                 Some('"') => {
                     self.next();
                     if self.lexer.raw_quotes {
@@ -494,7 +500,9 @@ impl Scanner<'_, '_> {
         let mut last_end = 0;
         let mut search = 0;
         while search <= text.len() {
-            let Some(start) = (search..=text.len()).find(|&s| table.matches_at(0, s)) else { break };
+            let Some(start) = (search..=text.len()).find(|&s| table.matches_at(0, s)) else {
+                break;
+            };
             let end = table.walk(start, true);
             out.extend(&text[last_end..start]);
             if end > last_end || start == 0 {
@@ -895,7 +903,10 @@ mod tests {
         lex.raw_quotes = true;
         lex.raw_escapes = true;
         lex.skip_unset_env = true;
-        assert_eq!(lex.process_word("'$SET' \"x\\$\" $UNSET ${UNSET:-d} ${U//a/b}", &env).unwrap(), "'$SET' \"x\\$\" $UNSET ${UNSET:-d} ${U//a/b}");
+        assert_eq!(
+            lex.process_word("'$SET' \"x\\$\" $UNSET ${UNSET:-d} ${U//a/b}", &env).unwrap(),
+            "'$SET' \"x\\$\" $UNSET ${UNSET:-d} ${U//a/b}"
+        );
         let mut content = Lexer::new('\\');
         content.skip_process_quotes = true;
         assert_eq!(content.process_word("echo \"$SET\" '$SET'", &env).unwrap(), "echo \"v\" 'v'");
@@ -904,7 +915,10 @@ mod tests {
     #[test]
     fn error_messages_name_the_word() {
         let err = expand("echo \"open", &[]).unwrap_err();
-        assert_eq!(err.message, "failed to process \"echo \\\"open\": unexpected end of statement while looking for matching double-quote");
+        assert_eq!(
+            err.message,
+            "failed to process \"echo \\\"open\": unexpected end of statement while looking for matching double-quote"
+        );
         assert!(expand("${a", &[]).unwrap_err().message.ends_with("syntax error: missing '}'"));
         assert!(expand("${}", &[]).unwrap_err().message.ends_with("bad substitution"));
         assert!(expand("${a:=b}", &[]).unwrap_err().message.ends_with("unsupported modifier (:=) in substitution"));

@@ -182,11 +182,8 @@ fn p8d_heredoc_words() {
 #[test]
 fn p8e_heredocs_from_a_line() {
     for row in rows("P8e") {
-        let names: Vec<String> = parser::heredocs_from_line(s(&row["line"]))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.name)
-            .collect();
+        let names: Vec<String> =
+            parser::heredocs_from_line(s(&row["line"])).unwrap().into_iter().map(|h| h.name).collect();
         let expected: Vec<String> = serde_json::from_value(row["names"].clone()).unwrap();
         assert_eq!(names, expected, "{row}");
     }
@@ -230,7 +227,9 @@ fn d1_whole_dockerfile_outcomes() {
             let graph = result.unwrap();
             let consumer = &graph.stages[2];
             assert_eq!(consumer.base, kiln_ir::Base::Stage(0));
-            assert!(!consumer.instructions.iter().any(|i| matches!(&i.op, Op::Config(kiln_ir::ConfigChange::Label(_)))));
+            assert!(
+                !consumer.instructions.iter().any(|i| matches!(&i.op, Op::Config(kiln_ir::ConfigChange::Label(_))))
+            );
             continue;
         }
         match (row.get("ok").and_then(Value::as_bool), row.get("error_exact")) {
@@ -274,7 +273,8 @@ fn e_error_locations() {
             // The others fail only when built (a missing file, an unknown image, a RUN of a
             // program scratch lacks, a frontend that does not exist).
             Ok(_) => assert!(
-                ["invalidrun", "invalidcopy", "invalidcopyfrom", "invalidsyntax", "invalidmultiline"].contains(&s(&row["name"])),
+                ["invalidrun", "invalidcopy", "invalidcopyfrom", "invalidsyntax", "invalidmultiline"]
+                    .contains(&s(&row["name"])),
                 "{} should fail while parsing",
                 row["name"]
             ),

@@ -22,10 +22,7 @@ impl From<&ir::Request> for w::Request {
             build_args: r
                 .build_args
                 .iter()
-                .map(|kv| w::KeyValue {
-                    key: kv.key.clone(),
-                    value: kv.value.clone(),
-                })
+                .map(|kv| w::KeyValue { key: kv.key.clone(), value: kv.value.clone() })
                 .collect(),
             target: r.target.clone(),
             build_platform: r.build_platform.clone(),
@@ -50,14 +47,8 @@ impl From<ir::ImageConfig> for w::ImageConfig {
 impl From<w::Span> for ir::Span {
     fn from(s: w::Span) -> Self {
         ir::Span {
-            start: ir::Position {
-                line: s.start.line,
-                column: s.start.column,
-            },
-            end: ir::Position {
-                line: s.end.line,
-                column: s.end.column,
-            },
+            start: ir::Position { line: s.start.line, column: s.start.column },
+            end: ir::Position { line: s.end.line, column: s.end.column },
         }
     }
 }
@@ -89,22 +80,16 @@ impl From<w::CopySource> for ir::CopySource {
 
 impl From<w::InlineFile> for ir::InlineFile {
     fn from(f: w::InlineFile) -> Self {
-        ir::InlineFile {
-            name: f.name,
-            contents: f.contents,
-            mode: f.mode,
-        }
+        ir::InlineFile { name: f.name, contents: f.contents, mode: f.mode }
     }
 }
 
 impl From<w::Mount> for ir::Mount {
     fn from(m: w::Mount) -> Self {
         let kind = match m.kind {
-            w::MountKind::Bind(b) => ir::MountKind::Bind(ir::BindMount {
-                from: b.from.into(),
-                source: b.source,
-                read_write: b.read_write,
-            }),
+            w::MountKind::Bind(b) => {
+                ir::MountKind::Bind(ir::BindMount { from: b.from.into(), source: b.source, read_write: b.read_write })
+            }
             w::MountKind::Cache(c) => ir::MountKind::Cache(ir::CacheMount {
                 id: c.id,
                 sharing: match c.sharing {
@@ -143,10 +128,7 @@ impl From<w::Mount> for ir::Mount {
 
 impl From<w::Command> for ir::Command {
     fn from(c: w::Command) -> Self {
-        ir::Command {
-            argv: c.argv,
-            shell_form: c.shell_form,
-        }
+        ir::Command { argv: c.argv, shell_form: c.shell_form }
     }
 }
 
@@ -179,12 +161,7 @@ impl From<w::ConfigChange> for ir::ConfigChange {
 }
 
 fn args(list: Vec<w::ArgBinding>) -> Vec<ir::ArgBinding> {
-    list.into_iter()
-        .map(|a| ir::ArgBinding {
-            name: a.name,
-            value: a.value,
-        })
-        .collect()
+    list.into_iter().map(|a| ir::ArgBinding { name: a.name, value: a.value }).collect()
 }
 
 impl From<w::Op> for ir::Op {

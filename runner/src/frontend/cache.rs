@@ -36,7 +36,9 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], digest: &str, dir: Option<&
     if path.is_file() {
         match deserialize(engine, &path) {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::debug!(path = %path.display(), error = %e, "cached component unusable; recompiling"),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cached component unusable; recompiling")
+            }
         }
     }
     let component = Component::new(engine, wasm)?;

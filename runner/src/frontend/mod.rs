@@ -169,15 +169,16 @@ impl Frontend {
     /// # Errors
     /// [`FrontendError::Invalid`] when the bytes are not a component, and
     /// [`FrontendError::Incompatible`] when it does not implement the frontend world.
-    pub fn load(wasm: &[u8], origin: &str, cache_dir: Option<PathBuf>, limits: FrontendLimits) -> Result<Self, FrontendError> {
+    pub fn load(
+        wasm: &[u8],
+        origin: &str,
+        cache_dir: Option<PathBuf>,
+        limits: FrontendLimits,
+    ) -> Result<Self, FrontendError> {
         let engine = engine()?;
         let digest = sha256_hex(wasm);
-        let component = cache::load_or_compile(&engine, wasm, &digest, cache_dir.as_deref()).map_err(|e| {
-            FrontendError::Invalid {
-                origin: origin.to_string(),
-                detail: format!("{e:#}"),
-            }
-        })?;
+        let component = cache::load_or_compile(&engine, wasm, &digest, cache_dir.as_deref())
+            .map_err(|e| FrontendError::Invalid { origin: origin.to_string(), detail: format!("{e:#}") })?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| FrontendError::Engine(e.to_string()))?;
         bindings::Frontend::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -192,17 +193,9 @@ impl Frontend {
                 .join(", "),
             detail,
         };
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| incompatible(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| incompatible(format!("{e:#}")))?;
         let pre = bindings::FrontendPre::new(pre).map_err(|e| incompatible(format!("{e:#}")))?;
-        Ok(Frontend {
-            engine,
-            pre,
-            origin: origin.to_string(),
-            digest,
-            limits,
-        })
+        Ok(Frontend { engine, pre, origin: origin.to_string(), digest, limits })
     }
 
     /// The built-in Dockerfile frontend.
@@ -225,7 +218,11 @@ impl Frontend {
     /// # Errors
     /// A [`FrontendError`] when the frontend misbehaves: it traps, runs out of time or memory,
     /// or returns a graph that breaks the IR's rules.
-    pub fn parse(&self, request: &Request, resolver: Arc<dyn ImageResolver + Send + Sync>) -> Result<ParseResult, FrontendError> {
+    pub fn parse(
+        &self,
+        request: &Request,
+        resolver: Arc<dyn ImageResolver + Send + Sync>,
+    ) -> Result<ParseResult, FrontendError> {
         let state = HostState::new(resolver, &self.limits);
         let output = state.output();
         let mut store = Store::new(&self.engine, state);
@@ -266,16 +263,10 @@ impl Frontend {
     fn classify(&self, error: wasmtime::Error, hit: Option<LimitHit>, output: &[u8]) -> FrontendError {
         let origin = self.origin.clone();
         if let Some(LimitHit::Memory) = hit {
-            return FrontendError::Memory {
-                origin,
-                limit: self.limits.memory_bytes,
-            };
+            return FrontendError::Memory { origin, limit: self.limits.memory_bytes };
         }
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
-            return FrontendError::Timeout {
-                origin,
-                limit: self.limits.time,
-            };
+            return FrontendError::Timeout { origin, limit: self.limits.time };
         }
         let mut detail = format!("{error:#}");
         let printed = String::from_utf8_lossy(output);

@@ -59,11 +59,13 @@ impl Limiter {
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        // With `trap_on_grow_failure` the inner limiter refuses by returning an error rather
+        // than `false`; either way the cap was hit and the error should say so.
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
             self.hit = Some(LimitHit::Memory);
         }
-        Ok(allowed)
+        allowed
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -136,17 +138,18 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl types::Host for HostState {}
 
 impl host::Host for HostState {
-    fn resolve_image_config(&mut self, reference: String, platform: Option<String>) -> Result<types::ImageConfig, String> {
+    fn resolve_image_config(
+        &mut self,
+        reference: String,
+        platform: Option<String>,
+    ) -> Result<types::ImageConfig, String> {
         if reference.len() > MAX_REFERENCE_BYTES {
             return Err(format!("image reference longer than {MAX_REFERENCE_BYTES} bytes"));
         }
@@ -154,8 +157,6 @@ impl host::Host for HostState {
             return Err("too many image lookups for one build file".into());
         }
         self.lookups_left -= 1;
-        self.resolver
-            .resolve_image_config(&reference, platform.as_deref())
-            .map(Into::into)
+        self.resolver.resolve_image_config(&reference, platform.as_deref()).map(Into::into)
     }
 }
