@@ -15,6 +15,9 @@
 pub mod cli;
 pub mod diagnostics;
 pub mod frontend;
+pub mod layer;
 pub mod platform;
+pub mod rootfs;
+pub mod store;
 
 pub use kiln_ir as ir;

@@ -1,0 +1,495 @@
+//! OCI layers: writing a [`Tree`]'s changes as a deterministic gzip'd tar straight into the
+//! store, and applying a layer tar (with whiteouts) to a [`Tree`].
+//!
+//! Determinism is the point of the writer: entries in path order, parents before children,
+//! ustar headers with no user or group names, uid/gid/mode from the tree, mtimes clamped to
+//! SOURCE_DATE_EPOCH, and gzip with no file name or time. The same tree gives the same bytes.
+//! Both digests (the compressed blob's and the tar's diff_id) are computed while streaming:
+//! a layer is never held in memory.
+//!
+//! The reader never touches a host path named by an entry: file contents go to numbered
+//! files in a scratch directory, and names only ever address the in-memory tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use tar::{EntryType, Header};
+
+use crate::rootfs::{self, Changes, Content, FileData, Kind, Meta, Node, Tree};
+use crate::store::{Digest, HashingWriter, Store, StoreError};
+
+/// A layer written into the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Digest of the uncompressed tar (the config's diff_id).
+    pub diff_id: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+}
+
+/// Errors reading or writing layers.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading a file's content or writing the tar failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A tar entry cannot be applied.
+    #[error("layer {layer}: entry {entry}: {detail}")]
+    BadEntry {
+        /// Which layer.
+        layer: String,
+        /// The entry's path.
+        entry: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+fn io_context(context: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
+    let context = context.into();
+    move |source| LayerError::Io { context, source }
+}
+
+/// One tar entry to write, in order.
+enum Item<'a> {
+    Entry(&'a Node),
+    Whiteout,
+    Opaque,
+}
+
+/// Write what changed in `tree` as a layer. Returns `None` when nothing changed.
+pub fn write_changes<'t>(
+    store: &Store,
+    tree: &'t Tree,
+    changes: &Changes,
+    epoch: Option<i64>,
+) -> Result<Option<LayerInfo>, LayerError> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    // Every changed path, every removed path's whiteout, and the parents of both so that
+    // ownership and modes of directories are explicit in the layer.
+    let mut items: BTreeMap<Vec<String>, Item<'t>> = BTreeMap::new();
+    let add_parents = |items: &mut BTreeMap<Vec<String>, Item<'t>>, path: &[String]| {
+        for depth in 1..path.len() {
+            let parent = &path[..depth];
+            if let Some(node) = tree.get(parent) {
+                items.entry(parent.to_vec()).or_insert(Item::Entry(node));
+            }
+        }
+    };
+    for removed in &changes.removed {
+        let path = rootfs::clean(removed);
+        let Some((name, parent)) = path.split_last() else { continue };
+        add_parents(&mut items, &path);
+        match tree.get(&path) {
+            // Removed and created again as a directory: hide what the lower layers had in it.
+            Some(node) if node.is_dir() && changes.changed.contains(removed) => {
+                let mut marker = path.clone();
+                marker.push(".wh..wh..opq".into());
+                items.insert(marker, Item::Opaque);
+                items.insert(path.clone(), Item::Entry(node));
+            }
+            _ => {
+                let mut whiteout = parent.to_vec();
+                whiteout.push(format!(".wh.{name}"));
+                items.insert(whiteout, Item::Whiteout);
+            }
+        }
+    }
+    for changed in &changes.changed {
+        let path = rootfs::clean(changed);
+        if path.is_empty() {
+            continue;
+        }
+        add_parents(&mut items, &path);
+        if let Some(node) = tree.get(&path) {
+            items.insert(path, Item::Entry(node));
+        }
+    }
+
+    let blob = store.blob_writer()?;
+    let gzip = GzEncoder::new(blob, Compression::new(6));
+    let mut tar = tar::Builder::new(HashingWriter::new(gzip));
+    let mut first_name: BTreeMap<*const FileData, String> = BTreeMap::new();
+    for (path, item) in &items {
+        let name = rootfs::join(path);
+        write_item(&mut tar, &name, item, epoch, &mut first_name).map_err(io_context(format!("write /{name}")))?;
+    }
+    let hashing = tar.into_inner().map_err(io_context("finish the layer tar"))?;
+    let (gzip, diff_id, _) = hashing.finish();
+    let blob = gzip.finish().map_err(io_context("finish gzip"))?;
+    let (digest, size) = blob.commit()?;
+    Ok(Some(LayerInfo { digest, diff_id, size }))
+}
+
+fn clamp(mtime: i64, epoch: Option<i64>) -> u64 {
+    let t = match epoch {
+        Some(e) => mtime.min(e),
+        None => mtime,
+    };
+    t.max(0) as u64
+}
+
+fn base_header(meta: &Meta, epoch: Option<i64>, kind: EntryType) -> Header {
+    let mut h = Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode & 0o7777);
+    h.set_uid(meta.uid.into());
+    h.set_gid(meta.gid.into());
+    h.set_mtime(clamp(meta.mtime, epoch));
+    h.set_size(0);
+    h
+}
+
+fn write_item<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    item: &Item<'_>,
+    epoch: Option<i64>,
+    first_name: &mut BTreeMap<*const FileData, String>,
+) -> io::Result<()> {
+    let node = match item {
+        Item::Whiteout | Item::Opaque => {
+            let mut h = base_header(&Meta::root(0o644, 0), epoch, EntryType::Regular);
+            return tar.append_data(&mut h, name, io::empty());
+        }
+        Item::Entry(node) => node,
+    };
+    match &node.kind {
+        Kind::Dir(_) => {
+            let mut h = base_header(&node.meta, epoch, EntryType::Directory);
+            tar.append_data(&mut h, format!("{name}/"), io::empty())
+        }
+        Kind::File(data) => {
+            let key = Arc::as_ptr(data);
+            if let Some(first) = first_name.get(&key) {
+                let mut h = base_header(&node.meta, epoch, EntryType::Link);
+                return tar.append_link(&mut h, name, first);
+            }
+            first_name.insert(key, name.to_string());
+            let mut h = base_header(&node.meta, epoch, EntryType::Regular);
+            h.set_size(data.size);
+            let reader = data.content.open()?;
+            // Guard against a source that changed size since it was listed: the tar must
+            // hold exactly the size in the header.
+            let mut exact = ExactSize { inner: reader, remaining: data.size };
+            tar.append_data(&mut h, name, &mut exact)?;
+            if exact.remaining != 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being copied"));
+            }
+            Ok(())
+        }
+        Kind::Symlink(target) => {
+            let mut h = base_header(&node.meta, epoch, EntryType::Symlink);
+            tar.append_link(&mut h, name, target)
+        }
+        Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
+            let kind = if matches!(node.kind, Kind::CharDevice { .. }) { EntryType::Char } else { EntryType::Block };
+            let mut h = base_header(&node.meta, epoch, kind);
+            h.set_device_major(*major)?;
+            h.set_device_minor(*minor)?;
+            tar.append_data(&mut h, name, io::empty())
+        }
+        Kind::Fifo => {
+            let mut h = base_header(&node.meta, epoch, EntryType::Fifo);
+            tar.append_data(&mut h, name, io::empty())
+        }
+    }
+}
+
+/// Reads exactly `remaining` bytes, padding with nothing: stops early if the source ends.
+struct ExactSize<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for ExactSize<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A directory where extracted file contents live for the length of a build.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Scratch {
+    /// Use `dir` (which must exist and belong to this build).
+    pub fn new(dir: &Path) -> Self {
+        Scratch { dir: dir.to_path_buf(), next: AtomicU64::new(0) }
+    }
+
+    /// Copy `reader` into a new scratch file; returns its path and size.
+    pub fn store(&self, reader: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("f{n}"));
+        let mut file = std::fs::File::create(&path)?;
+        let size = io::copy(reader, &mut file)?;
+        Ok((path, size))
+    }
+}
+
+/// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar).
+pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        let n = reader.read(&mut magic[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let prefix = io::Cursor::new(magic[..got].to_vec());
+    let whole = prefix.chain(reader);
+    Ok(match &magic[..got] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(whole)),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "zstd-compressed layers are not supported yet"));
+        }
+        _ => Box::new(whole),
+    })
+}
+
+/// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what
+/// lower layers had, other entries replace. `layer` names the layer in errors.
+pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &str) -> Result<(), LayerError> {
+    let bad = |entry: &str, detail: String| LayerError::BadEntry {
+        layer: layer.to_string(),
+        entry: entry.to_string(),
+        detail,
+    };
+    let mut archive = tar::Archive::new(tar_stream);
+    let entries = archive.entries().map_err(io_context(format!("read layer {layer}")))?;
+    let mut seen_in_layer: BTreeSet<Vec<String>> = BTreeSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(io_context(format!("read layer {layer}")))?;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // Lexical cleaning keeps `../` entries inside the root.
+        let path = rootfs::clean(&raw_path);
+        let Some((name, parent)) = path.split_last() else { continue };
+        let header = entry.header();
+        let meta = Meta {
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            uid: header.uid().unwrap_or(0).try_into().unwrap_or(0),
+            gid: header.gid().unwrap_or(0).try_into().unwrap_or(0),
+            mtime: header.mtime().unwrap_or(0).try_into().unwrap_or(0),
+        };
+        let parent_dir = ensure_dir(tree, parent).map_err(|e| bad(&raw_path, e.to_string()))?;
+        if name == ".wh..wh..opq" {
+            // Hide only what lower layers put there, not entries of this layer.
+            let keep: Vec<String> = seen_in_layer
+                .iter()
+                .filter(|p| p.len() == parent_dir.len() + 1 && p.starts_with(&parent_dir))
+                .map(|p| p[parent_dir.len()].clone())
+                .collect();
+            if let Some(Node { kind: Kind::Dir(children), .. }) = tree.get(&parent_dir) {
+                let gone: Vec<String> = children.keys().filter(|k| !keep.contains(k)).cloned().collect();
+                for g in gone {
+                    let mut p = parent_dir.clone();
+                    p.push(g);
+                    tree.remove(&p);
+                }
+            }
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            let mut target = parent_dir.clone();
+            target.push(hidden.to_string());
+            tree.remove(&target);
+            continue;
+        }
+        let mut dest = parent_dir.clone();
+        dest.push(name.clone());
+        let kind = match header.entry_type() {
+            EntryType::Directory => Kind::Dir(BTreeMap::new()),
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let (file, size) = scratch.store(&mut entry).map_err(io_context(format!("extract {raw_path}")))?;
+                Kind::File(Arc::new(FileData { content: Content::Scratch(file), size }))
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned());
+                Kind::Symlink(target.ok_or_else(|| bad(&raw_path, "symlink without a target".into()))?)
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| rootfs::clean(&String::from_utf8_lossy(&b)))
+                    .ok_or_else(|| bad(&raw_path, "hardlink without a target".into()))?;
+                match tree.get(&target) {
+                    Some(Node { kind: Kind::File(data), meta }) => {
+                        let node = Node { meta: *meta, kind: Kind::File(data.clone()) };
+                        tree.insert(&dest, node).map_err(|e| bad(&raw_path, e.to_string()))?;
+                        seen_in_layer.insert(dest);
+                        continue;
+                    }
+                    _ => return Err(bad(&raw_path, format!("hardlink to /{} which is not a file", rootfs::join(&target)))),
+                }
+            }
+            EntryType::Char => Kind::CharDevice {
+                major: header.device_major().ok().flatten().unwrap_or(0),
+                minor: header.device_minor().ok().flatten().unwrap_or(0),
+            },
+            EntryType::Block => Kind::BlockDevice {
+                major: header.device_major().ok().flatten().unwrap_or(0),
+                minor: header.device_minor().ok().flatten().unwrap_or(0),
+            },
+            EntryType::Fifo => Kind::Fifo,
+            // PAX and GNU metadata entries are consumed by the tar reader; anything else is
+            // not a filesystem object.
+            _ => continue,
+        };
+        let is_dir = matches!(kind, Kind::Dir(_));
+        match tree.get(&dest) {
+            Some(existing) if existing.is_dir() && !is_dir => {
+                tree.remove(&dest);
+            }
+            _ => {}
+        }
+        tree.insert(&dest, Node { meta, kind }).map_err(|e| bad(&raw_path, e.to_string()))?;
+        seen_in_layer.insert(dest);
+    }
+    Ok(())
+}
+
+/// The directory at `path` (creating missing ones root-owned 0755); symlinked parents are
+/// followed inside the tree, as container runtimes do when they unpack.
+fn ensure_dir(tree: &mut Tree, path: &[String]) -> Result<Vec<String>, rootfs::PathError> {
+    tree.mkdir_all(&[], &format!("/{}", rootfs::join(path)), Meta::root(0o755, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str, mtime: i64) -> Node {
+        let bytes: Arc<[u8]> = Arc::from(text.as_bytes());
+        Node {
+            meta: Meta { mode: 0o640, uid: 1000, gid: 1000, mtime },
+            kind: Kind::File(Arc::new(FileData { size: bytes.len() as u64, content: Content::Bytes(bytes) })),
+        }
+    }
+
+    fn entries(store: &Store, info: &LayerInfo) -> Vec<(String, EntryType, u32, u64, u64)> {
+        let blob = store.open_blob(&info.digest).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                (path, h.entry_type(), h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layers_are_deterministic_and_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let build = || {
+            let mut t = Tree::new();
+            t.mkdir_all(&[], "/app/sub", Meta::root(0o755, 5)).unwrap();
+            t.insert(&rootfs::clean("app/sub/b"), file("bee", 2_000_000_000)).unwrap();
+            t.insert(&rootfs::clean("app/a"), file("a", 10)).unwrap();
+            let changes = t.take_changes();
+            (t, changes)
+        };
+        let (t1, c1) = build();
+        let (t2, c2) = build();
+        let l1 = write_changes(&store, &t1, &c1, Some(1_000)).unwrap().unwrap();
+        let l2 = write_changes(&store, &t2, &c2, Some(1_000)).unwrap().unwrap();
+        assert_eq!(l1, l2);
+        let got = entries(&store, &l1);
+        let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["app/", "app/a", "app/sub/", "app/sub/b"]);
+        assert_eq!(got[3].4, 1_000, "mtime clamped to SOURCE_DATE_EPOCH");
+        assert_eq!(got[1].4, 10, "earlier mtimes kept");
+        assert_eq!((got[1].2, got[1].3), (0o640, 1000));
+    }
+
+    #[test]
+    fn whiteouts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(scratch_dir.path());
+        let mut t = Tree::new();
+        t.mkdir_all(&[], "/d/inner", Meta::root(0o755, 0)).unwrap();
+        t.insert(&rootfs::clean("d/old"), file("x", 0)).unwrap();
+        t.insert(&rootfs::clean("gone"), file("y", 0)).unwrap();
+        let base = write_changes(&store, &t, &t.clone().take_changes(), None).unwrap().unwrap();
+        t.forget_changes();
+        t.remove(&rootfs::clean("gone"));
+        t.remove(&rootfs::clean("d"));
+        t.mkdir_all(&[], "/d", Meta::root(0o700, 0)).unwrap();
+        t.insert(&rootfs::clean("d/new"), file("z", 0)).unwrap();
+        let changes = t.take_changes();
+        let top = write_changes(&store, &t, &changes, None).unwrap().unwrap();
+        let names: Vec<String> = entries(&store, &top).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, [".wh.gone", "d/", "d/.wh..wh..opq", "d/new"]);
+
+        let mut rebuilt = Tree::new();
+        for layer in [&base, &top] {
+            let blob = store.open_blob(&layer.digest).unwrap();
+            apply(&mut rebuilt, decompress(blob).unwrap(), &scratch, "test").unwrap();
+        }
+        let mut paths = Vec::new();
+        rebuilt.walk(&[], &mut |p, _| paths.push(rootfs::join(p)));
+        assert_eq!(paths, ["", "d", "d/new"]);
+        assert_eq!(rebuilt.read_file("/d/new", 10).unwrap(), b"z");
+    }
+
+    #[test]
+    fn hostile_entries_stay_inside_the_tree() {
+        let mut bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut bytes);
+            let mut h = Header::new_gnu();
+            h.set_entry_type(EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "etc", "/").unwrap();
+            let mut h = Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o644);
+            // Written raw: the tar crate refuses `..` in paths it is given.
+            let name = b"../../../escape";
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_cksum();
+            b.append(&h, &b"bad"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let mut t = Tree::new();
+        apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "evil").unwrap();
+        assert_eq!(t.read_file("/escape", 10).unwrap(), b"bad");
+        assert_eq!(t.read_file("/etc/etc/escape", 10).unwrap(), b"bad");
+    }
+}

@@ -1,0 +1,487 @@
+//! A stage's root filesystem as kiln sees it: a tree of entries with full Unix metadata,
+//! whose file contents live elsewhere (the build context, kiln's scratch directory, inline).
+//!
+//! Why a tree and not a directory on disk: kiln runs without privileges, so it could not give
+//! files on disk the owners, modes and device numbers an image needs, and following a
+//! symlink on disk could reach the host. Here every path is resolved inside the tree with
+//! chroot semantics — absolute symlinks start at the stage's root, `..` stops at it — so no
+//! operation can ever name a host path. The tree also records which paths changed since the
+//! last snapshot, so a layer costs what changed, not the size of the filesystem.
+//!
+//! This module never reads or writes the host filesystem except through [`Content::open`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How many symlinks one lookup may follow (Linux's limit).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Ownership, permissions and time of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission and special bits (`0o7777`), without the file-type bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl Meta {
+    /// A root-owned entry with `mode`.
+    pub fn root(mode: u32, mtime: i64) -> Self {
+        Meta { mode, uid: 0, gid: 0, mtime }
+    }
+}
+
+/// Where a regular file's bytes are.
+#[derive(Clone)]
+pub enum Content {
+    /// Held in memory (heredocs, small generated files).
+    Bytes(Arc<[u8]>),
+    /// A file kiln wrote into its own scratch directory.
+    Scratch(PathBuf),
+    /// A file of the build context, opened through the context's capability.
+    Context {
+        /// The context directory capability.
+        dir: Arc<cap_std::fs::Dir>,
+        /// The path inside it.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Content::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Content::Scratch(p) => write!(f, "Scratch({})", p.display()),
+            Content::Context { path, .. } => write!(f, "Context({})", path.display()),
+        }
+    }
+}
+
+impl Content {
+    /// Open the bytes for reading.
+    pub fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Content::Bytes(bytes) => Box::new(&bytes[..]),
+            Content::Scratch(path) => Box::new(std::fs::File::open(path)?),
+            Content::Context { dir, path } => Box::new(dir.open(path)?.into_std()),
+        })
+    }
+}
+
+/// A regular file's data; shared between the names of a hardlinked file.
+#[derive(Debug)]
+pub struct FileData {
+    /// Where the bytes are.
+    pub content: Content,
+    /// How many bytes.
+    pub size: u64,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A directory and its entries, by name.
+    Dir(BTreeMap<String, Node>),
+    /// A regular file.
+    File(Arc<FileData>),
+    /// A symbolic link and its target, as written.
+    Symlink(String),
+    /// A character device.
+    CharDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
+}
+
+/// One entry of the tree.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its metadata.
+    pub meta: Meta,
+    /// What it is.
+    pub kind: Kind,
+}
+
+impl Node {
+    /// An empty directory.
+    pub fn dir(meta: Meta) -> Self {
+        Node { meta, kind: Kind::Dir(BTreeMap::new()) }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir(_))
+    }
+
+    fn children(&self) -> Option<&BTreeMap<String, Node>> {
+        match &self.kind {
+            Kind::Dir(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn children_mut(&mut self) -> Option<&mut BTreeMap<String, Node>> {
+        match &mut self.kind {
+            Kind::Dir(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A path inside the tree, as components (never empty strings, `.` or `..`).
+pub type Components = Vec<String>;
+
+/// Join components into `a/b/c` (the root is "").
+pub fn join(components: &[String]) -> String {
+    components.join("/")
+}
+
+/// Why a path operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Nothing at the path.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    /// A component that must be a directory is not.
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    /// Symlinks loop.
+    #[error("{0}: too many levels of symbolic links")]
+    Loop(String),
+}
+
+/// What changed in a tree since the last [`Tree::take_changes`].
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    /// Paths added or modified (each stands for that entry only, not its subtree).
+    pub changed: BTreeSet<String>,
+    /// Paths removed (become whiteouts).
+    pub removed: BTreeSet<String>,
+}
+
+impl Changes {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// A stage's filesystem.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    root: Node,
+    changes: Changes,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+/// Split a path into components lexically (`.` dropped, `..` kept for resolution).
+fn raw_components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// Clean a path lexically inside a root: `..` never climbs above it.
+pub fn clean(path: &str) -> Components {
+    let mut out: Components = Vec::new();
+    for c in raw_components(path) {
+        if c == ".." {
+            out.pop();
+        } else {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
+impl Tree {
+    /// An empty filesystem: just `/`, root-owned, mode 0755.
+    pub fn new() -> Self {
+        Tree { root: Node::dir(Meta::root(0o755, 0)), changes: Changes::default() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// The entry at exactly these components, following no symlinks.
+    pub fn get(&self, path: &[String]) -> Option<&Node> {
+        path.iter().try_fold(&self.root, |node, name| node.children()?.get(name))
+    }
+
+    fn get_mut(&mut self, path: &[String]) -> Option<&mut Node> {
+        path.iter().try_fold(&mut self.root, |node, name| node.children_mut()?.get_mut(name))
+    }
+
+    /// Resolve `path` (absolute, or relative to `cwd`) to canonical components with chroot
+    /// semantics. Symlinks in intermediate components are always followed; the last one only
+    /// when `follow_last`. The result need not exist, but its parent does.
+    pub fn resolve(&self, cwd: &[String], path: &str, follow_last: bool) -> Result<Components, PathError> {
+        let mut stack: Components = if path.starts_with('/') { Vec::new() } else { cwd.to_vec() };
+        let mut pending: Vec<String> = raw_components(path).rev().map(str::to_string).collect();
+        let mut hops = 0;
+        while let Some(name) = pending.pop() {
+            if name == ".." {
+                stack.pop();
+                continue;
+            }
+            let parent = self.get(&stack).ok_or_else(|| PathError::NotFound(format!("/{}", join(&stack))))?;
+            let Some(children) = parent.children() else {
+                return Err(PathError::NotADirectory(format!("/{}", join(&stack))));
+            };
+            let is_last = pending.is_empty();
+            match children.get(&name) {
+                Some(Node { kind: Kind::Symlink(target), .. }) if !is_last || follow_last => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(PathError::Loop(path.to_string()));
+                    }
+                    if target.starts_with('/') {
+                        stack.clear();
+                    }
+                    pending.extend(raw_components(target).rev().map(str::to_string));
+                }
+                Some(_) => stack.push(name),
+                None if is_last => stack.push(name),
+                None => {
+                    stack.push(name);
+                    return Err(PathError::NotFound(format!("/{}", join(&stack))));
+                }
+            }
+        }
+        Ok(stack)
+    }
+
+    /// Look up `path`, following symlinks (all of them when `follow_last`).
+    pub fn lookup(&self, cwd: &[String], path: &str, follow_last: bool) -> Result<(Components, &Node), PathError> {
+        let resolved = self.resolve(cwd, path, follow_last)?;
+        match self.get(&resolved) {
+            Some(node) => Ok((resolved, node)),
+            None => Err(PathError::NotFound(path.to_string())),
+        }
+    }
+
+    /// Create `path` and its missing parents as directories with `meta`, following symlinks
+    /// on the way. Returns the canonical path of the directory.
+    pub fn mkdir_all(&mut self, cwd: &[String], path: &str, meta: Meta) -> Result<Components, PathError> {
+        let mut done: Components = Vec::new();
+        let mut rest = path.to_string();
+        if !path.starts_with('/') {
+            rest = format!("/{}/{}", join(cwd), path);
+        }
+        // Resolve one component at a time so symlinked parents are followed, creating what
+        // is missing.
+        for name in clean_keep_dotdot(&rest) {
+            let candidate = format!("/{}/{}", join(&done), name);
+            let resolved = self.resolve(&[], &candidate, true)?;
+            match self.get(&resolved) {
+                Some(node) if node.is_dir() => done = resolved,
+                Some(_) => return Err(PathError::NotADirectory(format!("/{}", join(&resolved)))),
+                None => {
+                    self.insert(&resolved, Node::dir(meta))?;
+                    done = resolved;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Put `node` at canonical `path` (whose parent must be a directory), replacing what was
+    /// there. A directory replacing a directory keeps the old entries underneath.
+    pub fn insert(&mut self, path: &[String], node: Node) -> Result<(), PathError> {
+        let Some((name, parent_path)) = path.split_last() else {
+            // Replacing the root: keep its children, take the metadata.
+            self.root.meta = node.meta;
+            self.changes.changed.insert(String::new());
+            return Ok(());
+        };
+        let parent = self.get_mut(parent_path).ok_or_else(|| PathError::NotFound(format!("/{}", join(parent_path))))?;
+        let children =
+            parent.children_mut().ok_or_else(|| PathError::NotADirectory(format!("/{}", join(parent_path))))?;
+        let key = join(path);
+        let mut replaced_dir = false;
+        match children.get_mut(name) {
+            Some(existing) if existing.is_dir() && node.is_dir() => {
+                existing.meta = node.meta;
+                if let (Kind::Dir(old), Kind::Dir(new)) = (&mut existing.kind, node.kind) {
+                    old.extend(new);
+                }
+            }
+            Some(existing) => {
+                replaced_dir = existing.is_dir();
+                *existing = node;
+            }
+            None => {
+                children.insert(name.clone(), node);
+            }
+        }
+        if replaced_dir {
+            // A directory replaced by something else: its old contents must be hidden.
+            self.changes.removed.insert(key.clone());
+        }
+        self.changes.changed.insert(key);
+        Ok(())
+    }
+
+    /// Remove the entry at canonical `path` (and everything under it).
+    pub fn remove(&mut self, path: &[String]) -> Option<Node> {
+        let (name, parent_path) = path.split_last()?;
+        let removed = self.get_mut(parent_path)?.children_mut()?.remove(name)?;
+        let key = join(path);
+        let prefix = format!("{key}/");
+        self.changes.changed.retain(|p| p != &key && !p.starts_with(&prefix));
+        self.changes.removed.insert(key);
+        Some(removed)
+    }
+
+    /// Set the metadata of an existing entry.
+    pub fn set_meta(&mut self, path: &[String], meta: Meta) -> Result<(), PathError> {
+        let node = self.get_mut(path).ok_or_else(|| PathError::NotFound(format!("/{}", join(path))))?;
+        node.meta = meta;
+        self.changes.changed.insert(join(path));
+        Ok(())
+    }
+
+    /// Clear an existing directory's entries (an opaque whiteout).
+    pub fn clear_dir(&mut self, path: &[String]) {
+        if let Some(children) = self.get_mut(path).and_then(Node::children_mut) {
+            children.clear();
+        }
+    }
+
+    /// What changed since the last call, and start recording afresh.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Forget recorded changes (after loading a base image, say).
+    pub fn forget_changes(&mut self) {
+        self.changes = Changes::default();
+    }
+
+    /// Every entry under `path` (inclusive), depth first in name order, with its path.
+    pub fn walk<'a>(&'a self, path: &[String], visit: &mut dyn FnMut(&[String], &'a Node)) {
+        fn go<'a>(node: &'a Node, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &'a Node)) {
+            visit(path, node);
+            if let Some(children) = node.children() {
+                for (name, child) in children {
+                    path.push(name.clone());
+                    go(child, path, visit);
+                    path.pop();
+                }
+            }
+        }
+        if let Some(node) = self.get(path) {
+            go(node, &mut path.to_vec(), visit);
+        }
+    }
+
+    /// Read a small file (like `/etc/passwd`) in full, following symlinks.
+    pub fn read_file(&self, path: &str, limit: u64) -> Option<Vec<u8>> {
+        let (_, node) = self.lookup(&[], path, true).ok()?;
+        let Kind::File(data) = &node.kind else { return None };
+        let mut out = Vec::new();
+        data.content.open().ok()?.take(limit).read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+}
+
+/// Components of an absolute path, with `..` kept so resolution can apply it after symlinks.
+fn clean_keep_dotdot(path: &str) -> Vec<String> {
+    raw_components(path).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Node {
+        let bytes: Arc<[u8]> = Arc::from(text.as_bytes());
+        Node {
+            meta: Meta::root(0o644, 0),
+            kind: Kind::File(Arc::new(FileData { size: bytes.len() as u64, content: Content::Bytes(bytes) })),
+        }
+    }
+
+    fn link(target: &str) -> Node {
+        Node { meta: Meta::root(0o777, 0), kind: Kind::Symlink(target.into()) }
+    }
+
+    fn c(path: &str) -> Components {
+        clean(path)
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let mut t = Tree::new();
+        t.mkdir_all(&[], "/usr/local/bin", Meta::root(0o755, 0)).unwrap();
+        t.insert(&c("usr/local/bin/python3"), file("py")).unwrap();
+        t.mkdir_all(&[], "/usr/bin", Meta::root(0o755, 0)).unwrap();
+        t.insert(&c("usr/bin/python"), link("/usr/local/bin/python3")).unwrap();
+        t.insert(&c("escape"), link("../../../../usr/bin/python")).unwrap();
+        t.insert(&c("etc"), link("/")).unwrap();
+        assert_eq!(t.resolve(&[], "/usr/bin/python", true).unwrap(), c("usr/local/bin/python3"));
+        assert_eq!(t.resolve(&[], "/usr/bin/python", false).unwrap(), c("usr/bin/python"));
+        assert_eq!(t.resolve(&[], "/escape", true).unwrap(), c("usr/local/bin/python3"));
+        assert_eq!(t.resolve(&[], "/../../etc/etc/usr", true).unwrap(), c("usr"));
+        assert_eq!(t.resolve(&c("usr"), "local/../bin", true).unwrap(), c("usr/bin"));
+        assert_eq!(t.read_file("/escape", 10).unwrap(), b"py");
+    }
+
+    #[test]
+    fn loops_and_non_directories_fail() {
+        let mut t = Tree::new();
+        t.insert(&c("a"), link("b")).unwrap();
+        t.insert(&c("b"), link("a")).unwrap();
+        t.insert(&c("f"), file("x")).unwrap();
+        assert!(matches!(t.resolve(&[], "/a", true), Err(PathError::Loop(_))));
+        assert!(matches!(t.resolve(&[], "/f/x", true), Err(PathError::NotADirectory(_))));
+        assert!(matches!(t.mkdir_all(&[], "/f/x", Meta::root(0o755, 0)), Err(PathError::NotADirectory(_))));
+    }
+
+    #[test]
+    fn mkdir_all_follows_symlinked_parents() {
+        let mut t = Tree::new();
+        t.mkdir_all(&[], "/real", Meta::root(0o755, 0)).unwrap();
+        t.insert(&c("alias"), link("/real")).unwrap();
+        assert_eq!(t.mkdir_all(&[], "/alias/sub/dir", Meta::root(0o700, 0)).unwrap(), c("real/sub/dir"));
+        assert_eq!(t.get(&c("real/sub")).unwrap().meta.mode, 0o700);
+    }
+
+    #[test]
+    fn changes_are_recorded() {
+        let mut t = Tree::new();
+        t.mkdir_all(&[], "/d", Meta::root(0o755, 0)).unwrap();
+        t.insert(&c("d/f"), file("x")).unwrap();
+        t.forget_changes();
+        t.insert(&c("d/g"), file("y")).unwrap();
+        t.remove(&c("d/f"));
+        let changes = t.take_changes();
+        assert_eq!(changes.changed.into_iter().collect::<Vec<_>>(), vec!["d/g"]);
+        assert_eq!(changes.removed.into_iter().collect::<Vec<_>>(), vec!["d/f"]);
+        assert!(t.take_changes().is_empty());
+    }
+}

@@ -1,0 +1,460 @@
+//! The local image store: an OCI image layout on disk, plus kiln's own bookkeeping.
+//!
+//! ```text
+//! <root>/oci-layout          {"imageLayoutVersion":"1.0.0"}
+//! <root>/index.json          one manifest descriptor per tag (org.opencontainers.image.ref.name)
+//! <root>/blobs/sha256/<hex>  content-addressed blobs shared by every image
+//! <root>/tmp/                half-written files; anything here may be deleted
+//! <root>/compiled/           compiled WebAssembly (see `frontend::cache`)
+//! <root>/lock                flock(2) target serialising index updates
+//! ```
+//!
+//! This module owns every write under the root. It guarantees that a reader never sees a
+//! half-written file: blobs and `index.json` are written to `tmp/`, fsynced and renamed into
+//! place, and a blob is only renamed once its digest was checked. A process killed at any
+//! moment leaves at worst stray files in `tmp/` and unreferenced blobs. Updates to `index.json`
+//! hold an exclusive lock, so concurrent builds never lose each other's tags.
+//!
+//! It never follows a digest it did not validate into a path: digests are parsed first.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+
+/// The annotation naming a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Errors from the store, each naming the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A JSON document in the store could not be read.
+    #[error("{path} is not valid: {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A digest string is not `sha256:<64 hex>`.
+    #[error("invalid digest {0:?} (kiln stores sha256 digests only)")]
+    BadDigest(String),
+    /// A blob's content does not match its name.
+    #[error("blob {expected} has digest {actual}: the store or the image is damaged")]
+    DigestMismatch {
+        /// The digest the blob was named by.
+        expected: String,
+        /// The digest of its content.
+        actual: String,
+    },
+    /// No image carries this tag.
+    #[error("no image named {0} in the store")]
+    UnknownImage(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StoreError + 'p {
+    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// A validated `sha256:<hex>` digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+impl Digest {
+    /// Parse `sha256:<64 lowercase hex>`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let hex = text.strip_prefix("sha256:").ok_or_else(|| StoreError::BadDigest(text.into()))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(StoreError::BadDigest(text.into()));
+        }
+        Ok(Digest(text.to_string()))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    /// The hex part.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// The full `sha256:<hex>` text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A writer that hashes everything passing through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wrap `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+    }
+
+    /// The inner writer, the digest and the byte count of what was written.
+    pub fn finish(self) -> (W, Digest, u64) {
+        let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
+        (self.inner, digest, self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A blob being written into the store; becomes visible only through [`BlobWriter::commit`].
+pub struct BlobWriter {
+    writer: HashingWriter<io::BufWriter<File>>,
+    tmp: tempfile::TempPath,
+    blobs: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Sync the blob and move it to its content address. Returns its digest and size.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        self.commit_checked(None)
+    }
+
+    /// Like [`BlobWriter::commit`], but refuse (and discard the blob) unless its digest is
+    /// `expected`: content from outside the store never lands under the wrong name.
+    pub fn commit_checked(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let (buffered, digest, size) = self.writer.finish();
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            return Err(StoreError::DigestMismatch { expected: expected.to_string(), actual: digest.to_string() });
+        }
+        let file = buffered.into_inner().map_err(|e| StoreError::Io {
+            action: "write",
+            path: self.tmp.to_path_buf(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err("sync", &self.tmp))?;
+        let dest = self.blobs.join(digest.hex());
+        self.tmp.persist(&dest).map_err(|e| StoreError::Io { action: "rename into", path: dest, source: e.error })?;
+        Ok((digest, size))
+    }
+}
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// The exclusive lock on the store's index; released on drop.
+pub struct IndexLock {
+    _file: File,
+}
+
+impl Store {
+    /// Open the store at `root`, creating the layout if it does not exist yet.
+    pub fn open(root: &Path) -> Result<Self> {
+        let store = Store { root: root.to_path_buf() };
+        for dir in [store.root.clone(), store.blobs_dir(), store.tmp_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        }
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = store.root.join("index.json");
+        if !index.exists() {
+            let _lock = store.lock()?;
+            if !index.exists() {
+                store.write_index(&empty_index())?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// Where half-written files go. Anything in it may be removed when no build runs.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The path of a blob (which may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Whether a blob is present.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Take the store's exclusive lock (blocks until it is free).
+    pub fn lock(&self) -> Result<IndexLock> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
+        Ok(IndexLock { _file: file })
+    }
+
+    /// Start writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp_dir = self.tmp_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&tmp_dir)
+            .map_err(io_err("create a file in", &tmp_dir))?;
+        let (file, tmp) = tmp.into_parts();
+        Ok(BlobWriter { writer: HashingWriter::new(io::BufWriter::new(file)), tmp, blobs: self.blobs_dir() })
+    }
+
+    /// Store `bytes` as a blob.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok((digest, bytes.len() as u64));
+        }
+        let mut writer = self.blob_writer()?;
+        writer.write_all(bytes).map_err(io_err("write", &self.tmp_dir()))?;
+        writer.commit()
+    }
+
+    /// Store a JSON document as a blob and describe it.
+    pub fn put_json<T: Serialize>(&self, media_type: MediaType, value: &T) -> Result<Descriptor> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            path: self.tmp_dir(),
+            detail: format!("cannot serialise {media_type}: {e}"),
+        })?;
+        let (digest, size) = self.put_bytes(&bytes)?;
+        Ok(descriptor(media_type, &digest, size))
+    }
+
+    /// Copy a blob in from a reader, checking it against the digest it is expected to have.
+    pub fn import_blob(&self, expected: &Digest, reader: &mut dyn Read) -> Result<u64> {
+        if self.has_blob(expected) {
+            return Ok(fs::metadata(self.blob_path(expected)).map(|m| m.len()).unwrap_or(0));
+        }
+        let mut writer = self.blob_writer()?;
+        io::copy(reader, &mut writer).map_err(io_err("copy into", &self.tmp_dir()))?;
+        Ok(writer.commit_checked(Some(expected))?.1)
+    }
+
+    /// Read a whole blob, checking its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch { expected: digest.to_string(), actual: actual.to_string() });
+        }
+        Ok(bytes)
+    }
+
+    /// Open a blob for streaming (the caller checks the digest if it needs to).
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(io_err("open", &path))
+    }
+
+    /// Read and parse a JSON blob.
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &Digest) -> Result<T> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { path: self.blob_path(digest), detail: e.to_string() })
+    }
+
+    /// The current index.
+    pub fn index(&self) -> Result<ImageIndex> {
+        read_index(&self.root.join("index.json"))
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(index).map_err(|e| StoreError::Corrupt {
+            path: self.root.join("index.json"),
+            detail: e.to_string(),
+        })?;
+        self.write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    /// Write a file so that readers see either the old or the new content, never a mix.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        write_atomic_in(&self.tmp_dir(), path, bytes)
+    }
+
+    /// Point `names` at a manifest, replacing what they named before.
+    pub fn tag(&self, names: &[String], manifest: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        let mut manifests: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| ref_name(d).is_none_or(|n| !names.iter().any(|name| name == n)))
+            .cloned()
+            .collect();
+        for name in names {
+            let mut d = manifest.clone();
+            let mut annotations = d.annotations().clone().unwrap_or_default();
+            annotations.insert(REF_NAME.to_string(), name.clone());
+            d.set_annotations(Some(annotations));
+            manifests.push(d);
+        }
+        index.set_manifests(manifests);
+        self.write_index(&index)
+    }
+
+    /// Remove a tag. Blobs stay until `prune`.
+    pub fn untag(&self, name: &str) -> Result<Descriptor> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        let (gone, kept): (Vec<Descriptor>, Vec<Descriptor>) =
+            index.manifests().iter().cloned().partition(|d| ref_name(d) == Some(name));
+        let Some(first) = gone.into_iter().next() else {
+            return Err(StoreError::UnknownImage(name.to_string()));
+        };
+        index.set_manifests(kept);
+        self.write_index(&index)?;
+        Ok(first)
+    }
+
+    /// The manifest descriptor a tag names.
+    pub fn lookup(&self, name: &str) -> Result<Option<Descriptor>> {
+        Ok(self.index()?.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned())
+    }
+
+    /// Read an image manifest.
+    pub fn manifest(&self, digest: &Digest) -> Result<ImageManifest> {
+        self.read_json(digest)
+    }
+}
+
+/// The tag a descriptor in an index carries, if any.
+pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
+}
+
+/// A descriptor for a blob.
+pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(media_type, size, oci_spec::image::Digest::try_from(digest.as_str()).expect("digest was validated"))
+}
+
+/// The digest a descriptor names.
+pub fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
+    Digest::parse(&descriptor.digest().to_string())
+}
+
+/// An index with no manifests.
+pub fn empty_index() -> ImageIndex {
+    ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(Vec::new())
+        .build()
+        .expect("every required field is set")
+}
+
+/// Read an `index.json`.
+pub fn read_index(path: &Path) -> Result<ImageIndex> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })
+}
+
+/// Write `path` atomically through a temporary file in `tmp_dir` (same filesystem).
+pub fn write_atomic_in(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".write-")
+        .tempfile_in(tmp_dir)
+        .map_err(io_err("create a file in", tmp_dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    tmp.persist(path).map_err(|e| StoreError::Io { action: "rename into", path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_validated() {
+        assert!(Digest::parse("sha256:../../etc").is_err());
+        assert!(Digest::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
+        let d = Digest::of(b"hello");
+        assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
+    }
+
+    #[test]
+    fn blobs_tags_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let desc = store.put_json(MediaType::ImageConfig, &serde_json::json!({"a": 1})).unwrap();
+        let digest = descriptor_digest(&desc).unwrap();
+        assert!(store.has_blob(&digest));
+        store.tag(&["x:latest".into(), "y:1".into()], &desc).unwrap();
+        store.tag(&["x:latest".into()], &desc).unwrap();
+        assert_eq!(store.index().unwrap().manifests().len(), 2);
+        assert!(store.lookup("y:1").unwrap().is_some());
+        store.untag("y:1").unwrap();
+        assert!(store.lookup("y:1").unwrap().is_none());
+        assert!(matches!(store.untag("y:1"), Err(StoreError::UnknownImage(_))));
+        fs::write(store.blob_path(&digest), b"tampered").unwrap();
+        assert!(matches!(store.read_blob(&digest), Err(StoreError::DigestMismatch { .. })));
+        let wrong = Digest::of(b"other");
+        assert!(store.import_blob(&wrong, &mut &b"content"[..]).is_err());
+        assert!(!store.has_blob(&wrong), "a mismatching blob never becomes visible");
+    }
+}
