@@ -13,8 +13,10 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod context;
 pub mod diagnostics;
 pub mod frontend;
+pub mod ignore;
 pub mod layer;
 pub mod platform;
 pub mod rootfs;

@@ -167,6 +167,16 @@ pub enum PathError {
     /// Symlinks loop.
     #[error("{0}: too many levels of symbolic links")]
     Loop(String),
+    /// A symlink points outside a tree that must stay closed (the build context).
+    #[error("{path}: symlink {link} points outside the build context ({target})")]
+    Escapes {
+        /// The path being resolved.
+        path: String,
+        /// The symlink.
+        link: String,
+        /// Its target.
+        target: String,
+    },
 }
 
 /// What changed in a tree since the last [`Tree::take_changes`].
@@ -240,6 +250,19 @@ impl Tree {
     /// semantics. Symlinks in intermediate components are always followed; the last one only
     /// when `follow_last`. The result need not exist, but its parent does.
     pub fn resolve(&self, cwd: &[String], path: &str, follow_last: bool) -> Result<Components, PathError> {
+        self.resolve_with(cwd, path, follow_last, false)
+    }
+
+    /// Like [`Tree::resolve`], but when `contained`, following a symlink that is absolute or
+    /// climbs above the root is an error instead of being clamped to the root. The build
+    /// context is resolved this way: such a link points at the host, and Docker refuses it.
+    pub fn resolve_with(
+        &self,
+        cwd: &[String],
+        path: &str,
+        follow_last: bool,
+        contained: bool,
+    ) -> Result<Components, PathError> {
         let mut stack: Components = if path.starts_with('/') { Vec::new() } else { cwd.to_vec() };
         let mut pending: Vec<String> = raw_components(path).rev().map(str::to_string).collect();
         let mut hops = 0;
@@ -258,6 +281,15 @@ impl Tree {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
                         return Err(PathError::Loop(path.to_string()));
+                    }
+                    if contained && escapes(stack.len(), target) {
+                        let mut link = stack.clone();
+                        link.push(name);
+                        return Err(PathError::Escapes {
+                            path: path.to_string(),
+                            link: format!("/{}", join(&link)),
+                            target: target.clone(),
+                        });
                     }
                     if target.starts_with('/') {
                         stack.clear();
@@ -409,6 +441,22 @@ impl Tree {
     }
 }
 
+/// Whether a symlink target, read in a directory `depth` levels below the root, is absolute
+/// or climbs above the root.
+fn escapes(depth: usize, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut level = depth as isize;
+    for c in raw_components(target) {
+        level += if c == ".." { -1 } else { 1 };
+        if level < 0 {
+            return true;
+        }
+    }
+    false
+}
+
 /// Components of an absolute path, with `..` kept so resolution can apply it after symlinks.
 fn clean_keep_dotdot(path: &str) -> Vec<String> {
     raw_components(path).map(str::to_string).collect()
@@ -449,6 +497,9 @@ mod tests {
         assert_eq!(t.resolve(&[], "/../../etc/etc/usr", true).unwrap(), c("usr"));
         assert_eq!(t.resolve(&c("usr"), "local/../bin", true).unwrap(), c("usr/bin"));
         assert_eq!(t.read_file("/escape", 10).unwrap(), b"py");
+        assert!(matches!(t.resolve_with(&[], "/escape", true, true), Err(PathError::Escapes { .. })));
+        assert!(matches!(t.resolve_with(&[], "/usr/bin/python", true, true), Err(PathError::Escapes { .. })));
+        assert!(t.resolve_with(&[], "/usr/bin/python", false, true).is_ok());
     }
 
     #[test]

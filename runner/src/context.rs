@@ -1,0 +1,188 @@
+//! The build context: the directory `kiln build` is given, seen as a [`Tree`].
+//!
+//! The context is opened once as a cap-std directory capability; every later read goes
+//! through it, so no path in a Dockerfile, and no symlink in the context, can make kiln read
+//! a file outside the context. `.dockerignore` (or `<Dockerfile>.dockerignore` next to the
+//! build file, which wins) is applied while walking: ignored files are not in the tree at all.
+//!
+//! Files keep their permission bits and mtimes; owners are root (uid and gid 0), as Docker
+//! gives context files unless `--chown` says otherwise.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cap_std::fs::{Dir, PermissionsExt};
+
+use crate::ignore::Matcher;
+use crate::rootfs::{Content, FileData, Kind, Meta, Node, Tree};
+
+/// A context that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The directory or a file in it could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `.dockerignore` line is malformed.
+    #[error("{file}:{line}: {detail}")]
+    Ignore {
+        /// The ignore file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// A loaded build context.
+pub struct BuildContext {
+    /// The directory as given.
+    pub root: PathBuf,
+    /// Its files (minus ignored ones) as a tree.
+    pub tree: Tree,
+    /// The ignore patterns that were applied.
+    pub ignore: Matcher,
+    /// Which ignore file was used, if any.
+    pub ignore_file: Option<PathBuf>,
+}
+
+impl BuildContext {
+    /// Open `root` and walk it. `build_file` is the Dockerfile's path (for
+    /// `<Dockerfile>.dockerignore`).
+    pub fn load(root: &Path, build_file: Option<&Path>) -> Result<Self, ContextError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContextError::Io { path, source }
+        };
+        let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(io(root))?;
+        let dir = Arc::new(dir);
+
+        let specific = build_file.and_then(|f| {
+            let name = f.file_name()?.to_str()?;
+            Some(f.with_file_name(format!("{name}.dockerignore")))
+        });
+        let ignore_file = match specific.filter(|p| p.is_file()) {
+            Some(p) => Some(p),
+            None => Some(root.join(".dockerignore")).filter(|p| p.is_file()),
+        };
+        let ignore = match &ignore_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(io(path))?;
+                Matcher::from_dockerignore(&text).map_err(|(line, e)| ContextError::Ignore {
+                    file: path.clone(),
+                    line,
+                    detail: e.to_string(),
+                })?
+            }
+            None => Matcher::default(),
+        };
+
+        let mut children = std::collections::BTreeMap::new();
+        walk(&dir, root, Path::new(""), &ignore, &mut children)?;
+        let root_meta = dir.dir_metadata().map_err(io(root))?;
+        let mut tree = Tree::new();
+        tree.insert(&[], Node::dir(meta_of(&root_meta))).expect("the root always exists");
+        for (name, node) in children {
+            tree.insert(&[name], node).expect("the root is a directory");
+        }
+        tree.forget_changes();
+        Ok(BuildContext { root: root.to_path_buf(), tree, ignore, ignore_file })
+    }
+}
+
+fn meta_of(m: &cap_std::fs::Metadata) -> Meta {
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    Meta { mode: m.permissions().mode() & 0o7777, uid: 0, gid: 0, mtime }
+}
+
+fn walk(
+    dir: &Arc<Dir>,
+    root: &Path,
+    rel: &Path,
+    ignore: &Matcher,
+    out: &mut std::collections::BTreeMap<String, Node>,
+) -> Result<(), ContextError> {
+    let io = |path: PathBuf| move |source| ContextError::Io { path, source };
+    let listing = if rel.as_os_str().is_empty() { dir.entries() } else { dir.read_dir(rel) };
+    for entry in listing.map_err(io(root.join(rel)))? {
+        let entry = entry.map_err(io(root.join(rel)))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            // Names that are not UTF-8 cannot be written into an image's tar headers portably.
+            tracing::warn!("skipping {}: its name is not UTF-8", root.join(rel).join(entry.file_name()).display());
+            continue;
+        };
+        let path = rel.join(&name);
+        let slash_path = path.to_string_lossy().replace('\\', "/");
+        let excluded = ignore.excludes(&slash_path);
+        let meta = dir.symlink_metadata(&path).map_err(io(root.join(&path)))?;
+        let file_type = meta.file_type();
+        if file_type.is_dir() {
+            if excluded && !ignore.has_exceptions() {
+                continue;
+            }
+            let mut children = std::collections::BTreeMap::new();
+            walk(dir, root, &path, ignore, &mut children)?;
+            if excluded && children.is_empty() {
+                continue;
+            }
+            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Dir(children) });
+        } else if excluded {
+            continue;
+        } else if file_type.is_symlink() {
+            let target = dir.read_link_contents(&path).map_err(io(root.join(&path)))?;
+            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Symlink(target.to_string_lossy().into_owned()) });
+        } else if file_type.is_file() {
+            let data = FileData { content: Content::Context { dir: dir.clone(), path: path.clone() }, size: meta.len() };
+            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::File(Arc::new(data)) });
+        }
+        // Sockets, FIFOs and devices in a context are not copied (Docker skips them too).
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_files_links_and_honours_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        std::fs::create_dir_all(root.join("target/debug")).unwrap();
+        std::fs::write(root.join("src/deep/a.rs"), "fn a() {}").unwrap();
+        std::fs::write(root.join("target/debug/bin"), "x").unwrap();
+        std::fs::write(root.join("target/keep"), "k").unwrap();
+        std::fs::write(root.join(".dockerignore"), "target\n!target/keep\n").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile"))).unwrap();
+        assert!(ctx.tree.get(&["src".into(), "deep".into(), "a.rs".into()]).is_some());
+        assert!(ctx.tree.get(&["target".into(), "debug".into()]).is_none());
+        assert!(ctx.tree.get(&["target".into(), "keep".into()]).is_some());
+        assert!(matches!(&ctx.tree.get(&["abs".into()]).unwrap().kind, Kind::Symlink(t) if t == "/etc/passwd"));
+        assert_eq!(ctx.tree.read_file("/src/deep/a.rs", 100).unwrap(), b"fn a() {}");
+        assert_eq!(ctx.tree.get(&["src".into()]).unwrap().meta.uid, 0);
+    }
+
+    #[test]
+    fn a_dockerfile_specific_ignore_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), "").unwrap();
+        std::fs::write(root.join("b"), "").unwrap();
+        std::fs::write(root.join(".dockerignore"), "a\n").unwrap();
+        std::fs::write(root.join("Dockerfile.dockerignore"), "b\n").unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile"))).unwrap();
+        assert!(ctx.tree.get(&["a".into()]).is_some());
+        assert!(ctx.tree.get(&["b".into()]).is_none());
+    }
+}
