@@ -279,6 +279,17 @@ pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> 
 /// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what
 /// lower layers had, other entries replace. `layer` names the layer in errors.
 pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &str) -> Result<(), LayerError> {
+    apply_at(tree, &[], tar_stream, scratch, layer)
+}
+
+/// Like [`apply`], with every entry placed under the directory `base` (ADD of an archive).
+pub fn apply_at(
+    tree: &mut Tree,
+    base: &[String],
+    tar_stream: impl Read,
+    scratch: &Scratch,
+    layer: &str,
+) -> Result<(), LayerError> {
     let bad = |entry: &str, detail: String| LayerError::BadEntry {
         layer: layer.to_string(),
         entry: entry.to_string(),
@@ -291,7 +302,10 @@ pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &
         let mut entry = entry.map_err(io_context(format!("read layer {layer}")))?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         // Lexical cleaning keeps `../` entries inside the root.
-        let path = rootfs::clean(&raw_path);
+        let path: Vec<String> = base.iter().cloned().chain(rootfs::clean(&raw_path)).collect();
+        if path.len() == base.len() {
+            continue;
+        }
         let Some((name, parent)) = path.split_last() else { continue };
         let header = entry.header();
         let meta = Meta {
@@ -339,7 +353,7 @@ pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .map(|b| rootfs::clean(&String::from_utf8_lossy(&b)))
+                    .map(|b| base.iter().cloned().chain(rootfs::clean(&String::from_utf8_lossy(&b))).collect::<Vec<_>>())
                     .ok_or_else(|| bad(&raw_path, "hardlink without a target".into()))?;
                 match tree.get(&target) {
                     Some(Node { kind: Kind::File(data), meta }) => {

@@ -14,9 +14,11 @@
 
 pub mod cli;
 pub mod context;
+pub mod copy;
 pub mod diagnostics;
 pub mod frontend;
 pub mod ignore;
+pub mod image;
 pub mod layer;
 pub mod platform;
 pub mod rootfs;

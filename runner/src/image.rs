@@ -1,0 +1,467 @@
+//! Images: the config document (with Docker's extensions), references, and loading an image
+//! from the store or from an OCI image layout on disk.
+//!
+//! The config is kiln's own serde model rather than `oci-spec`'s, because Docker images
+//! carry fields the OCI type drops (`Healthcheck`, `OnBuild`, `Shell`, `ArgsEscaped`), and a
+//! base image's config must survive a round trip untouched: unknown fields are kept.
+//!
+//! Loading never trusts a layout on disk: every blob read from one is checked against its
+//! digest before it is used or imported into the store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::{self, Digest, Store, StoreError};
+
+/// `config` inside an image config: how a container runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct RunConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    pub exposed_ports: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    pub volumes: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    pub shell: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    pub on_build: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_escaped: Option<bool>,
+    /// Fields kiln does not model, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Docker's health check (durations in nanoseconds; 0 means "inherit").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct Healthcheck {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub retries: u32,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// `rootfs` of an image config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootFs {
+    /// Always `layers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Digests of the uncompressed layer tars, bottom first.
+    pub diff_ids: Vec<String>,
+}
+
+impl Default for RootFs {
+    fn default() -> Self {
+        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+    }
+}
+
+/// One history entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct History {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+/// An image config document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default)]
+    pub config: RunConfig,
+    #[serde(default)]
+    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    pub history: Vec<History>,
+    /// Fields kiln does not model, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl ImageConfig {
+    /// `os/architecture[/variant]`.
+    pub fn platform(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+
+    /// A value of `Env`.
+    pub fn env(&self, key: &str) -> Option<&str> {
+        self.config.env.iter().find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// Set `key=value` in `Env`, replacing an earlier value in place.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let entry = format!("{key}={value}");
+        match self.config.env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+            Some(existing) => *existing = entry,
+            None => self.config.env.push(entry),
+        }
+    }
+}
+
+/// RFC 3339 text for a Unix time.
+pub fn rfc3339(seconds: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Errors finding or reading an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such image.
+    #[error("image {reference} not found: {detail}")]
+    NotFound {
+        /// The reference as written.
+        reference: String,
+        /// Where kiln looked.
+        detail: String,
+    },
+    /// An image layout or image document is malformed.
+    #[error("{reference}: {detail}")]
+    Malformed {
+        /// The reference as written.
+        reference: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// A tag in kiln's store (normalised to `name:tag`).
+    Store(String),
+    /// An OCI image layout directory, optionally with the tag to pick.
+    Layout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick.
+        tag: Option<String>,
+    },
+}
+
+/// Parse a reference: `oci-layout://DIR[:TAG]`, or a store name (`name[:tag]`).
+pub fn parse_ref(reference: &str) -> ImageRef {
+    if let Some(rest) = reference.strip_prefix("oci-layout://") {
+        // The tag follows the last ':' unless that ':' is part of the path.
+        return match rest.rsplit_once(':') {
+            Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+                ImageRef::Layout { dir: PathBuf::from(dir), tag: Some(tag.to_string()) }
+            }
+            _ => ImageRef::Layout { dir: PathBuf::from(rest), tag: None },
+        };
+    }
+    ImageRef::Store(normalize_name(reference))
+}
+
+/// `name` → `name:latest`; names with a tag or digest are kept.
+pub fn normalize_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
+}
+
+/// Check a `-t` name the way Docker does: lowercase path components of `[a-z0-9._-]`, an
+/// optional `host[:port]/` prefix, an optional `:tag` of `[A-Za-z0-9_.-]{1,128}`.
+pub fn validate_tag(name: &str) -> Result<String, String> {
+    let normalized = normalize_name(name);
+    let (repo, tag) = normalized.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&normalized, "latest"));
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    let repo_ok = !repo.is_empty()
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && p.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && p.ends_with(|c: char| c.is_ascii_alphanumeric())
+        });
+    if tag_ok && repo_ok {
+        Ok(normalized)
+    } else {
+        Err(format!("invalid image name {name:?}: use lowercase name[:tag], for example myapp:1.0"))
+    }
+}
+
+/// An image ready to build on: its manifest, config, and where its blobs are.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    /// The reference as written.
+    pub reference: String,
+    /// The manifest's digest.
+    pub manifest_digest: Digest,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The config.
+    pub config: ImageConfig,
+    /// A layout directory the blobs must be imported from, when not in the store.
+    pub layout: Option<PathBuf>,
+}
+
+fn malformed(reference: &str, detail: impl Into<String>) -> ImageError {
+    ImageError::Malformed { reference: reference.to_string(), detail: detail.into() }
+}
+
+/// Read and verify a blob from a layout directory.
+fn layout_blob(dir: &Path, digest: &Digest, reference: &str) -> Result<Vec<u8>, ImageError> {
+    let path = dir.join("blobs").join("sha256").join(digest.hex());
+    let bytes = std::fs::read(&path).map_err(|e| malformed(reference, format!("cannot read {}: {e}", path.display())))?;
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(malformed(reference, format!("blob {digest} in {} has digest {actual}", dir.display())));
+    }
+    Ok(bytes)
+}
+
+fn digest_of(reference: &str, d: &Descriptor) -> Result<Digest, ImageError> {
+    store::descriptor_digest(d).map_err(|e| malformed(reference, e.to_string()))
+}
+
+/// Pick a manifest from an index for `platform` (`os/arch[/variant]`).
+fn pick_platform<'a>(index: &'a ImageIndex, platform: &str) -> Option<&'a Descriptor> {
+    let mut wanted = platform.split('/');
+    let (os, arch, variant) = (wanted.next(), wanted.next(), wanted.next());
+    index.manifests().iter().find(|d| {
+        d.platform().as_ref().is_some_and(|p| {
+            Some(p.os().to_string().as_str()) == os
+                && Some(p.architecture().to_string().as_str()) == arch
+                && (variant.is_none() || p.variant().as_deref() == variant)
+        })
+    })
+}
+
+/// Load an image for `platform`.
+pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImage, ImageError> {
+    match parse_ref(reference) {
+        ImageRef::Store(name) => {
+            let descriptor = find_in_store(store, &name)?.ok_or_else(|| ImageError::NotFound {
+                reference: reference.to_string(),
+                detail: format!(
+                    "no image tagged {name} in kiln's store (kiln does not pull from registries yet; build or import it first)"
+                ),
+            })?;
+            let read = |digest: &Digest| store.read_blob(digest).map_err(ImageError::from);
+            resolve_descriptor(reference, &descriptor, platform, &read, None)
+        }
+        ImageRef::Layout { dir, tag } => {
+            let index_path = dir.join("index.json");
+            let layout_marker = dir.join("oci-layout");
+            if !layout_marker.is_file() || !index_path.is_file() {
+                return Err(malformed(
+                    reference,
+                    format!("{} is not an OCI image layout (it needs oci-layout and index.json)", dir.display()),
+                ));
+            }
+            let index = store::read_index(&index_path).map_err(|e| malformed(reference, e.to_string()))?;
+            let descriptor = match &tag {
+                Some(tag) => index.manifests().iter().find(|d| store::ref_name(d) == Some(tag.as_str())).cloned(),
+                None if index.manifests().len() == 1 => index.manifests().first().cloned(),
+                None => None,
+            };
+            let descriptor = descriptor.ok_or_else(|| {
+                let tags: Vec<&str> = index.manifests().iter().filter_map(store::ref_name).collect();
+                ImageError::NotFound {
+                    reference: reference.to_string(),
+                    detail: format!(
+                        "{} has {} image(s) with tags [{}]; name one as oci-layout://DIR:TAG",
+                        dir.display(),
+                        index.manifests().len(),
+                        tags.join(", ")
+                    ),
+                }
+            })?;
+            let read = |digest: &Digest| layout_blob(&dir, digest, reference);
+            resolve_descriptor(reference, &descriptor, platform, &read, Some(dir.clone()))
+        }
+    }
+}
+
+/// Look a name up in the store, trying Docker Hub's spellings too.
+fn find_in_store(store: &Store, name: &str) -> Result<Option<Descriptor>, ImageError> {
+    let short = name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/")).unwrap_or(name);
+    for candidate in [name.to_string(), short.to_string(), format!("docker.io/library/{short}")] {
+        if let Some(d) = store.lookup(&candidate)? {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
+}
+
+type BlobReader<'a> = dyn Fn(&Digest) -> Result<Vec<u8>, ImageError> + 'a;
+
+fn resolve_descriptor(
+    reference: &str,
+    descriptor: &Descriptor,
+    platform: &str,
+    read: &BlobReader<'_>,
+    layout: Option<PathBuf>,
+) -> Result<LoadedImage, ImageError> {
+    let mut descriptor = descriptor.clone();
+    for _ in 0..4 {
+        let digest = digest_of(reference, &descriptor)?;
+        let bytes = read(&digest)?;
+        match descriptor.media_type() {
+            MediaType::ImageIndex => {
+                let index: ImageIndex =
+                    serde_json::from_slice(&bytes).map_err(|e| malformed(reference, format!("index {digest}: {e}")))?;
+                descriptor = pick_platform(&index, platform)
+                    .or_else(|| (index.manifests().len() == 1).then(|| &index.manifests()[0]))
+                    .cloned()
+                    .ok_or_else(|| ImageError::NotFound {
+                        reference: reference.to_string(),
+                        detail: format!("it has no manifest for platform {platform}"),
+                    })?;
+            }
+            _ => {
+                let manifest: ImageManifest =
+                    serde_json::from_slice(&bytes).map_err(|e| malformed(reference, format!("manifest {digest}: {e}")))?;
+                let config_digest = digest_of(reference, manifest.config())?;
+                let config_bytes = read(&config_digest)?;
+                let config: ImageConfig = serde_json::from_slice(&config_bytes)
+                    .map_err(|e| malformed(reference, format!("config {config_digest}: {e}")))?;
+                if config.rootfs.diff_ids.len() != manifest.layers().len() {
+                    return Err(malformed(
+                        reference,
+                        format!(
+                            "its config lists {} layers but its manifest {}",
+                            config.rootfs.diff_ids.len(),
+                            manifest.layers().len()
+                        ),
+                    ));
+                }
+                return Ok(LoadedImage { reference: reference.to_string(), manifest_digest: digest, manifest, config, layout });
+            }
+        }
+    }
+    Err(malformed(reference, "indexes nest too deeply"))
+}
+
+impl LoadedImage {
+    /// Copy the image's config and layers into the store (verifying each), so images built
+    /// on it are complete there.
+    pub fn import(&self, store: &Store) -> Result<(), ImageError> {
+        let Some(dir) = &self.layout else { return Ok(()) };
+        let mut descriptors = vec![self.manifest.config().clone()];
+        descriptors.extend(self.manifest.layers().iter().cloned());
+        for d in descriptors {
+            let digest = digest_of(&self.reference, &d)?;
+            if store.has_blob(&digest) {
+                continue;
+            }
+            let path = dir.join("blobs").join("sha256").join(digest.hex());
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| malformed(&self.reference, format!("cannot read {}: {e}", path.display())))?;
+            store.import_blob(&digest, &mut file).map_err(|e| malformed(&self.reference, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(parse_ref("alpine"), ImageRef::Store("alpine:latest".into()));
+        assert_eq!(parse_ref("localhost:5000/a/b"), ImageRef::Store("localhost:5000/a/b:latest".into()));
+        assert_eq!(
+            parse_ref("oci-layout:///tmp/x:v1"),
+            ImageRef::Layout { dir: "/tmp/x".into(), tag: Some("v1".into()) }
+        );
+        assert_eq!(parse_ref("oci-layout://./x"), ImageRef::Layout { dir: "./x".into(), tag: None });
+        assert!(validate_tag("MyApp").is_err());
+        assert!(validate_tag("my app").is_err());
+        assert_eq!(validate_tag("registry.example:5000/team/app:1.0").unwrap(), "registry.example:5000/team/app:1.0");
+        assert_eq!(validate_tag("app").unwrap(), "app:latest");
+    }
+
+    #[test]
+    fn config_round_trips_unknown_fields() {
+        let text = r#"{"architecture":"amd64","os":"linux","config":{"Env":["A=1"],"Cmd":null,"Custom":1,"Healthcheck":{"Test":["NONE"]}},"rootfs":{"type":"layers","diff_ids":[]},"os.features":["x"]}"#;
+        let mut c: ImageConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(c.env("A"), Some("1"));
+        c.set_env("A", "2");
+        c.set_env("B", "3");
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["config"]["Custom"], 1);
+        assert_eq!(back["os.features"][0], "x");
+        assert_eq!(back["config"]["Env"], serde_json::json!(["A=2", "B=3"]));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
