@@ -11,9 +11,15 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use kiln_ir::{ImageResolver, KeyValue, Request, Severity};
 
+use crate::builder::{self, BuildInput};
+use crate::context::BuildContext;
 use crate::diagnostics;
+use crate::export;
 use crate::frontend::{Frontend, FrontendLimits};
+use crate::image::{self, ImageConfig};
 use crate::platform;
+use crate::progress::{self, Progress};
+use crate::store::{self, Store};
 
 /// Builds OCI images from Dockerfiles with no privileges.
 #[derive(Debug, Parser)]
@@ -37,6 +43,59 @@ pub struct Cli {
 pub enum Command {
     /// Parse a build file and print its stage IR as JSON
     Parse(ParseArgs),
+    /// Build an image from a build file and a context
+    Build(BuildArgs),
+    /// List the images in the store
+    Images,
+    /// Show the history of an image
+    History(ImageArg),
+    /// Print an image's manifest and config as JSON
+    Inspect(ImageArg),
+    /// Remove image tags from the store
+    Rmi(RmiArgs),
+}
+
+/// `kiln build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// What to parse, and with which frontend.
+    #[command(flatten)]
+    pub parse: ParseArgs,
+
+    /// Name the image (NAME[:TAG]); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+
+    /// Do not use the build cache (kiln has no build cache yet, so every build is uncached)
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// How to show progress
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: progress::Mode,
+
+    /// Also write the result as type=oci|oci-archive|docker|local,dest=PATH
+    #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
+    pub outputs: Vec<String>,
+
+    /// Print only the image ID
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// An image argument.
+#[derive(Debug, Args)]
+pub struct ImageArg {
+    /// NAME[:TAG] or image ID (sha256:... or a unique prefix)
+    pub image: String,
+}
+
+/// `kiln rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// NAME[:TAG] of each image to untag
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 /// `kiln parse`.
@@ -80,6 +139,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let root = store_root(cli.root.as_deref());
     match cli.command {
         Command::Parse(args) => parse(&args, &root),
+        Command::Build(args) => build(&args, &root),
+        Command::Images => images(&root),
+        Command::History(arg) => history(&arg.image, &root),
+        Command::Inspect(arg) => inspect(&arg.image, &root),
+        Command::Rmi(args) => rmi(&args.images, &root),
     }
 }
 
@@ -119,39 +183,65 @@ fn build_args(raw: &[String]) -> Result<Vec<KeyValue>, String> {
     Ok(out)
 }
 
-/// An image resolver that knows no image yet: `kiln parse` goes on without base images'
-/// configuration and says so in a warning.
-struct NoImages;
+/// Base-image configurations for the frontend, from the store and OCI layouts. An image
+/// that is not there is not an error here: the frontend goes on without its ENV, and the
+/// build reports the missing image if it really needs it.
+struct StoreImages {
+    store: Option<Store>,
+}
 
-impl ImageResolver for NoImages {
-    fn resolve_image_config(&self, reference: &str, _platform: Option<&str>) -> Result<kiln_ir::ImageConfig, String> {
-        Err(format!("{reference} is not in kiln's image store"))
+impl ImageResolver for StoreImages {
+    fn resolve_image_config(&self, reference: &str, platform: Option<&str>) -> Result<kiln_ir::ImageConfig, String> {
+        let Some(store) = &self.store else {
+            return Err(format!("{reference}: kiln's store is not available"));
+        };
+        let target = platform.map_or_else(platform::default_target, str::to_string);
+        let loaded = image::load(store, reference, &target).map_err(|e| e.to_string())?;
+        Ok(resolver_config(&loaded.config))
     }
 }
 
-fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
+fn resolver_config(config: &ImageConfig) -> kiln_ir::ImageConfig {
+    kiln_ir::ImageConfig {
+        env: config.config.env.clone(),
+        working_dir: config.config.working_dir.clone().unwrap_or_default(),
+        user: config.config.user.clone().unwrap_or_default(),
+        shell: config.config.shell.clone(),
+        on_build: config.config.on_build.clone(),
+        platform: config.platform(),
+    }
+}
+
+/// A build file read, parsed by its frontend, and its diagnostics shown.
+struct Parsed {
+    file_name: String,
+    contents: Vec<u8>,
+    graph: kiln_ir::BuildGraph,
+    target_platform: String,
+    build_args: Vec<KeyValue>,
+}
+
+/// Read the build file, run the frontend and print its diagnostics. `Err` is the exit code.
+fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<Parsed, ExitCode> {
     let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     let file_name = file.display().to_string();
     let contents = if file == Path::new("-") {
         let mut buf = Vec::new();
         if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf) {
-            return error(format!("cannot read the build file from standard input: {e}"));
+            return Err(error(format!("cannot read the build file from standard input: {e}")));
         }
         buf
     } else {
         match std::fs::read(&file) {
             Ok(c) => c,
             Err(e) => {
-                return error(format!(
+                return Err(error(format!(
                     "cannot read {file_name}: {e}\nhint: pass the build file with -f, or run kiln in the directory that holds the Dockerfile"
-                ));
+                )));
             }
         }
     };
-    let build_args = match build_args(&args.build_args) {
-        Ok(b) => b,
-        Err(e) => return error(e),
-    };
+    let build_args = build_args(&args.build_args).map_err(error)?;
     let target_platform = match &args.platform {
         Some(p) => p.clone(),
         None => platform::default_target(),
@@ -159,10 +249,10 @@ fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
     let request = Request {
         file_name: file_name.clone(),
         contents,
-        build_args,
+        build_args: build_args.clone(),
         target: args.target.clone(),
         build_platform: platform::host(),
-        target_platform,
+        target_platform: target_platform.clone(),
     };
     let limits = FrontendLimits {
         memory_bytes: args.frontend_memory.saturating_mul(1 << 20),
@@ -174,36 +264,363 @@ fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
         None => Frontend::dockerfile(cache, limits),
         Some(path) => match std::fs::read(path) {
             Ok(wasm) => Frontend::load(&wasm, &path.display().to_string(), cache, limits),
-            Err(e) => return error(format!("cannot read the frontend {}: {e}", path.display())),
+            Err(e) => return Err(error(format!("cannot read the frontend {}: {e}", path.display()))),
         },
     };
-    let frontend = match frontend {
-        Ok(f) => f,
-        Err(e) => return error(e),
-    };
-    match frontend.parse(&request, Arc::new(NoImages)) {
-        Err(e) => error(e),
+    let frontend = frontend.map_err(error)?;
+    match frontend.parse(&request, Arc::new(StoreImages { store })) {
+        Err(e) => Err(error(e)),
         Ok(Err(diagnostics)) => {
             for d in &diagnostics {
                 eprint!("{}", diagnostics::render(&file_name, &request.contents, d));
             }
             let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
             eprintln!("{file_name}: {errors} error(s); no IR was produced");
-            ExitCode::FAILURE
+            Err(ExitCode::FAILURE)
         }
         Ok(Ok(graph)) => {
             for w in &graph.warnings {
                 eprint!("{}", diagnostics::render(&file_name, &request.contents, w));
             }
-            match serde_json::to_string_pretty(&graph) {
-                Ok(json) => {
-                    println!("{json}");
-                    ExitCode::SUCCESS
+            Ok(Parsed { file_name, contents: request.contents, graph, target_platform, build_args })
+        }
+    }
+}
+
+fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
+    // The store is optional for parsing: without one, base images are simply unknown.
+    let store = Store::open(root).ok();
+    let parsed = match run_frontend(args, root, store) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match serde_json::to_string_pretty(&parsed.graph) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(format!("cannot print the IR: {e}")),
+    }
+}
+
+/// SOURCE_DATE_EPOCH from a build argument, else from kiln's environment.
+fn source_date_epoch(build_args: &[KeyValue]) -> Result<Option<i64>, String> {
+    let value = build_args
+        .iter()
+        .rev()
+        .find(|kv| kv.key == "SOURCE_DATE_EPOCH")
+        .map(|kv| kv.value.clone())
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty());
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970")),
+    }
+}
+
+fn build(args: &BuildArgs, root: &Path) -> ExitCode {
+    // Check every flag before doing any work.
+    let mut names = Vec::new();
+    for tag in &args.tags {
+        match image::validate_tag(tag) {
+            Ok(n) => names.push(n),
+            Err(e) => return usage(e),
+        }
+    }
+    let mut outputs = Vec::new();
+    for o in &args.outputs {
+        match export::parse_output(o) {
+            Ok(out) => outputs.push(out),
+            Err(e) => return usage(e),
+        }
+    }
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => return error(format!("cannot open kiln's store: {e}")),
+    };
+    store.clean_stale();
+    let mode = if args.quiet { progress::Mode::Quiet } else { args.progress };
+    let parsed = match run_frontend(&args.parse, root, Some(store.clone())) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let epoch = match source_date_epoch(&parsed.build_args) {
+        Ok(e) => e,
+        Err(e) => return usage(e),
+    };
+    let file = args.parse.file.clone().unwrap_or_else(|| args.parse.context.join("Dockerfile"));
+    let context = match BuildContext::load(&args.parse.context, (file != Path::new("-")).then_some(file.as_path())) {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    let progress = Progress::new(mode);
+    let scratch = match store.build_dir() {
+        Ok(d) => d,
+        Err(e) => return error(e),
+    };
+    let input = BuildInput { graph: &parsed.graph, context: &context, platform: parsed.target_platform.clone(), epoch };
+    let built = match builder::build(&store, &progress, &input, scratch.path()) {
+        Ok(b) => b,
+        Err(e) => {
+            let mut d = kiln_ir::Diagnostic::error(e.message, e.span);
+            d.hint = e.hint;
+            eprint!("{}", diagnostics::render(&parsed.file_name, &parsed.contents, &d));
+            eprintln!("{}: the build failed; nothing was tagged", parsed.file_name);
+            return ExitCode::FAILURE;
+        }
+    };
+    for output in &outputs {
+        let step = progress.start(format!("exporting to {}", describe(output)));
+        match export::write(&store, &built.manifest, &names, &built.tree, output) {
+            Ok(note) => {
+                progress.done(step, "");
+                if let Some(note) = note {
+                    progress.note(&format!("warning: {note}"));
                 }
-                Err(e) => error(format!("cannot print the IR: {e}")),
+            }
+            Err(e) => {
+                progress.failed(step, &e.to_string());
+                return error(e);
             }
         }
     }
+    if !names.is_empty() {
+        if let Err(e) = store.tag(&names, &built.manifest) {
+            return error(e);
+        }
+        progress.note(&format!("naming to {}", names.join(", ")));
+    }
+    drop(scratch);
+    println!("{}", built.config_digest);
+    ExitCode::SUCCESS
+}
+
+fn describe(output: &export::Output) -> String {
+    match output {
+        export::Output::Oci(p) => format!("OCI layout {}", p.display()),
+        export::Output::OciArchive(p) => format!("OCI archive {}", p.display()),
+        export::Output::Docker(p) => format!("docker archive {}", p.display()),
+        export::Output::Local(p) => format!("directory {}", p.display()),
+    }
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// A store image found by name or ID.
+struct Found {
+    names: Vec<String>,
+    manifest: oci_spec::image::Descriptor,
+}
+
+fn find_image(store: &Store, wanted: &str) -> Result<Found, String> {
+    let index = store.index().map_err(|e| e.to_string())?;
+    let by_name = image::normalize_name(wanted);
+    let mut matches: Vec<&oci_spec::image::Descriptor> =
+        index.manifests().iter().filter(|d| store::ref_name(d) == Some(by_name.as_str())).collect();
+    if matches.is_empty() {
+        // An image ID is the config digest (as `docker images` shows it), or a prefix of it.
+        let prefix = wanted.strip_prefix("sha256:").unwrap_or(wanted);
+        if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            for d in index.manifests() {
+                if let Ok((_, config_digest)) = manifest_and_config(store, d)
+                    && config_digest.hex().starts_with(prefix)
+                {
+                    matches.push(d);
+                }
+            }
+        }
+    }
+    let Some(first) = matches.first() else {
+        return Err(format!("no image {wanted} in the store (see `kiln images`)"));
+    };
+    let names = index
+        .manifests()
+        .iter()
+        .filter(|d| d.digest() == first.digest())
+        .filter_map(|d| store::ref_name(d).map(str::to_string))
+        .collect();
+    Ok(Found { names, manifest: (*first).clone() })
+}
+
+fn manifest_and_config(
+    store: &Store,
+    d: &oci_spec::image::Descriptor,
+) -> Result<(oci_spec::image::ImageManifest, store::Digest), String> {
+    let digest = store::descriptor_digest(d).map_err(|e| e.to_string())?;
+    let manifest = store.manifest(&digest).map_err(|e| e.to_string())?;
+    let config = store::descriptor_digest(manifest.config()).map_err(|e| e.to_string())?;
+    Ok((manifest, config))
+}
+
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{value:.3}{}", units[unit]).replace(".000", "") }
+}
+
+fn ago(created: Option<&str>) -> String {
+    let Some(time) = created.and_then(|c| humantime::parse_rfc3339_weak(c).ok()) else {
+        return "N/A".into();
+    };
+    match std::time::SystemTime::now().duration_since(time) {
+        Ok(d) if d.as_secs() < 60 => "Less than a minute ago".into(),
+        Ok(d) if d.as_secs() < 3600 => format!("{} minutes ago", d.as_secs() / 60),
+        Ok(d) if d.as_secs() < 86_400 => format!("{} hours ago", d.as_secs() / 3600),
+        Ok(d) if d.as_secs() < 86_400 * 365 * 2 => format!("{} days ago", d.as_secs() / 86_400),
+        Ok(d) => format!("{} years ago", d.as_secs() / (86_400 * 365)),
+        Err(_) => "in the future".into(),
+    }
+}
+
+fn open_store(root: &Path) -> Result<Store, ExitCode> {
+    Store::open(root).map_err(|e| error(format!("cannot open kiln's store: {e}")))
+}
+
+fn images(root: &Path) -> ExitCode {
+    let store = match open_store(root) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let index = match store.index() {
+        Ok(i) => i,
+        Err(e) => return error(e),
+    };
+    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    for d in index.manifests() {
+        let Some(name) = store::ref_name(d) else { continue };
+        let (repo, tag) = name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((name, "<none>"));
+        let (id, created, size) = match manifest_and_config(&store, d) {
+            Ok((manifest, config_digest)) => {
+                let config: Option<ImageConfig> = store.read_json(&config_digest).ok();
+                let size: u64 = manifest.layers().iter().map(|l| l.size()).sum();
+                (
+                    config_digest.hex()[..12].to_string(),
+                    ago(config.as_ref().and_then(|c| c.created.as_deref())),
+                    human_size(size),
+                )
+            }
+            Err(e) => (format!("<damaged: {e}>"), String::new(), String::new()),
+        };
+        rows.push([repo.to_string(), tag.to_string(), id, created, size]);
+    }
+    print_table(&rows);
+    ExitCode::SUCCESS
+}
+
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+fn history(wanted: &str, root: &Path) -> ExitCode {
+    let store = match open_store(root) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let found = match find_image(&store, wanted) {
+        Ok(f) => f,
+        Err(e) => return error(e),
+    };
+    let (manifest, config_digest) = match manifest_and_config(&store, &found.manifest) {
+        Ok(x) => x,
+        Err(e) => return error(e),
+    };
+    let config: ImageConfig = match store.read_json(&config_digest) {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    let mut layer_sizes = manifest.layers().iter().map(|l| l.size());
+    let mut rows = Vec::new();
+    for (i, h) in config.history.iter().enumerate() {
+        let size = if h.empty_layer { 0 } else { layer_sizes.next().unwrap_or(0) };
+        let id = if i + 1 == config.history.len() { config_digest.hex()[..12].to_string() } else { "<missing>".into() };
+        let mut created_by = h.created_by.clone().unwrap_or_default();
+        if created_by.chars().count() > 45 {
+            created_by = created_by.chars().take(44).collect::<String>() + "…";
+        }
+        rows.push([id, ago(h.created.as_deref()), created_by, human_size(size), h.comment.clone().unwrap_or_default()]);
+    }
+    rows.push(["IMAGE".into(), "CREATED".into(), "CREATED BY".into(), "SIZE".into(), "COMMENT".into()]);
+    rows.reverse();
+    print_table(&rows);
+    ExitCode::SUCCESS
+}
+
+fn inspect(wanted: &str, root: &Path) -> ExitCode {
+    let store = match open_store(root) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let found = match find_image(&store, wanted) {
+        Ok(f) => f,
+        Err(e) => return error(e),
+    };
+    let (manifest, config_digest) = match manifest_and_config(&store, &found.manifest) {
+        Ok(x) => x,
+        Err(e) => return error(e),
+    };
+    let config: serde_json::Value = match store.read_json(&config_digest) {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    let doc = serde_json::json!([{
+        "Id": config_digest.to_string(),
+        "RepoTags": found.names,
+        "ManifestDigest": found.manifest.digest().to_string(),
+        "Manifest": manifest,
+        "Config": config,
+    }]);
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
+    }
+}
+
+fn rmi(names: &[String], root: &Path) -> ExitCode {
+    let store = match open_store(root) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match store.untag(&image::normalize_name(name)) {
+            Ok(_) => println!("Untagged: {}", image::normalize_name(name)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }
 
 #[cfg(test)]

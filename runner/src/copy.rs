@@ -277,7 +277,7 @@ pub fn copy(
         matches.push(expand(src, source, origin)?);
     }
     let many = matches.iter().map(Vec::len).sum::<usize>() + spec.inline.len() > 1;
-    let dest_path = dest_tree.resolve(&workdir, spec.dest, true)?;
+    let dest_path = dest_tree.resolve_dest(&workdir, spec.dest)?;
     let dest_exists_as_dir = dest_tree.get(&dest_path).is_some_and(Node::is_dir);
     let into_dir = dest_is_dir_syntax || many || dest_exists_as_dir;
 

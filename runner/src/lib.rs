@@ -12,15 +12,18 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod builder;
 pub mod cli;
 pub mod context;
 pub mod copy;
 pub mod diagnostics;
+pub mod export;
 pub mod frontend;
 pub mod ignore;
 pub mod image;
 pub mod layer;
 pub mod platform;
+pub mod progress;
 pub mod rootfs;
 pub mod store;
 

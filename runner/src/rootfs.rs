@@ -263,6 +263,24 @@ impl Tree {
         follow_last: bool,
         contained: bool,
     ) -> Result<Components, PathError> {
+        self.resolve_inner(cwd, path, follow_last, contained, false)
+    }
+
+    /// Resolve a destination that may not exist yet: symlinks are followed as far as the
+    /// path exists, and the missing rest is appended as written (`..` still stops at the
+    /// root). This is where `COPY` and `WORKDIR` will create things.
+    pub fn resolve_dest(&self, cwd: &[String], path: &str) -> Result<Components, PathError> {
+        self.resolve_inner(cwd, path, true, false, true)
+    }
+
+    fn resolve_inner(
+        &self,
+        cwd: &[String],
+        path: &str,
+        follow_last: bool,
+        contained: bool,
+        missing_ok: bool,
+    ) -> Result<Components, PathError> {
         let mut stack: Components = if path.starts_with('/') { Vec::new() } else { cwd.to_vec() };
         let mut pending: Vec<String> = raw_components(path).rev().map(str::to_string).collect();
         let mut hops = 0;
@@ -271,7 +289,13 @@ impl Tree {
                 stack.pop();
                 continue;
             }
-            let parent = self.get(&stack).ok_or_else(|| PathError::NotFound(format!("/{}", join(&stack))))?;
+            let Some(parent) = self.get(&stack) else {
+                if missing_ok {
+                    stack.push(name);
+                    continue;
+                }
+                return Err(PathError::NotFound(format!("/{}", join(&stack))));
+            };
             let Some(children) = parent.children() else {
                 return Err(PathError::NotADirectory(format!("/{}", join(&stack))));
             };
@@ -297,7 +321,7 @@ impl Tree {
                     pending.extend(raw_components(target).rev().map(str::to_string));
                 }
                 Some(_) => stack.push(name),
-                None if is_last => stack.push(name),
+                None if is_last || missing_ok => stack.push(name),
                 None => {
                     stack.push(name);
                     return Err(PathError::NotFound(format!("/{}", join(&stack))));

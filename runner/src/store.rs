@@ -382,6 +382,60 @@ impl Store {
     }
 }
 
+/// A build's private scratch directory under `tmp/`, removed when dropped. It holds a lock
+/// for its lifetime, so [`Store::clean_stale`] can tell a live build's directory from one a
+/// killed process left behind.
+pub struct BuildDir {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl BuildDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Store {
+    /// Create a scratch directory for one build.
+    pub fn build_dir(&self) -> Result<BuildDir> {
+        let tmp = self.tmp_dir();
+        let dir = tempfile::Builder::new().prefix("build-").tempdir_in(&tmp).map_err(io_err("create a directory in", &tmp))?;
+        let lock_path = dir.path().join(".lock");
+        let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        lock.lock().map_err(io_err("lock", &lock_path))?;
+        Ok(BuildDir { dir, _lock: lock })
+    }
+
+    /// Remove what killed builds left in `tmp/`: build directories nobody holds a lock on,
+    /// and half-written blobs older than an hour (a live build finishes or renames its
+    /// blobs long before that).
+    pub fn clean_stale(&self) {
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("build-") {
+                let stale = File::open(path.join(".lock")).map_or(true, |f| f.try_lock().is_ok());
+                if stale {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            } else if name.starts_with("blob-") || name.starts_with(".write-") {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+                if old {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
 /// The tag a descriptor in an index carries, if any.
 pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
     descriptor.annotations().as_ref()?.get(REF_NAME).map(String::as_str)

@@ -1,0 +1,492 @@
+//! The executor: from a validated [`BuildGraph`], build the target stage and the stages it
+//! needs, and assemble the resulting image in the store.
+//!
+//! Planning follows BuildKit: only stages the target reaches through `FROM <stage>`,
+//! `COPY --from` and `RUN --mount=from=` are built, in dependency order; a stage nobody needs
+//! is never looked at, and its base image never resolved. Each stage starts from its base
+//! (scratch, an earlier stage's result, or an image), applies its instructions to a
+//! [`Tree`] and an [`ImageConfig`], and every instruction that changed files becomes one
+//! layer written straight into the store.
+//!
+//! This module writes only through [`Store`] (blobs) and its own scratch directory; it never
+//! tags anything: the caller does, once the whole build succeeded.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use kiln_ir::{Base, BuildGraph, ConfigChange, CopySource, Instruction, MountKind, Op, Span, Stage};
+use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+
+use crate::context::BuildContext;
+use crate::copy::{self, CopySpec, Origin};
+use crate::ignore::Matcher;
+use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
+use crate::layer::{self, Scratch};
+use crate::progress::Progress;
+use crate::rootfs::{self, Meta, Tree};
+use crate::store::{self, Digest, Store};
+
+/// The PATH Docker gives a Linux stage whose base does not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A build that failed, located in the build file where possible.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// What went wrong, starting with the step (`[builder 2/5] COPY . .: ...`).
+    pub message: String,
+    /// Where in the build file.
+    pub span: Option<Span>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl BuildError {
+    fn new(message: impl Into<String>) -> Self {
+        BuildError { message: message.into(), span: None, hint: None }
+    }
+
+    fn at(mut self, span: Span) -> Self {
+        self.span.get_or_insert(span);
+        self
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// What a build needs besides the graph.
+pub struct BuildInput<'a> {
+    /// The frontend's output.
+    pub graph: &'a BuildGraph,
+    /// The build context.
+    pub context: &'a BuildContext,
+    /// The platform to build for (`os/arch[/variant]`).
+    pub platform: String,
+    /// SOURCE_DATE_EPOCH, when set: image and history times, and the clamp for mtimes.
+    pub epoch: Option<i64>,
+}
+
+/// The result of a build: the image in the store (untagged) and its final filesystem.
+pub struct Built {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The config's digest (the image ID).
+    pub config_digest: Digest,
+    /// The config.
+    pub config: ImageConfig,
+    /// The target stage's filesystem.
+    pub tree: Tree,
+    /// The stages that were built, in order.
+    pub built_stages: Vec<usize>,
+}
+
+/// A stage's state while and after it is built.
+#[derive(Clone)]
+struct StageOut {
+    tree: Tree,
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+}
+
+/// The stages `target` needs, in an order where each comes after what it needs.
+pub fn plan(graph: &BuildGraph) -> Vec<usize> {
+    fn deps(stage: &Stage) -> Vec<usize> {
+        let mut out = Vec::new();
+        if let Base::Stage(i) = stage.base {
+            out.push(i as usize);
+        }
+        for instruction in &stage.instructions {
+            match &instruction.op {
+                Op::Copy(c) => {
+                    if let CopySource::Stage(i) = c.from {
+                        out.push(i as usize);
+                    }
+                }
+                Op::Run(r) => {
+                    for m in &r.mounts {
+                        let from = match &m.kind {
+                            MountKind::Bind(b) => Some(&b.from),
+                            MountKind::Cache(c) => c.from.as_ref(),
+                            _ => None,
+                        };
+                        if let Some(CopySource::Stage(i)) = from {
+                            out.push(*i as usize);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+    fn visit(graph: &BuildGraph, i: usize, seen: &mut Vec<bool>, order: &mut Vec<usize>) {
+        if seen[i] {
+            return;
+        }
+        seen[i] = true;
+        for d in deps(&graph.stages[i]) {
+            if d < graph.stages.len() {
+                visit(graph, d, seen, order);
+            }
+        }
+        order.push(i);
+    }
+    let mut seen = vec![false; graph.stages.len()];
+    let mut order = Vec::new();
+    visit(graph, graph.target as usize, &mut seen, &mut order);
+    order
+}
+
+/// The label BuildKit gives a stage: its name, or `stage-N`.
+pub fn stage_label(graph: &BuildGraph, index: usize) -> String {
+    graph.stages[index].name.clone().unwrap_or_else(|| format!("stage-{index}"))
+}
+
+struct Executor<'a> {
+    store: &'a Store,
+    progress: &'a Progress,
+    input: &'a BuildInput<'a>,
+    scratch: Scratch,
+    images: HashMap<String, Rc<(LoadedImage, Tree)>>,
+}
+
+/// Build `input.graph`'s target into the store. `scratch_dir` holds extracted file contents
+/// for the length of the build.
+pub fn build(
+    store: &Store,
+    progress: &Progress,
+    input: &BuildInput<'_>,
+    scratch_dir: &std::path::Path,
+) -> Result<Built, BuildError> {
+    let order = plan(input.graph);
+    let mut exec = Executor { store, progress, input, scratch: Scratch::new(scratch_dir), images: HashMap::new() };
+    let mut results: Vec<Option<StageOut>> = vec![None; input.graph.stages.len()];
+    for &index in &order {
+        let out = exec.stage(index, &results)?;
+        results[index] = Some(out);
+    }
+    let target = input.graph.target as usize;
+    let out = results[target].take().expect("the target is built last");
+    exec.export(out, order)
+}
+
+fn created(epoch: Option<i64>) -> String {
+    image::rfc3339(epoch.unwrap_or(0))
+}
+
+impl Executor<'_> {
+    fn stage(&mut self, index: usize, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
+        let graph = self.input.graph;
+        let stage = &graph.stages[index];
+        let label = stage_label(graph, index);
+        let steps = stage.instructions.len() + 1;
+        let from_text = stage.text.clone();
+        let step = self.progress.start(format!("[{label} 1/{steps}] {from_text}"));
+        let mut out = match self.base(stage, results) {
+            Ok(out) => out,
+            Err(e) => {
+                self.progress.failed(step, &e.message);
+                return Err(BuildError { message: format!("[{label} 1/{steps}] {from_text}: {}", e.message), ..e }
+                    .at(stage.span));
+            }
+        };
+        self.progress.done(step, "");
+        // ONBUILD triggers of the base already ran (the frontend inlined them); Docker clears
+        // them so they do not fire again for images built on this one.
+        out.config.config.on_build.clear();
+        if out.config.os == "linux" && out.config.env("PATH").is_none() {
+            out.config.set_env("PATH", DEFAULT_PATH);
+        }
+        let mut cmd_set = false;
+        for (i, instruction) in stage.instructions.iter().enumerate() {
+            let prefix = format!("[{label} {}/{steps}]", i + 2);
+            let step = self.progress.start(format!("{prefix} {}", instruction.text));
+            match self.instruction(&mut out, instruction, results, &mut cmd_set) {
+                Ok(detail) => self.progress.done(step, &detail),
+                Err(e) => {
+                    self.progress.failed(step, &e.message);
+                    return Err(BuildError { message: format!("{prefix} {}: {}", instruction.text, e.message), ..e }
+                        .at(instruction.span));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn base(&mut self, stage: &Stage, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
+        match &stage.base {
+            Base::Scratch => {
+                let platform = stage.platform.clone().unwrap_or_else(|| self.input.platform.clone());
+                let mut parts = platform.split('/');
+                let config = ImageConfig {
+                    os: parts.next().unwrap_or("linux").to_string(),
+                    architecture: parts.next().unwrap_or("amd64").to_string(),
+                    variant: parts.next().map(str::to_string),
+                    ..ImageConfig::default()
+                };
+                Ok(StageOut { tree: Tree::new(), config, layers: Vec::new() })
+            }
+            Base::Stage(i) => {
+                let mut out = results[*i as usize].clone().ok_or_else(|| BuildError::new("internal: stage order"))?;
+                out.tree.forget_changes();
+                Ok(out)
+            }
+            Base::Image(reference) => {
+                let loaded = self.image(reference, stage.platform.as_deref())?;
+                let (image, tree) = &*loaded;
+                let mut tree = tree.clone();
+                tree.forget_changes();
+                Ok(StageOut { tree, config: image.config.clone(), layers: image.manifest.layers().clone() })
+            }
+        }
+    }
+
+    /// Load an image and its filesystem (once per build).
+    fn image(&mut self, reference: &str, platform: Option<&str>) -> Result<Rc<(LoadedImage, Tree)>, BuildError> {
+        if let Some(found) = self.images.get(reference) {
+            return Ok(found.clone());
+        }
+        let platform = platform.unwrap_or(&self.input.platform);
+        let loaded = image::load(self.store, reference, platform).map_err(|e| {
+            let hint = match e {
+                image::ImageError::NotFound { .. } => Some(
+                    "images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])",
+                ),
+                _ => None,
+            };
+            let err = BuildError::new(e.to_string());
+            match hint {
+                Some(h) => err.hint(h),
+                None => err,
+            }
+        })?;
+        loaded.import(self.store).map_err(|e| BuildError::new(e.to_string()))?;
+        let mut tree = Tree::new();
+        for descriptor in loaded.manifest.layers() {
+            let digest = store::descriptor_digest(descriptor).map_err(|e| BuildError::new(e.to_string()))?;
+            let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
+            let stream = layer::decompress(blob)
+                .map_err(|e| BuildError::new(format!("{reference}: layer {digest}: {e}")))?;
+            layer::apply(&mut tree, stream, &self.scratch, &format!("{reference} {digest}"))
+                .map_err(|e| BuildError::new(e.to_string()))?;
+        }
+        tree.forget_changes();
+        let entry = Rc::new((loaded, tree));
+        self.images.insert(reference.to_string(), entry.clone());
+        Ok(entry)
+    }
+
+    fn history(&self, out: &mut StageOut, instruction: &Instruction, empty_layer: bool) {
+        out.config.history.push(History {
+            created: Some(created(self.input.epoch)),
+            created_by: Some(instruction.created_by.clone()),
+            comment: None,
+            author: None,
+            empty_layer,
+        });
+    }
+
+    /// Write what the step changed as a layer (or record an empty one).
+    fn commit(&self, out: &mut StageOut, instruction: &Instruction) -> Result<String, BuildError> {
+        let changes = out.tree.take_changes();
+        let written = layer::write_changes(self.store, &out.tree, &changes, self.input.epoch)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        match written {
+            Some(l) => {
+                out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
+                out.config.rootfs.diff_ids.push(l.diff_id.to_string());
+                self.history(out, instruction, false);
+                Ok(format!("layer {} bytes", l.size))
+            }
+            None => {
+                self.history(out, instruction, true);
+                Ok(String::new())
+            }
+        }
+    }
+
+    fn instruction(
+        &mut self,
+        out: &mut StageOut,
+        instruction: &Instruction,
+        results: &[Option<StageOut>],
+        cmd_set: &mut bool,
+    ) -> Result<String, BuildError> {
+        match &instruction.op {
+            Op::Run(_) => Err(BuildError::new("RUN steps need kiln's WASI sandbox, which this version does not have yet")
+                .hint("build a stage without RUN, or copy prebuilt files into the image with COPY")),
+            Op::Arg(_) => {
+                self.history(out, instruction, true);
+                Ok(String::new())
+            }
+            Op::Copy(c) => {
+                let image_entry;
+                let (source_tree, origin) = match &c.from {
+                    CopySource::Context => (&self.input.context.tree, Origin::Context),
+                    CopySource::Stage(i) => {
+                        let tree = &results[*i as usize].as_ref().ok_or_else(|| BuildError::new("internal: stage order"))?.tree;
+                        (tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
+                    }
+                    CopySource::Image(reference) => {
+                        image_entry = self.image(reference, None)?;
+                        (&image_entry.1, Origin::Image(reference.clone()))
+                    }
+                };
+                let owner = match &c.chown {
+                    Some(spec) => Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?),
+                    None => None,
+                };
+                let chmod = match &c.chmod {
+                    Some(text) => Some(copy::parse_chmod(text).map_err(|e| BuildError::new(e.to_string()))?),
+                    None => None,
+                };
+                let exclude = Matcher::new(&c.exclude).map_err(|e| BuildError::new(e.to_string()))?;
+                let inline: Vec<(String, String, u32)> =
+                    c.inline_sources.iter().map(|f| (f.name.clone(), f.contents.clone(), f.mode)).collect();
+                let workdir = out.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+                let unpack = c.add.as_ref().is_some_and(|a| a.unpack != Some(false));
+                if let Some(add) = &c.add
+                    && add.checksum.is_some()
+                {
+                    return Err(BuildError::new("ADD --checksum applies to remote sources, which kiln cannot fetch yet"));
+                }
+                let spec = CopySpec {
+                    sources: &c.sources,
+                    inline: &inline,
+                    dest: &c.dest,
+                    workdir: &workdir,
+                    owner,
+                    chmod,
+                    exclude: &exclude,
+                    parents: c.parents,
+                    unpack,
+                    created_mtime: self.input.epoch.unwrap_or(0),
+                };
+                copy::copy(&mut out.tree, source_tree, &origin, &spec, &self.scratch).map_err(|e| {
+                    let err = BuildError::new(e.to_string());
+                    match e {
+                        copy::CopyError::NotFound { origin: Origin::Context, .. } => err.hint(
+                            "paths are relative to the build context; check the path and the .dockerignore",
+                        ),
+                        _ => err,
+                    }
+                })?;
+                self.commit(out, instruction)
+            }
+            Op::Config(change) => self.config(out, instruction, change, cmd_set),
+        }
+    }
+
+    fn config(
+        &mut self,
+        out: &mut StageOut,
+        instruction: &Instruction,
+        change: &ConfigChange,
+        cmd_set: &mut bool,
+    ) -> Result<String, BuildError> {
+        let run = &mut out.config.config;
+        match change {
+            ConfigChange::Env(pairs) => {
+                for kv in pairs {
+                    out.config.set_env(&kv.key, &kv.value);
+                }
+            }
+            ConfigChange::Label(pairs) => {
+                for kv in pairs {
+                    run.labels.insert(kv.key.clone(), kv.value.clone());
+                }
+            }
+            ConfigChange::Workdir(path) => {
+                let current = run.working_dir.clone().unwrap_or_else(|| "/".into());
+                let joined = if path.starts_with('/') { path.clone() } else { format!("{current}/{path}") };
+                let absolute = format!("/{}", rootfs::join(&rootfs::clean(&joined)));
+                run.working_dir = Some(absolute.clone());
+                // Docker creates the directory, owned by the current USER.
+                let (uid, gid) = match run.user.as_deref().filter(|u| !u.is_empty()) {
+                    Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string()))?,
+                    None => (0, 0),
+                };
+                let meta = Meta { mode: 0o755, uid, gid, mtime: self.input.epoch.unwrap_or(0) };
+                out.tree.mkdir_all(&[], &absolute, meta).map_err(|e| BuildError::new(format!("WORKDIR {absolute}: {e}")))?;
+                return self.commit(out, instruction);
+            }
+            ConfigChange::User(user) => run.user = Some(user.clone()),
+            ConfigChange::Cmd(command) => {
+                run.cmd = Some(command.argv.clone());
+                *cmd_set = true;
+            }
+            ConfigChange::Entrypoint(command) => {
+                run.entrypoint = Some(command.argv.clone());
+                // An ENTRYPOINT resets a CMD inherited from the base, as in Docker.
+                if !*cmd_set {
+                    run.cmd = None;
+                }
+            }
+            ConfigChange::Expose(ports) => {
+                for port in ports {
+                    run.exposed_ports.insert(port.clone(), serde_json::json!({}));
+                }
+            }
+            ConfigChange::Volume(paths) => {
+                for path in paths {
+                    run.volumes.insert(path.clone(), serde_json::json!({}));
+                }
+            }
+            ConfigChange::Healthcheck(h) => {
+                run.healthcheck = Some(Healthcheck {
+                    test: h.test.clone(),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    start_period: h.start_period,
+                    start_interval: h.start_interval,
+                    retries: h.retries,
+                });
+            }
+            ConfigChange::StopSignal(signal) => run.stop_signal = Some(signal.clone()),
+            ConfigChange::Shell(shell) => run.shell = shell.clone(),
+            ConfigChange::Onbuild(trigger) => run.on_build.push(trigger.clone()),
+            ConfigChange::Maintainer(who) => out.config.author = Some(who.clone()),
+        }
+        self.history(out, instruction, true);
+        Ok(String::new())
+    }
+
+    /// Write the target's config and manifest into the store.
+    fn export(&self, mut out: StageOut, built_stages: Vec<usize>) -> Result<Built, BuildError> {
+        let err = |e: store::StoreError| BuildError::new(e.to_string());
+        out.config.created = Some(created(self.input.epoch));
+        // Layers from Docker-format bases are described with their OCI media types.
+        let layers: Vec<Descriptor> = out
+            .layers
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                let media = match d.media_type() {
+                    MediaType::Other(t) if t == "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                        MediaType::ImageLayerGzip
+                    }
+                    MediaType::Other(t) if t == "application/vnd.docker.image.rootfs.diff.tar" => MediaType::ImageLayer,
+                    m => m.clone(),
+                };
+                d.set_media_type(media);
+                d.set_annotations(None);
+                d.set_urls(None);
+                d
+            })
+            .collect();
+        let config_desc = self.store.put_json(MediaType::ImageConfig, &out.config).map_err(err)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(config_desc.clone())
+            .layers(layers)
+            .build()
+            .map_err(|e| BuildError::new(format!("cannot assemble the manifest: {e}")))?;
+        let manifest_desc = self.store.put_json(MediaType::ImageManifest, &manifest).map_err(err)?;
+        let config_digest = store::descriptor_digest(&config_desc).map_err(err)?;
+        Ok(Built { manifest: manifest_desc, config_digest, config: out.config, tree: out.tree, built_stages })
+    }
+}
