@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod validate;
+pub use validate::escapes_root;
 
 #[cfg(feature = "guest")]
 pub mod guest;

@@ -252,9 +252,9 @@ impl Executor<'_> {
         let platform = platform.unwrap_or(&self.input.platform);
         let loaded = image::load(self.store, reference, platform).map_err(|e| {
             let hint = match e {
-                image::ImageError::NotFound { .. } => Some(
-                    "images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])",
-                ),
+                image::ImageError::NotFound { .. } => {
+                    Some("images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])")
+                }
                 _ => None,
             };
             let err = BuildError::new(e.to_string());
@@ -268,8 +268,8 @@ impl Executor<'_> {
         for descriptor in loaded.manifest.layers() {
             let digest = store::descriptor_digest(descriptor).map_err(|e| BuildError::new(e.to_string()))?;
             let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
-            let stream = layer::decompress(blob)
-                .map_err(|e| BuildError::new(format!("{reference}: layer {digest}: {e}")))?;
+            let stream =
+                layer::decompress(blob).map_err(|e| BuildError::new(format!("{reference}: layer {digest}: {e}")))?;
             layer::apply(&mut tree, stream, &self.scratch, &format!("{reference} {digest}"))
                 .map_err(|e| BuildError::new(e.to_string()))?;
         }
@@ -316,8 +316,10 @@ impl Executor<'_> {
         cmd_set: &mut bool,
     ) -> Result<String, BuildError> {
         match &instruction.op {
-            Op::Run(_) => Err(BuildError::new("RUN steps need kiln's WASI sandbox, which this version does not have yet")
-                .hint("build a stage without RUN, or copy prebuilt files into the image with COPY")),
+            Op::Run(_) => {
+                Err(BuildError::new("RUN steps need kiln's WASI sandbox, which this version does not have yet")
+                    .hint("build a stage without RUN, or copy prebuilt files into the image with COPY"))
+            }
             Op::Arg(_) => {
                 self.history(out, instruction, true);
                 Ok(String::new())
@@ -327,7 +329,10 @@ impl Executor<'_> {
                 let (source_tree, origin) = match &c.from {
                     CopySource::Context => (&self.input.context.tree, Origin::Context),
                     CopySource::Stage(i) => {
-                        let tree = &results[*i as usize].as_ref().ok_or_else(|| BuildError::new("internal: stage order"))?.tree;
+                        let tree = &results[*i as usize]
+                            .as_ref()
+                            .ok_or_else(|| BuildError::new("internal: stage order"))?
+                            .tree;
                         (tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
                     }
                     CopySource::Image(reference) => {
@@ -336,7 +341,9 @@ impl Executor<'_> {
                     }
                 };
                 let owner = match &c.chown {
-                    Some(spec) => Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?),
+                    Some(spec) => {
+                        Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?)
+                    }
                     None => None,
                 };
                 let chmod = match &c.chmod {
@@ -351,7 +358,9 @@ impl Executor<'_> {
                 if let Some(add) = &c.add
                     && add.checksum.is_some()
                 {
-                    return Err(BuildError::new("ADD --checksum applies to remote sources, which kiln cannot fetch yet"));
+                    return Err(BuildError::new(
+                        "ADD --checksum applies to remote sources, which kiln cannot fetch yet",
+                    ));
                 }
                 let spec = CopySpec {
                     sources: &c.sources,
@@ -368,9 +377,9 @@ impl Executor<'_> {
                 copy::copy(&mut out.tree, source_tree, &origin, &spec, &self.scratch).map_err(|e| {
                     let err = BuildError::new(e.to_string());
                     match e {
-                        copy::CopyError::NotFound { origin: Origin::Context, .. } => err.hint(
-                            "paths are relative to the build context; check the path and the .dockerignore",
-                        ),
+                        copy::CopyError::NotFound { origin: Origin::Context, .. } => {
+                            err.hint("paths are relative to the build context; check the path and the .dockerignore")
+                        }
                         _ => err,
                     }
                 })?;
@@ -410,7 +419,9 @@ impl Executor<'_> {
                     None => (0, 0),
                 };
                 let meta = Meta { mode: 0o755, uid, gid, mtime: self.input.epoch.unwrap_or(0) };
-                out.tree.mkdir_all(&[], &absolute, meta).map_err(|e| BuildError::new(format!("WORKDIR {absolute}: {e}")))?;
+                out.tree
+                    .mkdir_all(&[], &absolute, meta)
+                    .map_err(|e| BuildError::new(format!("WORKDIR {absolute}: {e}")))?;
                 return self.commit(out, instruction);
             }
             ConfigChange::User(user) => run.user = Some(user.clone()),

@@ -141,7 +141,8 @@ fn walk(
             let target = dir.read_link_contents(&path).map_err(io(root.join(&path)))?;
             out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Symlink(target.to_string_lossy().into_owned()) });
         } else if file_type.is_file() {
-            let data = FileData { content: Content::Context { dir: dir.clone(), path: path.clone() }, size: meta.len() };
+            let data =
+                FileData { content: Content::Context { dir: dir.clone(), path: path.clone() }, size: meta.len() };
             out.insert(name, Node { meta: meta_of(&meta), kind: Kind::File(Arc::new(data)) });
         }
         // Sockets, FIFOs and devices in a context are not copied (Docker skips them too).

@@ -152,16 +152,17 @@ pub fn resolve_owner(spec: &str, tree: &Tree) -> Result<(u32, u32), CopyError> {
     };
     let (uid, primary) = match user.parse::<u32>() {
         Ok(id) => (id, id),
-        Err(_) => lookup("/etc/passwd", user)
-            .ok_or_else(|| CopyError::Owner(format!("unknown user {user:?} in --chown: not in the stage's /etc/passwd")))?,
+        Err(_) => lookup("/etc/passwd", user).ok_or_else(|| {
+            CopyError::Owner(format!("unknown user {user:?} in --chown: not in the stage's /etc/passwd"))
+        })?,
     };
     let gid = match group {
         None => primary,
         Some(g) => match g.parse::<u32>() {
             Ok(id) => id,
-            Err(_) => lookup("/etc/group", g)
-                .map(|(id, _)| id)
-                .ok_or_else(|| CopyError::Owner(format!("unknown group {g:?} in --chown: not in the stage's /etc/group")))?,
+            Err(_) => lookup("/etc/group", g).map(|(id, _)| id).ok_or_else(|| {
+                CopyError::Owner(format!("unknown group {g:?} in --chown: not in the stage's /etc/group"))
+            })?,
         },
     };
     Ok((uid, gid))
@@ -292,14 +293,12 @@ pub fn copy(
             dest_path.clone()
         };
         let bytes: Arc<[u8]> = Arc::from(contents.as_bytes());
-        let meta = Meta {
-            mode: spec.chmod.unwrap_or(*mode),
-            uid: dir_meta.uid,
-            gid: dir_meta.gid,
-            mtime: spec.created_mtime,
+        let meta =
+            Meta { mode: spec.chmod.unwrap_or(*mode), uid: dir_meta.uid, gid: dir_meta.gid, mtime: spec.created_mtime };
+        let node = Node {
+            meta,
+            kind: Kind::File(Arc::new(FileData { size: bytes.len() as u64, content: Content::Bytes(bytes) })),
         };
-        let node =
-            Node { meta, kind: Kind::File(Arc::new(FileData { size: bytes.len() as u64, content: Content::Bytes(bytes) })) };
         put(dest_tree, &target, node)?;
     }
 

@@ -37,7 +37,8 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
     let mut kind = None;
     let mut dest = None;
     for field in text.split(',') {
-        let (key, value) = field.split_once('=').ok_or_else(|| format!("invalid output field {field:?} in {text:?}"))?;
+        let (key, value) =
+            field.split_once('=').ok_or_else(|| format!("invalid output field {field:?} in {text:?}"))?;
         match key.trim() {
             "type" => kind = Some(value.trim().to_string()),
             "dest" => dest = Some(PathBuf::from(value.trim())),
@@ -127,7 +128,10 @@ fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Pa
 fn sibling_tmp(dest: &Path) -> Result<tempfile::TempDir, String> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    tempfile::Builder::new().prefix(".kiln-output-").tempdir_in(parent).map_err(|e| format!("create a file in {}: {e}", parent.display()))
+    tempfile::Builder::new()
+        .prefix(".kiln-output-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("create a file in {}: {e}", parent.display()))
 }
 
 /// Move a finished directory over `dest`, replacing what was there.
@@ -192,7 +196,13 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 
 /// Write a layout as an archive file at `dest`, atomically. `docker_manifest` adds the
 /// `manifest.json` that `docker load` reads.
-fn write_archive(store: &Store, manifest: &Descriptor, names: &[String], dest: &Path, docker: bool) -> Result<(), String> {
+fn write_archive(
+    store: &Store,
+    manifest: &Descriptor,
+    names: &[String],
+    dest: &Path,
+    docker: bool,
+) -> Result<(), String> {
     let staging = sibling_tmp(dest)?;
     let layout = staging.path().join("layout");
     fs::create_dir(&layout).map_err(|e| e.to_string())?;
@@ -267,7 +277,13 @@ fn write_local(tree: &Tree, dest: &Path) -> Result<usize, String> {
 }
 
 /// Write one output. Returns a note for the user, if any.
-pub fn write(store: &Store, manifest: &Descriptor, names: &[String], tree: &Tree, output: &Output) -> Result<Option<String>, ExportError> {
+pub fn write(
+    store: &Store,
+    manifest: &Descriptor,
+    names: &[String],
+    tree: &Tree,
+    output: &Output,
+) -> Result<Option<String>, ExportError> {
     match output {
         Output::Oci(dest) => {
             let staging = sibling_tmp(dest).map_err(fail(dest))?;
@@ -275,11 +291,15 @@ pub fn write(store: &Store, manifest: &Descriptor, names: &[String], tree: &Tree
             replace_dir(staging, dest).map_err(fail(dest))?;
             Ok(None)
         }
-        Output::OciArchive(dest) => write_archive(store, manifest, names, dest, false).map(|_| None).map_err(fail(dest)),
+        Output::OciArchive(dest) => {
+            write_archive(store, manifest, names, dest, false).map(|_| None).map_err(fail(dest))
+        }
         Output::Docker(dest) => write_archive(store, manifest, names, dest, true).map(|_| None).map_err(fail(dest)),
         Output::Local(dest) => {
             let skipped = write_local(tree, dest).map_err(fail(dest))?;
-            Ok((skipped > 0).then(|| format!("{}: skipped {skipped} device or FIFO entries (they need privileges)", dest.display())))
+            Ok((skipped > 0).then(|| {
+                format!("{}: skipped {skipped} device or FIFO entries (they need privileges)", dest.display())
+            }))
         }
     }
 }

@@ -25,7 +25,10 @@ enum Token {
     /// `**` at the end: anything at all.
     Rest,
     /// `[...]`.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// A malformed pattern.
@@ -248,7 +251,8 @@ impl Matcher {
             if pattern.exclusion != excluded {
                 continue;
             }
-            let hit = matches(&pattern.tokens, &chars) || ends.iter().any(|&end| matches(&pattern.tokens, &chars[..end]));
+            let hit =
+                matches(&pattern.tokens, &chars) || ends.iter().any(|&end| matches(&pattern.tokens, &chars[..end]));
             if hit {
                 excluded = !pattern.exclusion;
             }

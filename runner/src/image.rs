@@ -280,7 +280,8 @@ fn malformed(reference: &str, detail: impl Into<String>) -> ImageError {
 /// Read and verify a blob from a layout directory.
 fn layout_blob(dir: &Path, digest: &Digest, reference: &str) -> Result<Vec<u8>, ImageError> {
     let path = dir.join("blobs").join("sha256").join(digest.hex());
-    let bytes = std::fs::read(&path).map_err(|e| malformed(reference, format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| malformed(reference, format!("cannot read {}: {e}", path.display())))?;
     let actual = Digest::of(&bytes);
     if &actual != digest {
         return Err(malformed(reference, format!("blob {digest} in {} has digest {actual}", dir.display())));
@@ -388,8 +389,8 @@ fn resolve_descriptor(
                     })?;
             }
             _ => {
-                let manifest: ImageManifest =
-                    serde_json::from_slice(&bytes).map_err(|e| malformed(reference, format!("manifest {digest}: {e}")))?;
+                let manifest: ImageManifest = serde_json::from_slice(&bytes)
+                    .map_err(|e| malformed(reference, format!("manifest {digest}: {e}")))?;
                 let config_digest = digest_of(reference, manifest.config())?;
                 let config_bytes = read(&config_digest)?;
                 let config: ImageConfig = serde_json::from_slice(&config_bytes)
@@ -404,7 +405,13 @@ fn resolve_descriptor(
                         ),
                     ));
                 }
-                return Ok(LoadedImage { reference: reference.to_string(), manifest_digest: digest, manifest, config, layout });
+                return Ok(LoadedImage {
+                    reference: reference.to_string(),
+                    manifest_digest: digest,
+                    manifest,
+                    config,
+                    layout,
+                });
             }
         }
     }

@@ -353,7 +353,9 @@ pub fn apply_at(
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .map(|b| base.iter().cloned().chain(rootfs::clean(&String::from_utf8_lossy(&b))).collect::<Vec<_>>())
+                    .map(|b| {
+                        base.iter().cloned().chain(rootfs::clean(&String::from_utf8_lossy(&b))).collect::<Vec<_>>()
+                    })
                     .ok_or_else(|| bad(&raw_path, "hardlink without a target".into()))?;
                 match tree.get(&target) {
                     Some(Node { kind: Kind::File(data), meta }) => {
@@ -362,7 +364,12 @@ pub fn apply_at(
                         seen_in_layer.insert(dest);
                         continue;
                     }
-                    _ => return Err(bad(&raw_path, format!("hardlink to /{} which is not a file", rootfs::join(&target)))),
+                    _ => {
+                        return Err(bad(
+                            &raw_path,
+                            format!("hardlink to /{} which is not a file", rootfs::join(&target)),
+                        ));
+                    }
                 }
             }
             EntryType::Char => Kind::CharDevice {

@@ -92,7 +92,10 @@ impl Progress {
         let bar = match (&self.multi, self.mode) {
             (Some(multi), _) => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_message(label.clone());
                 bar.enable_steady_tick(Duration::from_millis(100));
                 Some(bar)

@@ -242,12 +242,8 @@ impl Store {
     /// Take the store's exclusive lock (blocks until it is free).
     pub fn lock(&self) -> Result<IndexLock> {
         let path = self.root.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err("open", &path))?;
         file.lock().map_err(io_err("lock", &path))?;
         Ok(IndexLock { _file: file })
     }
@@ -324,10 +320,8 @@ impl Store {
     }
 
     fn write_index(&self, index: &ImageIndex) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(index).map_err(|e| StoreError::Corrupt {
-            path: self.root.join("index.json"),
-            detail: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(index)
+            .map_err(|e| StoreError::Corrupt { path: self.root.join("index.json"), detail: e.to_string() })?;
         self.write_atomic(&self.root.join("index.json"), &bytes)
     }
 
@@ -401,7 +395,10 @@ impl Store {
     /// Create a scratch directory for one build.
     pub fn build_dir(&self) -> Result<BuildDir> {
         let tmp = self.tmp_dir();
-        let dir = tempfile::Builder::new().prefix("build-").tempdir_in(&tmp).map_err(io_err("create a directory in", &tmp))?;
+        let dir = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp)
+            .map_err(io_err("create a directory in", &tmp))?;
         let lock_path = dir.path().join(".lock");
         let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
         lock.lock().map_err(io_err("lock", &lock_path))?;
@@ -469,13 +466,15 @@ pub fn read_index(path: &Path) -> Result<ImageIndex> {
 
 /// Write `path` atomically through a temporary file in `tmp_dir` (same filesystem).
 pub fn write_atomic_in(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".write-")
-        .tempfile_in(tmp_dir)
-        .map_err(io_err("create a file in", tmp_dir))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".write-").tempfile_in(tmp_dir).map_err(io_err("create a file in", tmp_dir))?;
     tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
     tmp.as_file().sync_all().map_err(io_err("sync", path))?;
-    tmp.persist(path).map_err(|e| StoreError::Io { action: "rename into", path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        action: "rename into",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 

@@ -971,6 +971,17 @@ impl Dispatch<'_, '_> {
                 self.fail("source can't be a URL for COPY".into(), span, Some("use ADD to download a URL".into()));
                 return Err(());
             }
+            if from.is_none() && !is_url && kiln_ir::escapes_root(&s) {
+                self.fail(
+                    format!("forbidden path outside the build context: {s}"),
+                    span,
+                    Some(
+                        "sources are relative to the build context and cannot leave it; move the file into the context"
+                            .into(),
+                    ),
+                );
+                return Err(());
+            }
             sources.push(s);
         }
         let mut inline = Vec::new();
