@@ -1,6 +1,7 @@
 //! kiln's integration tests: the `kiln` binary driven as users drive it.
 
 mod build;
+mod crash;
 mod oci;
 mod parse;
 mod sandbox;
