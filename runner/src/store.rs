@@ -445,7 +445,7 @@ pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descript
 
 /// The digest a descriptor names.
 pub fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
-    Digest::parse(&descriptor.digest().to_string())
+    Digest::parse(descriptor.digest().as_ref())
 }
 
 /// An index with no manifests.

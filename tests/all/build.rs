@@ -109,7 +109,7 @@ fn copy_from_stage_index_store_image_and_oci_layout() {
     sb.write("two/x", "x");
     sb.write(
         "two/Dockerfile",
-        &format!(
+        format!(
             "FROM scratch\nCOPY x /x\n\
              FROM oci-layout://{dir}:v1 AS from-layout\n\
              FROM one:v1\n\
@@ -129,7 +129,7 @@ fn copy_from_stage_index_store_image_and_oci_layout() {
     assert_eq!(image.config["config"]["Env"][1], "FROM_ONE=yes", "the base image's ENV is kept");
 
     // FROM an OCI layout.
-    sb.write("three/Dockerfile", &format!("FROM oci-layout://{}:v1\nLABEL three=3\n", layout.display()));
+    sb.write("three/Dockerfile", format!("FROM oci-layout://{}:v1\nLABEL three=3\n", layout.display()));
     build_ok(&sb, &["-t", "three", "three"]);
     let image = oci::read(&sb.root(), Some("three:latest"));
     assert_eq!(image.layers.len(), 1);
@@ -359,7 +359,7 @@ fn bad_inputs_fail_cleanly_and_leave_the_store_valid() {
     let image = oci::read(&layout, None);
     let layer = image.manifest["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
     std::fs::write(layout.join("blobs/sha256").join(&layer), b"tampered").unwrap();
-    sb.write("ctx/Dockerfile", &format!("FROM oci-layout://{}\n", layout.display()));
+    sb.write("ctx/Dockerfile", format!("FROM oci-layout://{}\n", layout.display()));
     let err = build_fails(&sb, &["-t", "bad", "ctx"]);
     assert!(err.contains("has digest"), "{err}");
     assert!(!stdout(&run(sb.kiln().arg("images"))).contains("bad"));
