@@ -342,7 +342,21 @@ pub fn copy(
                 && let Some(stream) = archive_stream(data)?
             {
                 let dir = dest_tree.mkdir_all(&[], &format!("/{}", rootfs::join(&dest_path)), dir_meta)?;
-                layer::apply_at(dest_tree, &dir, stream, scratch, &format!("archive {}", base_name))?;
+                let created = layer::apply_at(dest_tree, &dir, stream, scratch, &format!("archive {base_name}"))?;
+                // `--chown`/`--chmod` apply to what the archive unpacked, as in Docker.
+                if spec.owner.is_some() || spec.chmod.is_some() {
+                    for path in created {
+                        if let Some(node) = dest_tree.get(&path) {
+                            let meta = Meta {
+                                uid: spec.owner.map_or(node.meta.uid, |o| o.0),
+                                gid: spec.owner.map_or(node.meta.gid, |o| o.1),
+                                mode: spec.chmod.unwrap_or(node.meta.mode),
+                                mtime: node.meta.mtime,
+                            };
+                            dest_tree.set_meta(&path, meta)?;
+                        }
+                    }
+                }
                 continue;
             }
             let mut copied = node.clone();

@@ -285,17 +285,18 @@ pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> 
 /// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what
 /// lower layers had, other entries replace. `layer` names the layer in errors.
 pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &str) -> Result<(), LayerError> {
-    apply_at(tree, &[], tar_stream, scratch, layer)
+    apply_at(tree, &[], tar_stream, scratch, layer).map(|_| ())
 }
 
 /// Like [`apply`], with every entry placed under the directory `base` (ADD of an archive).
+/// Returns the paths the archive created or replaced.
 pub fn apply_at(
     tree: &mut Tree,
     base: &[String],
     tar_stream: impl Read,
     scratch: &Scratch,
     layer: &str,
-) -> Result<(), LayerError> {
+) -> Result<BTreeSet<Vec<String>>, LayerError> {
     let bad = |entry: &str, detail: String| LayerError::BadEntry {
         layer: layer.to_string(),
         entry: entry.to_string(),
@@ -401,7 +402,7 @@ pub fn apply_at(
         tree.insert(&dest, Node { meta, kind }).map_err(|e| bad(&raw_path, e.to_string()))?;
         seen_in_layer.insert(dest);
     }
-    Ok(())
+    Ok(seen_in_layer)
 }
 
 /// The directory at `path` (creating missing ones root-owned 0755); symlinked parents are

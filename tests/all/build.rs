@@ -364,3 +364,92 @@ fn bad_inputs_fail_cleanly_and_leave_the_store_valid() {
     assert!(err.contains("has digest"), "{err}");
     assert!(!stdout(&run(sb.kiln().arg("images"))).contains("bad"));
 }
+
+/// A tar holding `dir/file.txt` (uid 1000, mode 0600) and a symlink.
+fn sample_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(EntryType::Directory);
+    h.set_mode(0o750);
+    h.set_size(0);
+    b.append_data(&mut h, "dir/", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o600);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    h.set_size(5);
+    b.append_data(&mut h, "dir/file.txt", &b"hello"[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "dir/link", "file.txt").unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn add_unpacks_local_archives_and_refuses_urls() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let tar_bytes = sample_tar();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar_bytes).unwrap();
+    sb.write("ctx/app.tar.gz", gz.finish().unwrap());
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&tar_bytes).unwrap();
+    sb.write("ctx/app.tar.bz2", bz.finish().unwrap());
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(&tar_bytes).unwrap();
+    sb.write("ctx/app.tar.xz", xz.finish().unwrap());
+    sb.write(
+        "ctx/app.tar.zst",
+        ruzstd::encoding::compress_to_vec(&tar_bytes[..], ruzstd::encoding::CompressionLevel::Fastest),
+    );
+    sb.write("ctx/plain.tar", &tar_bytes);
+    let mut not_tar = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    not_tar.write_all(b"just text, not an archive").unwrap();
+    sb.write("ctx/notes.gz", not_tar.finish().unwrap());
+    sb.write(
+        "ctx/Dockerfile",
+        "FROM scratch\n\
+         ADD app.tar.gz /gz/\n\
+         ADD app.tar.bz2 /bz2\n\
+         ADD app.tar.xz /xz/\n\
+         ADD app.tar.zst /zst/\n\
+         ADD plain.tar /plain/\n\
+         ADD notes.gz /raw/\n\
+         COPY app.tar.gz /copied/\n\
+         ADD --chown=7:8 app.tar.gz /owned/\n",
+    );
+    build_ok(&sb, &["-t", "add", "ctx"]);
+    let image = oci::read(&sb.root(), Some("add:latest"));
+    validate(&sb.root(), "add:latest");
+    for (layer, dir) in ["gz", "bz2", "xz", "zst", "plain"].iter().enumerate() {
+        let file = image.entry(layer, &format!("{dir}/dir/file.txt"));
+        assert_eq!((file.data.as_slice(), file.mode, file.uid), (&b"hello"[..], 0o600, 1000), "{dir}");
+        assert_eq!(image.entry(layer, &format!("{dir}/dir/")).mode, 0o750);
+        assert_eq!(image.entry(layer, &format!("{dir}/dir/link")).link.as_deref(), Some("file.txt"));
+    }
+    assert_eq!(image.paths(5), ["raw/", "raw/notes.gz"], "a compressed file that is not a tar is copied as is");
+    assert_eq!(image.paths(6), ["copied/", "copied/app.tar.gz"], "COPY never unpacks");
+    let owned = image.entry(7, "owned/dir/file.txt");
+    assert_eq!((owned.uid, owned.gid), (7, 8));
+
+    sb.write("ctx/Dockerfile", "FROM scratch\nADD https://example.com/file.tar.gz /\n");
+    let err = build_fails(&sb, &["ctx"]);
+    assert!(err.contains("Dockerfile:2:1") && err.contains("does not fetch remote sources"), "{err}");
+}
+
+#[test]
+fn rmi_removes_tags_but_not_other_images() {
+    let sb = Sandbox::new();
+    sb.write("ctx/Dockerfile", "FROM scratch\nLABEL x=1\n");
+    build_ok(&sb, &["-t", "a:1", "-t", "b:2", "ctx"]);
+    let out = run(sb.kiln().args(["rmi", "a:1"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let images = stdout(&run(sb.kiln().arg("images")));
+    assert!(!images.contains("a ") && images.contains("b "), "{images}");
+    let out = run(sb.kiln().args(["rmi", "a:1"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no image named a:1"), "{}", stderr(&out));
+    check_store(&sb.root());
+}
