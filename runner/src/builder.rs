@@ -24,6 +24,7 @@ use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
 use crate::progress::Progress;
 use crate::rootfs::{self, Meta, Tree};
+use crate::sandbox::{RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
 
 /// The PATH Docker gives a Linux stage whose base does not set one.
@@ -67,7 +68,14 @@ pub struct BuildInput<'a> {
     pub platform: String,
     /// SOURCE_DATE_EPOCH, when set: image and history times, and the clamp for mtimes.
     pub epoch: Option<i64>,
+    /// Wall time each RUN step may take, if limited.
+    pub step_timeout: Option<std::time::Duration>,
+    /// Memory each program a RUN step starts may use, bytes.
+    pub step_memory: usize,
 }
+
+/// Output of a RUN step kept for error messages and logs.
+const RUN_OUTPUT_LIMIT: usize = 4 << 20;
 
 /// The result of a build: the image in the store (untagged) and its final filesystem.
 pub struct Built {
@@ -149,8 +157,9 @@ struct Executor<'a> {
     store: &'a Store,
     progress: &'a Progress,
     input: &'a BuildInput<'a>,
-    scratch: Scratch,
+    scratch: std::sync::Arc<Scratch>,
     images: HashMap<String, Rc<(LoadedImage, Tree)>>,
+    sandbox: Sandbox,
 }
 
 /// Build `input.graph`'s target into the store. `scratch_dir` holds extracted file contents
@@ -162,7 +171,14 @@ pub fn build(
     scratch_dir: &std::path::Path,
 ) -> Result<Built, BuildError> {
     let order = plan(input.graph);
-    let mut exec = Executor { store, progress, input, scratch: Scratch::new(scratch_dir), images: HashMap::new() };
+    let mut exec = Executor {
+        store,
+        progress,
+        input,
+        scratch: std::sync::Arc::new(Scratch::new(scratch_dir)),
+        images: HashMap::new(),
+        sandbox: Sandbox::new(Some(store.root().join("compiled"))),
+    };
     let mut results: Vec<Option<StageOut>> = vec![None; input.graph.stages.len()];
     for &index in &order {
         let out = exec.stage(index, &results)?;
@@ -316,10 +332,7 @@ impl Executor<'_> {
         cmd_set: &mut bool,
     ) -> Result<String, BuildError> {
         match &instruction.op {
-            Op::Run(_) => {
-                Err(BuildError::new("RUN steps need kiln's WASI sandbox, which this version does not have yet")
-                    .hint("build a stage without RUN, or copy prebuilt files into the image with COPY"))
-            }
+            Op::Run(run) => self.run(out, instruction, run),
             Op::Arg(_) => {
                 self.history(out, instruction, true);
                 Ok(String::new())
@@ -387,6 +400,70 @@ impl Executor<'_> {
             }
             Op::Config(change) => self.config(out, instruction, change, cmd_set),
         }
+    }
+
+    fn run(&mut self, out: &mut StageOut, instruction: &Instruction, run: &kiln_ir::Run) -> Result<String, BuildError> {
+        if !run.mounts.is_empty() {
+            return Err(BuildError::new("RUN --mount is not supported by kiln yet")
+                .hint("copy what the step needs into the stage with COPY first"));
+        }
+        // The environment: build args in scope, then ENV (which wins, as in Docker).
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: &str| match env.iter_mut().find(|(key, _)| key == k) {
+            Some(entry) => entry.1 = v.to_string(),
+            None => env.push((k.to_string(), v.to_string())),
+        };
+        for kv in &run.build_args {
+            set(&kv.key, &kv.value);
+        }
+        for entry in &out.config.config.env {
+            let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+            set(k, v);
+        }
+        let owner = match out.config.config.user.as_deref().filter(|u| !u.is_empty()) {
+            Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string()))?,
+            None => (0, 0),
+        };
+        let cwd = out.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let seed = {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            (&instruction.created_by, &run.argv, &cwd, instruction.span.start.line).hash(&mut h);
+            h.finish()
+        };
+        let spec = RunSpec {
+            argv: &run.argv,
+            env: &env,
+            cwd: &cwd,
+            owner,
+            epoch: self.input.epoch.unwrap_or(0),
+            seed,
+            memory: self.input.step_memory,
+            timeout: self.input.step_timeout,
+            output_limit: RUN_OUTPUT_LIMIT,
+        };
+        let tree = std::mem::take(&mut out.tree);
+        let (tree, outcome) = self.sandbox.run(tree, self.scratch.clone(), &spec);
+        out.tree = tree;
+        let outcome = outcome.map_err(|e| {
+            let mut message = e.to_string();
+            if let crate::sandbox::RunError::Trap { output, .. } = &e {
+                message.push_str(&last_lines(output));
+            }
+            BuildError::new(message)
+        })?;
+        if outcome.status != 0 {
+            return Err(BuildError::new(format!(
+                "process {:?} did not complete successfully: exit code: {}{}",
+                run.argv.join(" "),
+                outcome.status,
+                last_lines(&outcome.output)
+            )));
+        }
+        for line in String::from_utf8_lossy(&outcome.output).lines() {
+            self.progress.note(&format!("  {line}"));
+        }
+        self.commit(out, instruction)
     }
 
     fn config(
@@ -500,4 +577,19 @@ impl Executor<'_> {
         let config_digest = store::descriptor_digest(&config_desc).map_err(err)?;
         Ok(Built { manifest: manifest_desc, config_digest, config: out.config, tree: out.tree, built_stages })
     }
+}
+
+/// The last lines a program printed, for an error message.
+fn last_lines(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(10)..];
+    format!(
+        "\noutput (last {} lines):\n{}",
+        tail.len(),
+        tail.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    )
 }

@@ -81,6 +81,14 @@ pub struct BuildArgs {
     /// Print only the image ID
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// Seconds a RUN step may take (no limit by default)
+    #[arg(long, value_name = "SECONDS")]
+    pub step_timeout: Option<u64>,
+
+    /// Memory each program of a RUN step may use, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub step_memory: usize,
 }
 
 /// An image argument.
@@ -361,7 +369,14 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         Ok(d) => d,
         Err(e) => return error(e),
     };
-    let input = BuildInput { graph: &parsed.graph, context: &context, platform: parsed.target_platform.clone(), epoch };
+    let input = BuildInput {
+        graph: &parsed.graph,
+        context: &context,
+        platform: parsed.target_platform.clone(),
+        epoch,
+        step_timeout: args.step_timeout.map(Duration::from_secs),
+        step_memory: args.step_memory.saturating_mul(1 << 20),
+    };
     let built = match builder::build(&store, &progress, &input, scratch.path()) {
         Ok(b) => b,
         Err(e) => {

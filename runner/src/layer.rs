@@ -190,11 +190,12 @@ fn write_item<W: Write>(
             }
             first_name.insert(key, name.to_string());
             let mut h = base_header(&node.meta, epoch, EntryType::Regular);
-            h.set_size(data.size);
+            let size = data.len();
+            h.set_size(size);
             let reader = data.content.open()?;
             // Guard against a source that changed size since it was listed: the tar must
             // hold exactly the size in the header.
-            let mut exact = ExactSize { inner: reader, remaining: data.size };
+            let mut exact = ExactSize { inner: reader, remaining: size };
             tar.append_data(&mut h, name, &mut exact)?;
             if exact.remaining != 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being copied"));

@@ -25,6 +25,7 @@ pub mod layer;
 pub mod platform;
 pub mod progress;
 pub mod rootfs;
+pub mod sandbox;
 pub mod store;
 
 pub use kiln_ir as ir;

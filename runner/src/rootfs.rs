@@ -81,8 +81,25 @@ impl Content {
 pub struct FileData {
     /// Where the bytes are.
     pub content: Content,
-    /// How many bytes.
+    /// How many bytes, when the file was recorded. A scratch file a RUN step writes to can
+    /// change after that: [`FileData::len`] is the current size.
     pub size: u64,
+}
+
+impl FileData {
+    /// The current size: a scratch file is asked (a sandboxed program may have written to
+    /// it through an open stream); other contents never change.
+    pub fn len(&self) -> u64 {
+        match &self.content {
+            Content::Scratch(path) => std::fs::metadata(path).map_or(self.size, |m| m.len()),
+            _ => self.size,
+        }
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What an entry is.
@@ -271,6 +288,11 @@ impl Tree {
     /// root). This is where `COPY` and `WORKDIR` will create things.
     pub fn resolve_dest(&self, cwd: &[String], path: &str) -> Result<Components, PathError> {
         self.resolve_inner(cwd, path, true, false, true)
+    }
+
+    /// Like [`Tree::resolve_dest`], choosing whether a final symlink is followed.
+    pub fn resolve_dest_with(&self, cwd: &[String], path: &str, follow_last: bool) -> Result<Components, PathError> {
+        self.resolve_inner(cwd, path, follow_last, false, true)
     }
 
     fn resolve_inner(

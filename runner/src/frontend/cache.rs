@@ -29,8 +29,22 @@ pub fn entry_path(dir: &Path, engine: &Engine, wasm_digest: &str) -> PathBuf {
 /// # Errors
 /// The bytes do not compile as a component.
 pub fn load_or_compile(engine: &Engine, wasm: &[u8], digest: &str, dir: Option<&Path>) -> wasmtime::Result<Component> {
+    load_or_compile_with(engine, digest, dir, || Ok(wasm.to_vec()))
+}
+
+/// Like [`load_or_compile`], producing the component's bytes only when the cache misses
+/// (adapting a WASI preview 1 module to a component is worth skipping).
+///
+/// # Errors
+/// `produce` fails, or its bytes do not compile as a component.
+pub fn load_or_compile_with(
+    engine: &Engine,
+    digest: &str,
+    dir: Option<&Path>,
+    produce: impl FnOnce() -> wasmtime::Result<Vec<u8>>,
+) -> wasmtime::Result<Component> {
     let Some(dir) = dir else {
-        return Component::new(engine, wasm);
+        return Component::new(engine, produce()?);
     };
     let path = entry_path(dir, engine, digest);
     if path.is_file() {
@@ -41,7 +55,7 @@ pub fn load_or_compile(engine: &Engine, wasm: &[u8], digest: &str, dir: Option<&
             }
         }
     }
-    let component = Component::new(engine, wasm)?;
+    let component = Component::new(engine, produce()?)?;
     if let Err(e) = store(dir, &path, &component) {
         tracing::debug!(path = %path.display(), error = %e, "cannot cache the compiled component");
     }

@@ -131,7 +131,9 @@ pub struct Frontend {
 pub type ParseResult = Result<BuildGraph, Vec<Diagnostic>>;
 
 /// The shared engine: epoch interruption on, a background thread ticking the epoch.
-fn engine() -> Result<Engine, FrontendError> {
+/// The process-wide engine (component model, epoch interruption, a ticker thread), shared
+/// by frontends and RUN steps so compiled code and the cache agree.
+pub(crate) fn engine() -> Result<Engine, FrontendError> {
     static ENGINE: std::sync::OnceLock<Result<Engine, String>> = std::sync::OnceLock::new();
     ENGINE
         .get_or_init(|| {

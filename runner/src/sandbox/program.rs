@@ -1,0 +1,242 @@
+//! Finding and loading the program a RUN step names.
+//!
+//! argv[0] is looked up like a shell does, but inside the stage's tree: a name with a `/` is
+//! a path (relative to the working directory), a bare name is searched on the stage's PATH.
+//! What is found decides how it runs:
+//!
+//! - a WebAssembly component: as a `wasi:cli/command`;
+//! - a WebAssembly core module: as WASI preview 1, turned into a component with the standard
+//!   preview 1 adapter. Its `proc_exit` import is first renamed to `wasi:cli/exit`'s
+//!   `exit-with-code`, because the stock adapter reports every non-zero status as 1;
+//! - a `#!` script: its interpreter (from the tree) runs with the script's path;
+//! - an ELF binary or anything else: an error that says what it is.
+//!
+//! Compiled programs are cached by the sha256 of the file (plus a tag for the adaptation),
+//! so a warm run only deserialises.
+
+use std::borrow::Cow;
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::rootfs::{self, Components, Kind, Tree};
+
+/// Why a program cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// Not on PATH, or the path does not exist.
+    #[error("{name}: not found{}", if *.on_path { " on the stage's PATH" } else { "" })]
+    NotFound {
+        /// argv[0].
+        name: String,
+        /// Whether PATH was searched.
+        on_path: bool,
+    },
+    /// It exists but is not a WASI program.
+    #[error("{path} is {what}; kiln runs WASI programs (.wasm)")]
+    NotWasi {
+        /// The program's path in the rootfs.
+        path: String,
+        /// What it is.
+        what: String,
+    },
+    /// It is a WASI program that does not load.
+    #[error("{path}: {detail}")]
+    Invalid {
+        /// The program's path in the rootfs.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The empty argv.
+    #[error("RUN has no command")]
+    Empty,
+}
+
+/// The largest program kiln loads.
+const MAX_PROGRAM: u64 = 512 << 20;
+
+/// A program file found in the tree.
+pub struct Found {
+    /// Its canonical path.
+    pub path: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+fn read_file(tree: &Tree, path: &[String]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let Kind::File(data) = &tree.get(path)?.kind else { return None };
+    let mut out = Vec::new();
+    data.content.open().ok()?.take(MAX_PROGRAM).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// Find argv[0]; follow `#!` lines. Returns the program and the argv to give it.
+pub fn resolve(
+    tree: &Tree,
+    argv: &[String],
+    path_env: Option<&str>,
+    cwd: &Components,
+) -> Result<(Found, Vec<String>), ProgramError> {
+    let mut argv: Vec<String> = argv.to_vec();
+    for _ in 0..4 {
+        let name = argv.first().ok_or(ProgramError::Empty)?.clone();
+        let candidates: Vec<String> = if name.contains('/') {
+            vec![name.clone()]
+        } else {
+            path_env
+                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("{d}/{name}"))
+                .collect()
+        };
+        let found = candidates.iter().find_map(|c| {
+            let path = tree.resolve(cwd, c, true).ok()?;
+            let bytes = read_file(tree, &path)?;
+            Some(Found { path: format!("/{}", rootfs::join(&path)), bytes })
+        });
+        let Some(found) = found else {
+            let on_path = !name.contains('/');
+            return Err(ProgramError::NotFound { name, on_path });
+        };
+        if let Some(rest) = found.bytes.strip_prefix(b"#!") {
+            // `#!interpreter [one argument]`, as Linux reads it.
+            let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            let line = String::from_utf8_lossy(&rest[..line_end]).trim().to_string();
+            let mut parts = line.splitn(2, [' ', '\t']);
+            let interpreter = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| ProgramError::Invalid {
+                path: found.path.clone(),
+                detail: "its #! line names no interpreter".into(),
+            })?;
+            let mut next = vec![interpreter.to_string()];
+            if let Some(arg) = parts.next().map(str::trim).filter(|a| !a.is_empty()) {
+                next.push(arg.to_string());
+            }
+            next.push(found.path.clone());
+            next.extend(argv.into_iter().skip(1));
+            argv = next;
+            continue;
+        }
+        return Ok((found, argv));
+    }
+    Err(ProgramError::Invalid { path: argv[0].clone(), detail: "#! interpreters nest more than 4 deep".into() })
+}
+
+/// What a file's first bytes say it is.
+fn describe(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0x7f, b'E', b'L', b'F', ..] => "a Linux ELF executable",
+        [b'M', b'Z', ..] => "a Windows executable",
+        [0xcf, 0xfa, 0xed, 0xfe, ..] | [0xca, 0xfe, 0xba, 0xbe, ..] => "a macOS executable",
+        _ => "not a WebAssembly program or a #! script",
+    }
+}
+
+/// Compile (or load from the cache) the program as a component.
+pub fn load(engine: &Engine, found: &Found, cache: Option<&std::path::Path>) -> Result<Component, ProgramError> {
+    let invalid = |detail: String| ProgramError::Invalid { path: found.path.clone(), detail };
+    let bytes = &found.bytes;
+    if !bytes.starts_with(b"\0asm") || bytes.len() < 8 {
+        return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(bytes).into() });
+    }
+    let digest = crate::frontend::sha256_hex(bytes);
+    let is_component = bytes[4..8] == [0x0d, 0x00, 0x01, 0x00];
+    let (key, adapt) = if is_component { (digest, false) } else { (format!("{digest}-p1-exit"), true) };
+    crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
+        if adapt { adapt_preview1(bytes).map_err(wasmtime::Error::msg) } else { Ok(bytes.clone()) }
+    })
+    .map_err(|e| invalid(format!("{e:#}")))
+}
+
+/// The one-function world the renamed `proc_exit` import is typed by.
+const EXIT_WIT: &str = r#"
+package wasi:cli@0.2.12;
+
+@since(version = 0.2.0)
+interface exit {
+  @since(version = 0.2.0)
+  exit: func(status: result);
+  @since(version = 0.2.12)
+  exit-with-code: func(status-code: u8);
+}
+
+world kiln-exit {
+  import exit;
+}
+"#;
+
+/// Turn a WASI preview 1 module into a preview 2 command component whose exit statuses
+/// survive: rename `wasi_snapshot_preview1.proc_exit` to `wasi:cli/exit.exit-with-code`,
+/// describe that import in the module, then apply the standard adapter.
+pub fn adapt_preview1(module: &[u8]) -> Result<Vec<u8>, String> {
+    let mut renamed = rename_proc_exit(module)?;
+    if let Cow::Owned(bytes) = &renamed {
+        let mut resolve = wit_parser::Resolve::default();
+        let package = resolve.push_str("kiln-exit.wit", EXIT_WIT).map_err(|e| format!("{e:#}"))?;
+        let world = resolve.select_world(&[package], Some("kiln-exit")).map_err(|e| format!("{e:#}"))?;
+        let mut bytes = bytes.clone();
+        wit_component::embed_component_metadata(&mut bytes, &resolve, world, wit_component::StringEncoding::UTF8)
+            .map_err(|e| format!("{e:#}"))?;
+        renamed = Cow::Owned(bytes);
+    }
+    wit_component::ComponentEncoder::default()
+        .module(&renamed)
+        .map_err(|e| format!("not a WASI module: {e:#}"))?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .map_err(|e| format!("{e:#}"))?
+        .validate(true)
+        .encode()
+        .map_err(|e| format!("cannot adapt it to WASI preview 2: {e:#}"))
+}
+
+/// Re-emit the import section with `proc_exit` renamed; every other section is copied as
+/// is, and no index moves (the import keeps its type and position).
+fn rename_proc_exit(module: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    use wasm_encoder::{EntityType, ImportSection, Module, RawSection, reencode::Reencode};
+    use wasmparser::{Parser, Payload};
+
+    let mut has_proc_exit = false;
+    for payload in Parser::new(0).parse_all(module) {
+        if let Payload::ImportSection(reader) = payload.map_err(|e| e.to_string())? {
+            for import in reader.into_imports() {
+                let import = import.map_err(|e| e.to_string())?;
+                has_proc_exit |= import.module == "wasi_snapshot_preview1" && import.name == "proc_exit";
+            }
+        }
+    }
+    if !has_proc_exit {
+        return Ok(Cow::Borrowed(module));
+    }
+    let mut out = Module::new();
+    let mut reencoder = wasm_encoder::reencode::RoundtripReencoder;
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        match &payload {
+            Payload::Version { .. } | Payload::End(_) => {}
+            Payload::ImportSection(reader) => {
+                let mut section = ImportSection::new();
+                for import in reader.clone().into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    let ty: EntityType = reencoder.entity_type(import.ty).map_err(|e| e.to_string())?;
+                    if import.module == "wasi_snapshot_preview1" && import.name == "proc_exit" {
+                        section.import("wasi:cli/exit@0.2.12", "exit-with-code", ty);
+                    } else {
+                        section.import(import.module, import.name, ty);
+                    }
+                }
+                out.section(&section);
+            }
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    out.section(&RawSection { id, data: &module[range] });
+                }
+            }
+        }
+    }
+    Ok(Cow::Owned(out.finish()))
+}
