@@ -4,5 +4,6 @@ mod build;
 mod crash;
 mod oci;
 mod parse;
+mod run;
 mod sandbox;
 mod support;

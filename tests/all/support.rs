@@ -85,3 +85,30 @@ pub fn hostile_frontend() -> PathBuf {
         })
         .clone()
 }
+
+/// The run-guest fixture (tests/fixtures/run-guest) as (WASI preview 1 module, preview 2
+/// component), built once per test run.
+pub fn run_guests() -> (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir().join("test-guests");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            for triple in ["wasm32-wasip1", "wasm32-wasip2"] {
+                let status = Command::new(&cargo)
+                    .current_dir(workspace())
+                    .args(["build", "--release", "-p", "kiln-run-guest", "--target", triple, "--target-dir"])
+                    .arg(&target)
+                    .env_remove("RUSTFLAGS")
+                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building the run-guest fixture for {triple} failed");
+            }
+            (
+                target.join("wasm32-wasip1/release/run-guest.wasm"),
+                target.join("wasm32-wasip2/release/run-guest.wasm"),
+            )
+        })
+        .clone()
+}

@@ -1,0 +1,146 @@
+//! RUN steps: WASI programs from the stage's own filesystem, in the sandbox, and the layers
+//! they leave.
+
+use tar::EntryType;
+
+use crate::oci::{self, check_store, validate};
+use crate::support::{Sandbox, run, run_guests, stderr};
+
+/// A context holding both guests (`/bin/guest` is the p1 module, `/bin/guest2` the p2
+/// component) and a data file.
+fn guest_context(sb: &Sandbox, dockerfile: &str) {
+    let (p1, p2) = run_guests();
+    std::fs::create_dir_all(sb.dir.path().join("ctx")).unwrap();
+    std::fs::copy(p1, sb.dir.path().join("ctx/guest1.wasm")).unwrap();
+    std::fs::copy(p2, sb.dir.path().join("ctx/guest2.wasm")).unwrap();
+    sb.write("ctx/data.txt", "data here\n");
+    sb.write(
+        "ctx/Dockerfile",
+        format!(
+            "FROM scratch AS tools\nCOPY guest1.wasm /bin/guest\nCOPY guest2.wasm /bin/guest2\nCOPY data.txt /data/data.txt\n\
+             FROM tools\n{dockerfile}"
+        ),
+    );
+}
+
+fn build(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
+    run(sb.kiln().args(["build", "--progress", "plain", "-t", "run-test"]).args(extra).arg("ctx"))
+}
+
+#[test]
+fn file_operations_become_layers() {
+    let sb = Sandbox::new();
+    guest_context(
+        &sb,
+        "RUN [\"guest\", \"mkdir\", \"/made/deep\", \";\", \"write\", \"/made/out.txt\", \"hello\", \";\", \"ln\", \"/data/data.txt\", \"/made/abs\", \";\", \"ln\", \"../data/data.txt\", \"/made/rel\", \";\", \"cat\", \"/made/abs\", \";\", \"cat\", \"/made/rel\"]\n\
+         RUN [\"guest2\", \"append\", \"/made/out.txt\", \" world\", \";\", \"rm\", \"/data/data.txt\", \";\", \"mv\", \"/made/deep\", \"/moved\"]\n\
+         RUN [\"guest\", \"ls\", \"/\"]\n",
+    );
+    let out = build(&sb, &[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("data here").count(), 2, "read through both links: {log}");
+    let image = oci::read(&sb.root(), Some("run-test:latest"));
+    validate(&sb.root(), "run-test:latest");
+    // tools' three COPY layers, then one layer per RUN that changed something.
+    assert_eq!(image.layers.len(), 5, "the last RUN changed nothing");
+    assert_eq!(image.paths(3), ["made/", "made/abs", "made/deep/", "made/out.txt", "made/rel"]);
+    let abs = image.entry(3, "made/abs");
+    assert_eq!((abs.kind, abs.link.as_deref()), (EntryType::Symlink, Some("/data/data.txt")));
+    assert_eq!(image.entry(3, "made/out.txt").data, b"hello");
+    assert_eq!(image.entry(3, "made/out.txt").mtime, 0, "mtimes are the step's normalised time");
+    assert_eq!(
+        image.paths(4),
+        ["data/", "data/.wh.data.txt", "made/", "made/.wh.deep", "made/out.txt", "moved/"],
+        "deletions are whiteouts"
+    );
+    assert_eq!(image.entry(4, "made/out.txt").data, b"hello world");
+    assert!(image.history().last().unwrap().1, "an unchanged rootfs adds no layer");
+    check_store(&sb.root());
+}
+
+#[test]
+fn exit_statuses_reach_the_build() {
+    let sb = Sandbox::new();
+    for (guest, status) in [("guest", 7), ("guest2", 0), ("guest", 125), ("guest", 255)] {
+        guest_context(&sb, &format!("RUN [\"{guest}\", \"exit\", \"{status}\"]\n"));
+        let out = build(&sb, &[]);
+        if status == 0 {
+            assert!(out.status.success(), "{}", stderr(&out));
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("exit code: {status}")), "{guest} {status}: {err}");
+        assert!(err.contains("Dockerfile:6:1"), "{err}");
+        assert!(err.contains("[stage-1 2/2]"), "{err}");
+    }
+    // A failing step shows the end of its output.
+    guest_context(&sb, "RUN [\"guest\", \"cat\", \"/nope\"]\n");
+    let err = stderr(&build(&sb, &[]));
+    assert!(err.contains("exit code: 3") && err.contains("cat: "), "{err}");
+}
+
+#[test]
+fn user_environment_and_clock() {
+    let sb = Sandbox::new();
+    guest_context(
+        &sb,
+        "ARG FLAVOUR=mild\nENV GREETING=hi\nUSER 1000:1000\n\
+         RUN [\"guest\", \"write\", \"/tmp-owned\", \"x\", \";\", \"env\", \"GREETING\", \";\", \"env\", \"FLAVOUR\", \";\", \"env\", \"HOME\", \";\", \"time\"]\n",
+    );
+    let out = build(&sb, &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    for expected in ["  hi", "  mild", "  <unset>", "  1700000000"] {
+        assert!(log.lines().any(|l| l == expected), "{expected:?} in {log}");
+    }
+    let image = oci::read(&sb.root(), Some("run-test:latest"));
+    let file = image.entry(3, "tmp-owned");
+    assert_eq!((file.uid, file.gid, file.mode, file.mtime), (1000, 1000, 0o644, 1_700_000_000));
+}
+
+#[test]
+fn programs_that_cannot_run_are_clear_errors() {
+    let sb = Sandbox::new();
+    let cases = [
+        ("RUN [\"nosuch\"]\n", "nosuch: not found on the stage's PATH"),
+        ("COPY data.txt /bin/notwasm\nRUN [\"notwasm\"]\n", "/bin/notwasm is not a WebAssembly program or a #! script; kiln runs WASI programs (.wasm)"),
+        ("COPY elf /bin/elf\nRUN [\"elf\"]\n", "/bin/elf is a Linux ELF executable; kiln runs WASI programs (.wasm)"),
+        ("RUN echo shell form\n", "/bin/sh: not found"),
+    ];
+    for (dockerfile, message) in cases {
+        guest_context(&sb, dockerfile);
+        sb.write("ctx/elf", b"\x7fELF\x02\x01\x01rest of a binary");
+        let out = build(&sb, &[]);
+        assert_eq!(out.status.code(), Some(1), "{dockerfile}");
+        assert!(stderr(&out).contains(message), "{dockerfile}: {}", stderr(&out));
+    }
+    // A #! script runs its interpreter from the rootfs with the script's path.
+    guest_context(&sb, "COPY script /bin/script\nRUN [\"script\", \"/data/data.txt\"]\n");
+    sb.write("ctx/script", "#!/bin/guest cat\n");
+    let out = build(&sb, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn runaway_programs_are_stopped() {
+    let sb = Sandbox::new();
+    guest_context(&sb, "RUN [\"guest\", \"loop\"]\n");
+    let started = std::time::Instant::now();
+    let out = build(&sb, &["--step-timeout", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("longer than its limit"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    guest_context(&sb, "RUN [\"guest2\", \"alloc\"]\n");
+    let out = build(&sb, &["--step-memory", "64"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("more than 67108864 bytes of memory"), "{}", stderr(&out));
+
+    guest_context(&sb, "RUN [\"guest\", \"trap\"]\n");
+    let out = build(&sb, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("crashed"), "{}", stderr(&out));
+    check_store(&sb.root());
+}
