@@ -452,6 +452,9 @@ impl Executor<'_> {
             }
             BuildError::new(message)
         })?;
+        for warning in &outcome.warnings {
+            self.progress.note(&format!("warning: {warning}"));
+        }
         if outcome.status != 0 {
             return Err(BuildError::new(format!(
                 "process {:?} did not complete successfully: exit code: {}{}",

@@ -86,7 +86,7 @@ fn user_environment_and_clock() {
     let sb = Sandbox::new();
     guest_context(
         &sb,
-        "ARG FLAVOUR=mild\nENV GREETING=hi\nUSER 1000:1000\n\
+        "ARG FLAVOUR=mild\nENV GREETING=hi\nUSER 1000:1000\nWORKDIR /work\n\
          RUN [\"guest\", \"write\", \"/tmp-owned\", \"x\", \";\", \"env\", \"GREETING\", \";\", \"env\", \"FLAVOUR\", \";\", \"env\", \"HOME\", \";\", \"time\"]\n",
     );
     let out = build(&sb, &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
@@ -95,8 +95,9 @@ fn user_environment_and_clock() {
     for expected in ["  hi", "  mild", "  <unset>", "  1700000000"] {
         assert!(log.lines().any(|l| l == expected), "{expected:?} in {log}");
     }
+    assert!(log.contains("warning: WORKDIR /work is not applied to WASI programs yet"), "{log}");
     let image = oci::read(&sb.root(), Some("run-test:latest"));
-    let file = image.entry(3, "tmp-owned");
+    let file = image.entry(4, "tmp-owned");
     assert_eq!((file.uid, file.gid, file.mode, file.mtime), (1000, 1000, 0o644, 1_700_000_000));
 }
 
@@ -105,7 +106,10 @@ fn programs_that_cannot_run_are_clear_errors() {
     let sb = Sandbox::new();
     let cases = [
         ("RUN [\"nosuch\"]\n", "nosuch: not found on the stage's PATH"),
-        ("COPY data.txt /bin/notwasm\nRUN [\"notwasm\"]\n", "/bin/notwasm is not a WebAssembly program or a #! script; kiln runs WASI programs (.wasm)"),
+        (
+            "COPY data.txt /bin/notwasm\nRUN [\"notwasm\"]\n",
+            "/bin/notwasm is not a WebAssembly program or a #! script; kiln runs WASI programs (.wasm)",
+        ),
         ("COPY elf /bin/elf\nRUN [\"elf\"]\n", "/bin/elf is a Linux ELF executable; kiln runs WASI programs (.wasm)"),
         ("RUN echo shell form\n", "/bin/sh: not found"),
     ];

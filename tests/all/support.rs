@@ -105,10 +105,7 @@ pub fn run_guests() -> (PathBuf, PathBuf) {
                     .expect("cargo runs");
                 assert!(status.success(), "building the run-guest fixture for {triple} failed");
             }
-            (
-                target.join("wasm32-wasip1/release/run-guest.wasm"),
-                target.join("wasm32-wasip2/release/run-guest.wasm"),
-            )
+            (target.join("wasm32-wasip1/release/run-guest.wasm"), target.join("wasm32-wasip2/release/run-guest.wasm"))
         })
         .clone()
 }

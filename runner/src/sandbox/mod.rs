@@ -220,11 +220,21 @@ impl Sandbox {
         let printed = output.contents().to_vec();
         let state = store.into_data();
         let tree = state.fs.tree;
+        // wasi-libc starts every program at `/` and folds relative and absolute paths into
+        // the same request, so the host cannot apply a working directory (see the note on
+        // WORKDIR in the issue tracker). Say so rather than resolve silently against `/`.
+        let mut warnings = Vec::new();
+        if !cwd.is_empty() {
+            warnings.push(format!(
+                "WORKDIR {} is not applied to WASI programs yet: relative paths in this step resolve against /",
+                spec.cwd
+            ));
+        }
         let outcome = match result {
-            Ok(status) => Ok(Outcome { status, output: printed, warnings: Vec::new() }),
+            Ok(status) => Ok(Outcome { status, output: printed, warnings }),
             Err(e) => {
                 if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                    Ok(Outcome { status: exit.0, output: printed, warnings: Vec::new() })
+                    Ok(Outcome { status: exit.0, output: printed, warnings })
                 } else if memory_hit {
                     Err(RunError::Memory(spec.memory))
                 } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) =
