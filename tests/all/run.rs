@@ -148,3 +148,45 @@ fn runaway_programs_are_stopped() {
     assert!(stderr(&out).contains("crashed"), "{}", stderr(&out));
     check_store(&sb.root());
 }
+
+/// Each attempt to reach the host from a RUN step stays inside the stage's filesystem: reads
+/// find nothing, writes land in the image, and the host is untouched.
+#[test]
+fn escape_attempts_stay_inside_the_rootfs() {
+    let sb = Sandbox::new();
+    let marker = format!("kiln-escape-{}", std::process::id());
+    let host_marker = std::env::temp_dir().join(&marker);
+    let _ = std::fs::remove_file(&host_marker);
+    let reads = ["cat ../../../../../etc/passwd", "cat /../../etc/hostname", "hardlink /etc/passwd /stolen"];
+    for attempt in reads {
+        let args: Vec<String> = attempt.split(' ').map(|a| format!("\"{a}\"")).collect();
+        guest_context(&sb, &format!("RUN [\"guest\", {}]\n", args.join(", ")));
+        let out = build(&sb, &[]);
+        assert_eq!(out.status.code(), Some(1), "{attempt} must fail: {}", stderr(&out));
+        assert!(stderr(&out).contains("exit code: 3"), "{attempt}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("root:"), "{attempt} read a host file: {}", stderr(&out));
+    }
+    // Links that point out are followed inside the rootfs; writes through them land there.
+    let tmp = std::env::temp_dir().display().to_string();
+    guest_context(
+        &sb,
+        &format!(
+            "RUN [\"guest\", \"mkdir\", \"{tmp}\", \";\", \"ln\", \"/\", \"/etc-link\", \";\", \"ln\", \"../../../../..{tmp}\", \"/data/up\", \";\", \
+             \"write\", \"/data/up/{marker}\", \"inside\", \";\", \"cat\", \"/etc-link/etc-link{tmp}/{marker}\", \";\", \
+             \"mv\", \"/data/data.txt\", \"/../../../{tmp}/moved\"]\n"
+        ),
+    );
+    let out = build(&sb, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("inside"), "{}", stderr(&out));
+    assert!(!host_marker.exists(), "a RUN step wrote {} on the host", host_marker.display());
+    assert!(
+        !std::env::temp_dir().join("moved").exists()
+            || std::fs::read(std::env::temp_dir().join("moved")).unwrap() != b"data here\n"
+    );
+    let image = oci::read(&sb.root(), Some("run-test:latest"));
+    let top = image.layers.last().unwrap();
+    let tmp_rel = tmp.trim_start_matches('/');
+    assert!(top.iter().any(|e| e.path == format!("{tmp_rel}/{marker}")), "the write landed in the image");
+    assert!(top.iter().any(|e| e.path == format!("{tmp_rel}/moved")), "the rename stayed in the image");
+}
