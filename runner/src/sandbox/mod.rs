@@ -152,12 +152,13 @@ impl HostMonotonicClock for StepClock {
 /// Runs programs; one per build (it holds the compiled-program cache location).
 pub struct Sandbox {
     cache_dir: Option<std::path::PathBuf>,
+    loaded: program::Loaded,
 }
 
 impl Sandbox {
     /// A sandbox caching compiled programs under `cache_dir`.
     pub fn new(cache_dir: Option<std::path::PathBuf>) -> Self {
-        Sandbox { cache_dir }
+        Sandbox { cache_dir, loaded: program::Loaded::default() }
     }
 
     /// Run one step on `tree` (moved in, and handed back whatever happened).
@@ -173,7 +174,7 @@ impl Sandbox {
             Ok(found) => found,
             Err(e) => return (tree, Err(e.into())),
         };
-        let component = match program::load(&engine, &program, self.cache_dir.as_deref()) {
+        let component = match program::load(&engine, &program, self.cache_dir.as_deref(), &self.loaded) {
             Ok(c) => c,
             Err(e) => return (tree, Err(e.into())),
         };

@@ -15,11 +15,14 @@
 //! so a warm run only deserialises.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::rootfs::{self, Components, Kind, Tree};
+use crate::rootfs::{self, Components, FileData, Kind, Tree};
 
 /// Why a program cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +63,30 @@ const MAX_PROGRAM: u64 = 512 << 20;
 pub struct Found {
     /// Its canonical path.
     pub path: String,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
+    /// Its content (read in full only when it is not already compiled).
+    pub data: Arc<FileData>,
+    /// Its first bytes, enough to tell what it is.
+    pub head: Vec<u8>,
 }
 
-fn read_file(tree: &Tree, path: &[String]) -> Option<Vec<u8>> {
-    use std::io::Read;
+impl Found {
+    /// The whole file.
+    pub fn bytes(&self) -> Result<Vec<u8>, ProgramError> {
+        let mut out = Vec::new();
+        self.data
+            .content
+            .open()
+            .and_then(|r| r.take(MAX_PROGRAM).read_to_end(&mut out))
+            .map_err(|e| ProgramError::Invalid { path: self.path.clone(), detail: format!("cannot read it: {e}") })?;
+        Ok(out)
+    }
+}
+
+fn find_file(tree: &Tree, path: &[String]) -> Option<(Arc<FileData>, Vec<u8>)> {
     let Kind::File(data) = &tree.get(path)?.kind else { return None };
-    let mut out = Vec::new();
-    data.content.open().ok()?.take(MAX_PROGRAM).read_to_end(&mut out).ok()?;
-    Some(out)
+    let mut head = Vec::new();
+    data.content.open().ok()?.take(4096).read_to_end(&mut head).ok()?;
+    Some((data.clone(), head))
 }
 
 /// Find argv[0]; follow `#!` lines. Returns the program and the argv to give it.
@@ -94,14 +111,14 @@ pub fn resolve(
         };
         let found = candidates.iter().find_map(|c| {
             let path = tree.resolve(cwd, c, true).ok()?;
-            let bytes = read_file(tree, &path)?;
-            Some(Found { path: format!("/{}", rootfs::join(&path)), bytes })
+            let (data, head) = find_file(tree, &path)?;
+            Some(Found { path: format!("/{}", rootfs::join(&path)), data, head })
         });
         let Some(found) = found else {
             let on_path = !name.contains('/');
             return Err(ProgramError::NotFound { name, on_path });
         };
-        if let Some(rest) = found.bytes.strip_prefix(b"#!") {
+        if let Some(rest) = found.head.strip_prefix(b"#!") {
             // `#!interpreter [one argument]`, as Linux reads it.
             let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
             let line = String::from_utf8_lossy(&rest[..line_end]).trim().to_string();
@@ -134,20 +151,59 @@ fn describe(bytes: &[u8]) -> &'static str {
     }
 }
 
-/// Compile (or load from the cache) the program as a component.
-pub fn load(engine: &Engine, found: &Found, cache: Option<&std::path::Path>) -> Result<Component, ProgramError> {
+/// Programs already loaded in this process: by file identity (so a warm spawn neither
+/// reads nor hashes the file) and by content digest.
+#[derive(Default)]
+pub struct Loaded {
+    by_file: Mutex<HashMap<usize, (Arc<FileData>, String)>>,
+    by_digest: Mutex<HashMap<String, Component>>,
+}
+
+/// Compile (or load from the caches) the program as a component.
+pub fn load(
+    engine: &Engine,
+    found: &Found,
+    cache: Option<&std::path::Path>,
+    loaded: &Loaded,
+) -> Result<Component, ProgramError> {
     let invalid = |detail: String| ProgramError::Invalid { path: found.path.clone(), detail };
-    let bytes = &found.bytes;
-    if !bytes.starts_with(b"\0asm") || bytes.len() < 8 {
-        return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(bytes).into() });
+    let head = &found.head;
+    if !head.starts_with(b"\0asm") || head.len() < 8 {
+        return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() });
     }
-    let digest = crate::frontend::sha256_hex(bytes);
-    let is_component = bytes[4..8] == [0x0d, 0x00, 0x01, 0x00];
-    let (key, adapt) = if is_component { (digest, false) } else { (format!("{digest}-p1-exit"), true) };
-    crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
-        if adapt { adapt_preview1(bytes).map_err(wasmtime::Error::msg) } else { Ok(bytes.clone()) }
+    let is_component = head[4..8] == [0x0d, 0x00, 0x01, 0x00];
+    let identity = Arc::as_ptr(&found.data) as usize;
+    let known = lock(&loaded.by_file).get(&identity).map(|(_, key)| key.clone());
+    let mut bytes = None;
+    let key = match known {
+        Some(key) => key,
+        None => {
+            let all = found.bytes()?;
+            let digest = crate::frontend::sha256_hex(&all);
+            let key = if is_component { digest } else { format!("{digest}-p1-exit") };
+            // Keeping the Arc keeps the identity from being reused by another file.
+            lock(&loaded.by_file).insert(identity, (found.data.clone(), key.clone()));
+            bytes = Some(all);
+            key
+        }
+    };
+    if let Some(component) = lock(&loaded.by_digest).get(&key) {
+        return Ok(component.clone());
+    }
+    let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
+        let bytes = match bytes.take() {
+            Some(b) => b,
+            None => found.bytes().map_err(wasmtime::Error::msg)?,
+        };
+        if is_component { Ok(bytes) } else { adapt_preview1(&bytes).map_err(wasmtime::Error::msg) }
     })
-    .map_err(|e| invalid(format!("{e:#}")))
+    .map_err(|e| invalid(format!("{e:#}")))?;
+    lock(&loaded.by_digest).insert(key, component.clone());
+    Ok(component)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The one-function world the renamed `proc_exit` import is typed by.
