@@ -109,7 +109,10 @@ fn spawn_bench(work: &Path) {
     }
     println!("spawn    program {} ({} bytes)", wasm.display(), bytes.len());
     println!("spawn    first run (adapt + compile + cache): {}", ms(first));
-    println!("spawn    compiled form on disk, first spawn in a build (read + hash + load), median of 10: {}", ms(median(from_disk)));
+    println!(
+        "spawn    compiled form on disk, first spawn in a build (read + hash + load), median of 10: {}",
+        ms(median(from_disk))
+    );
     println!("spawn    cached, later spawns in a build, median of 30: {}   target <= 3 ms", ms(median(warm)));
 }
 
@@ -133,7 +136,10 @@ fn snapshot_bench(work: &Path) {
         times.push(start.elapsed());
         assert!(layer.size < 1024);
     }
-    println!("snapshot 1 file changed in a rootfs of 50,000 files, median of 15: {}   target <= 50 ms", ms(median(times)));
+    println!(
+        "snapshot 1 file changed in a rootfs of 50,000 files, median of 15: {}   target <= 50 ms",
+        ms(median(times))
+    );
 }
 
 fn main() {

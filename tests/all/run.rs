@@ -190,3 +190,66 @@ fn escape_attempts_stay_inside_the_rootfs() {
     assert!(top.iter().any(|e| e.path == format!("{tmp_rel}/{marker}")), "the write landed in the image");
     assert!(top.iter().any(|e| e.path == format!("{tmp_rel}/moved")), "the rename stayed in the image");
 }
+
+/// Real third-party WASI programs: uutils coreutils, one multicall binary linked under each
+/// utility's name, working on the stage's filesystem.
+#[test]
+fn uutils_coreutils_in_run_steps() {
+    let sb = Sandbox::new();
+    let ctx = sb.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("bin")).unwrap();
+    std::fs::copy(crate::support::coreutils(), ctx.join("bin/coreutils")).unwrap();
+    for tool in ["mkdir", "cp", "mv", "rm", "ln", "cat", "ls"] {
+        std::os::unix::fs::symlink("coreutils", ctx.join("bin").join(tool)).unwrap();
+    }
+    sb.write("ctx/real/data.txt", "from the base image\n");
+    std::fs::create_dir_all(ctx.join("usr/bin")).unwrap();
+    std::os::unix::fs::symlink("/opt/real/data.txt", ctx.join("usr/bin/data")).unwrap();
+    sb.write(
+        "ctx/Dockerfile",
+        "FROM scratch AS base\nCOPY bin /bin\nCOPY real /opt/real\nCOPY usr /usr\n\
+         FROM base\n\
+         RUN [\"mkdir\", \"-p\", \"/a/b/c\"]\n\
+         RUN [\"cp\", \"-r\", \"/opt/real\", \"/a/b/c/copy\"]\n\
+         RUN [\"mv\", \"/a/b/c/copy\", \"/moved\"]\n\
+         RUN [\"rm\", \"-r\", \"/a/b\"]\n\
+         RUN [\"ln\", \"-s\", \"/moved/data.txt\", \"/abs-link\"]\n\
+         RUN [\"ln\", \"-s\", \"moved/data.txt\", \"/rel-link\"]\n\
+         RUN [\"cat\", \"/usr/bin/data\", \"/abs-link\", \"/rel-link\"]\n\
+         RUN [\"ls\", \"/moved\"]\n\
+         USER 1000:1000\n\
+         RUN [\"mkdir\", \"/owned\"]\n\
+         RUN [\"ls\", \"/nonexistent\"]\n",
+    );
+    let out = build(&sb, &["--target", "base"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = build(&sb, &[]);
+    let log = stderr(&out);
+    // The last step fails like ls does on Linux: exit status 2.
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("exit code: 2"), "{log}");
+    assert_eq!(log.matches("from the base image").count(), 3, "cat read through the links: {log}");
+    assert!(log.lines().any(|l| l.trim() == "data.txt"), "ls listed /moved: {log}");
+
+    // Build again without the failing step, and look at the layers.
+    let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    sb.write("ctx/Dockerfile", text.replace("RUN [\"ls\", \"/nonexistent\"]\n", ""));
+    let out = build(&sb, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = oci::read(&sb.root(), Some("run-test:latest"));
+    validate(&sb.root(), "run-test:latest");
+    let layers = &image.layers;
+    let mkdir = &layers[3];
+    assert_eq!(mkdir.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["a/", "a/b/", "a/b/c/"]);
+    assert!(layers[4].iter().any(|e| e.path == "a/b/c/copy/data.txt" && e.data == b"from the base image\n"));
+    let mv: Vec<&str> = layers[5].iter().map(|e| e.path.as_str()).collect();
+    assert!(mv.contains(&"a/b/c/.wh.copy") && mv.contains(&"moved/data.txt"), "{mv:?}");
+    assert!(layers[6].iter().any(|e| e.path == "a/.wh.b"), "rm -r is a whiteout");
+    let abs = layers[7].iter().find(|e| e.path == "abs-link").unwrap();
+    assert_eq!((abs.kind, abs.link.as_deref()), (EntryType::Symlink, Some("/moved/data.txt")));
+    let rel = layers[8].iter().find(|e| e.path == "rel-link").unwrap();
+    assert_eq!(rel.link.as_deref(), Some("moved/data.txt"));
+    let owned = layers[9].iter().find(|e| e.path == "owned/").unwrap();
+    assert_eq!((owned.uid, owned.gid, owned.mode, owned.mtime), (1000, 1000, 0o755, 0));
+    assert_eq!(layers.len(), 10, "cat and ls changed nothing");
+}

@@ -109,3 +109,29 @@ pub fn run_guests() -> (PathBuf, PathBuf) {
         })
         .clone()
 }
+
+/// uutils coreutils 0.12 built for wasm32-wasip1 from crates.io (about 3 minutes once; the
+/// result is kept in the target directory).
+pub fn coreutils() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = target_dir().join("test-tools/coreutils-0.12.0");
+            let wasm = root.join("bin/coreutils.wasm");
+            if !wasm.is_file() {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["install", "coreutils", "--version", "0.12.0", "--locked", "--target", "wasm32-wasip1"])
+                    .args(["--no-default-features", "--features", "feat_wasm", "--root"])
+                    .arg(&root)
+                    .env_remove("RUSTFLAGS")
+                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                    .env("CARGO_TARGET_DIR", target_dir().join("test-tools/build"))
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building uutils coreutils for wasm32-wasip1 failed");
+            }
+            wasm
+        })
+        .clone()
+}
