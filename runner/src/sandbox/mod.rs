@@ -13,6 +13,7 @@
 //! Memory is capped per instance and a step may be given a wall-time limit (epoch
 //! interruption), so a guest that loops, allocates without end or traps is a clean error.
 
+pub mod cwd;
 pub mod fs;
 pub mod program;
 
@@ -174,16 +175,19 @@ impl Sandbox {
             Ok(found) => found,
             Err(e) => return (tree, Err(e.into())),
         };
-        let component = match program::load(&engine, &program, self.cache_dir.as_deref(), &self.loaded) {
+        let (component, cwd_support) = match program::load(&engine, &program, self.cache_dir.as_deref(), &self.loaded) {
             Ok(c) => c,
             Err(e) => return (tree, Err(e.into())),
         };
 
         let output = MemoryOutputPipe::new(spec.output_limit);
+        // Instrumented programs read their working directory from PWD, as shells export it.
+        let mut env: Vec<(String, String)> = spec.env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
+        env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));
         let mut builder = WasiCtxBuilder::new();
         builder
             .args(&argv)
-            .envs(spec.env)
+            .envs(&env)
             .stdin(MemoryInputPipe::new(Vec::<u8>::new()))
             .stdout(output.clone())
             .stderr(output.clone())
@@ -225,10 +229,10 @@ impl Sandbox {
         // the same request, so the host cannot apply a working directory (see the note on
         // WORKDIR in the issue tracker). Say so rather than resolve silently against `/`.
         let mut warnings = Vec::new();
-        if !cwd.is_empty() {
+        if let (false, program::Cwd::Unsupported(why)) = (cwd.is_empty(), &cwd_support) {
             warnings.push(format!(
-                "WORKDIR {} is not applied to WASI programs yet: relative paths in this step resolve against /",
-                spec.cwd
+                "WORKDIR {} is not applied to {}: {why}; relative paths in this step resolve against /",
+                spec.cwd, program.path
             ));
         }
         let outcome = match result {

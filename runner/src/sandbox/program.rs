@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::cwd;
 use crate::rootfs::{self, Components, FileData, Kind, Tree};
 
 /// Why a program cannot run.
@@ -156,8 +157,21 @@ fn describe(bytes: &[u8]) -> &'static str {
 #[derive(Default)]
 pub struct Loaded {
     by_file: Mutex<HashMap<usize, (Arc<FileData>, String)>>,
-    by_digest: Mutex<HashMap<String, Component>>,
+    by_digest: Mutex<HashMap<String, (Component, Cwd)>>,
 }
+
+/// Whether a loaded program can be given a working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cwd {
+    /// It reads `PWD` at start (an instrumented preview 1 module).
+    Supported,
+    /// It starts at `/`, and why.
+    Unsupported(String),
+}
+
+/// Cache-key suffixes: what was done to a preview 1 module before it was compiled.
+const P1_WITH_CWD: &str = "p1-exit-cwd1";
+const P1_PLAIN: &str = "p1-exit";
 
 /// Compile (or load from the caches) the program as a component.
 pub fn load(
@@ -165,7 +179,7 @@ pub fn load(
     found: &Found,
     cache: Option<&std::path::Path>,
     loaded: &Loaded,
-) -> Result<Component, ProgramError> {
+) -> Result<(Component, Cwd), ProgramError> {
     let invalid = |detail: String| ProgramError::Invalid { path: found.path.clone(), detail };
     let head = &found.head;
     if !head.starts_with(b"\0asm") || head.len() < 8 {
@@ -175,31 +189,76 @@ pub fn load(
     let identity = Arc::as_ptr(&found.data) as usize;
     let known = lock(&loaded.by_file).get(&identity).map(|(_, key)| key.clone());
     let mut bytes = None;
-    let key = match known {
-        Some(key) => key,
+    let digest = match known {
+        Some(digest) => digest,
         None => {
             let all = found.bytes()?;
             let digest = crate::frontend::sha256_hex(&all);
-            let key = if is_component { digest } else { format!("{digest}-p1-exit") };
             // Keeping the Arc keeps the identity from being reused by another file.
-            lock(&loaded.by_file).insert(identity, (found.data.clone(), key.clone()));
+            lock(&loaded.by_file).insert(identity, (found.data.clone(), digest.clone()));
             bytes = Some(all);
-            key
+            digest
         }
     };
-    if let Some(component) = lock(&loaded.by_digest).get(&key) {
-        return Ok(component.clone());
+    if let Some(done) = lock(&loaded.by_digest).get(&digest) {
+        return Ok(done.clone());
     }
-    let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
-        let bytes = match bytes.take() {
-            Some(b) => b,
-            None => found.bytes().map_err(wasmtime::Error::msg)?,
+    let engine_cache = |key: &str| cache.map(|dir| crate::frontend::cache::entry_path(dir, engine, key));
+    let mut full = || -> Result<Vec<u8>, ProgramError> {
+        match bytes.take() {
+            Some(b) => Ok(b),
+            None => found.bytes(),
+        }
+    };
+    let done = if is_component {
+        let component = crate::frontend::cache::load_or_compile_with(engine, &digest, cache, || {
+            full().map_err(wasmtime::Error::msg)
+        })
+        .map_err(|e| invalid(format!("{e:#}")))?;
+        (
+            component,
+            Cwd::Unsupported("it is a WASI preview 2 component, whose working directory kiln cannot set yet".into()),
+        )
+    } else {
+        let with_cwd = format!("{digest}-{P1_WITH_CWD}");
+        let plain = format!("{digest}-{P1_PLAIN}");
+        // Which form was compiled before decides without reading the module again.
+        let cached = [(&with_cwd, true), (&plain, false)]
+            .into_iter()
+            .find(|(key, _)| engine_cache(key).is_some_and(|p| p.is_file()));
+        let (key, supported, module) = match cached {
+            Some((key, supported)) => (key.clone(), supported, None),
+            None => {
+                let original = full()?;
+                match cwd::instrument(&original).map_err(|e| invalid(format!("cannot instrument it: {e}")))? {
+                    cwd::Instrumented::Yes(module) => (with_cwd.clone(), true, Some(module)),
+                    cwd::Instrumented::No(_) => (plain.clone(), false, Some(original)),
+                }
+            }
         };
-        if is_component { Ok(bytes) } else { adapt_preview1(&bytes).map_err(wasmtime::Error::msg) }
-    })
-    .map_err(|e| invalid(format!("{e:#}")))?;
-    lock(&loaded.by_digest).insert(key, component.clone());
-    Ok(component)
+        let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
+            let module = match module {
+                Some(m) => m,
+                None => {
+                    let original = full().map_err(wasmtime::Error::msg)?;
+                    match cwd::instrument(&original).map_err(wasmtime::Error::msg)? {
+                        cwd::Instrumented::Yes(m) if supported => m,
+                        _ => original,
+                    }
+                }
+            };
+            adapt_preview1(&module).map_err(wasmtime::Error::msg)
+        })
+        .map_err(|e| invalid(format!("{e:#}")))?;
+        let cwd = if supported {
+            Cwd::Supported
+        } else {
+            Cwd::Unsupported("it lacks the wasi-libc symbols kiln instruments to give it a working directory".into())
+        };
+        (component, cwd)
+    };
+    lock(&loaded.by_digest).insert(digest, done.clone());
+    Ok(done)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

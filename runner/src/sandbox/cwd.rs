@@ -1,0 +1,409 @@
+//! Giving unmodified WASI preview 1 programs a working directory.
+//!
+//! wasi-libc starts every program at `/` and strips the leading `/` of absolute paths before
+//! they reach the host, so `rel.txt` and `/rel.txt` arrive as the same request: no host-side
+//! trick can apply a WORKDIR. What works is to instrument the module at load time (the
+//! technique measured in the project's notes on WASI working directories):
+//!
+//! - `__wasilibc_find_abspath`, through which every wasi-libc path passes, gets a new body
+//!   that rewrites a relative path to `$PWD/path` (in one of four 8 KiB slots) and then runs
+//!   the original body, which is moved to a new function;
+//! - the `_start` export is wrapped: before the program starts, `getenv("PWD")` is read
+//!   once, and wasi-libc's `__wasilibc_cwd` pointer (found through `getcwd`) is pointed at
+//!   it, so builds that link wasi-libc's `chdir` (and `make_absolute`) also resolve against
+//!   it and `getcwd` reports it;
+//! - with `PWD` unset or `/`, nothing is rewritten and the program behaves exactly as before.
+//!
+//! No existing function, global or type index moves: the new functions and globals are
+//! appended, the old body keeps running under a new index, and every other section is copied
+//! byte for byte. The rewrite does not depend on the directory, so one compiled artifact
+//! serves every WORKDIR. It needs the module's name section (to find the wasi-libc
+//! functions); without it the module is returned unchanged and the caller warns.
+
+use std::collections::HashMap;
+
+use wasm_encoder::{
+    BlockType, CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
+    MemArg, Module, RawSection, ValType,
+};
+use wasmparser::{ExternalKind, Name, Operator, Parser, Payload, TypeRef};
+
+/// Bytes per rewrite slot; a longer `$PWD/path` falls back to resolving against `/`.
+const SLOT: i32 = 8192;
+
+/// Whether and how a module was instrumented.
+pub enum Instrumented {
+    /// The rewritten module.
+    Yes(Vec<u8>),
+    /// Left as it was, and why (for the step's warning).
+    No(String),
+}
+
+struct Facts {
+    imported_funcs: u32,
+    func_types: Vec<u32>,
+    names: HashMap<String, u32>,
+    start_export: Option<u32>,
+    globals: u32,
+    has_memory: bool,
+    code_bodies: Vec<(usize, usize)>,
+    data: Vec<(u32, Vec<u8>)>,
+}
+
+fn gather(module: &[u8]) -> Result<Facts, String> {
+    let mut f = Facts {
+        imported_funcs: 0,
+        func_types: Vec::new(),
+        names: HashMap::new(),
+        start_export: None,
+        globals: 0,
+        has_memory: false,
+        code_bodies: Vec::new(),
+        data: Vec::new(),
+    };
+    for payload in Parser::new(0).parse_all(module) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    match import.map_err(|e| e.to_string())?.ty {
+                        TypeRef::Func(_) => f.imported_funcs += 1,
+                        TypeRef::Global(_) => f.globals += 1,
+                        TypeRef::Memory(_) => f.has_memory = true,
+                        _ => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    f.func_types.push(ty.map_err(|e| e.to_string())?);
+                }
+            }
+            Payload::GlobalSection(reader) => f.globals += reader.count(),
+            Payload::MemorySection(reader) => f.has_memory |= reader.count() > 0,
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.name == "_start" && export.kind == ExternalKind::Func {
+                        f.start_export = Some(export.index);
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let range = body.range();
+                f.code_bodies.push((range.start, range.end));
+            }
+            Payload::DataSection(reader) => {
+                for data in reader {
+                    let data = data.map_err(|e| e.to_string())?;
+                    if let wasmparser::DataKind::Active { memory_index: 0, offset_expr } = data.kind {
+                        let mut ops = offset_expr.get_operators_reader();
+                        if let Ok(Operator::I32Const { value }) = ops.read() {
+                            f.data.push((value as u32, data.data.to_vec()));
+                        }
+                    }
+                }
+            }
+            Payload::CustomSection(reader) => {
+                if let wasmparser::KnownCustom::Name(names) = reader.as_known() {
+                    for name in names {
+                        if let Ok(Name::Function(map)) = name {
+                            for naming in map.into_iter().flatten() {
+                                f.names.insert(naming.name.to_string(), naming.index);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+impl Facts {
+    fn body(&self, func: u32) -> Option<(usize, usize)> {
+        let local = func.checked_sub(self.imported_funcs)?;
+        self.code_bodies.get(local as usize).copied()
+    }
+
+    fn read_u32(&self, address: u32) -> Option<u32> {
+        self.data.iter().find_map(|(start, bytes)| {
+            let at = address.checked_sub(*start)? as usize;
+            let b = bytes.get(at..at + 4)?;
+            Some(u32::from_le_bytes(b.try_into().ok()?))
+        })
+    }
+
+    fn read_cstr(&self, address: u32) -> Option<Vec<u8>> {
+        self.data.iter().find_map(|(start, bytes)| {
+            let at = address.checked_sub(*start)? as usize;
+            let rest = bytes.get(at..)?;
+            let end = rest.iter().position(|&b| b == 0)?;
+            Some(rest[..end].to_vec())
+        })
+    }
+
+    /// The address of wasi-libc's `__wasilibc_cwd`: the first constant-address load in
+    /// `getcwd` whose static value points at the string "/".
+    fn cwd_pointer(&self, module: &[u8]) -> Option<u32> {
+        let (start, end) = self.body(*self.names.get("getcwd")?)?;
+        let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(&module[start..end], start));
+        let mut ops = body.get_operators_reader().ok()?;
+        let mut last_const = None;
+        while !ops.eof() {
+            match ops.read().ok()? {
+                Operator::I32Const { value } => last_const = Some(value as u32),
+                Operator::I32Load { memarg } => {
+                    if let Some(base) = last_const {
+                        let address = base.wrapping_add(memarg.offset as u32);
+                        let target = self.read_u32(address)?;
+                        return (self.read_cstr(target)? == b"/").then_some(address);
+                    }
+                    last_const = None;
+                }
+                _ => last_const = None,
+            }
+        }
+        None
+    }
+}
+
+/// Instrument a preview 1 module (see the module documentation).
+pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
+    let facts = gather(module)?;
+    let need = |name: &str| facts.names.get(name).copied();
+    let (Some(find), Some(malloc), Some(getenv)) = (need("__wasilibc_find_abspath"), need("malloc"), need("getenv"))
+    else {
+        return Ok(Instrumented::No(
+            "the program has no name section naming wasi-libc's __wasilibc_find_abspath, malloc and getenv".into(),
+        ));
+    };
+    let Some(start) = facts.start_export else {
+        return Ok(Instrumented::No("the program exports no _start".into()));
+    };
+    if !facts.has_memory || find < facts.imported_funcs || start < facts.imported_funcs {
+        return Ok(Instrumented::No("the program's layout is not the one kiln knows how to instrument".into()));
+    }
+    let cwd_pointer = facts.cwd_pointer(module);
+    let find_type = facts.func_types[(find - facts.imported_funcs) as usize];
+    let start_type = facts.func_types[(start - facts.imported_funcs) as usize];
+    let total_funcs = facts.imported_funcs + facts.func_types.len() as u32;
+    let moved_find = total_funcs; // the original body of __wasilibc_find_abspath
+    let new_start = total_funcs + 1; // init, then the original _start
+    // New globals: the cwd string, its length, the slot ring, the next slot.
+    let (g_cwd, g_len, g_ring, g_next) = (facts.globals, facts.globals + 1, facts.globals + 2, facts.globals + 3);
+
+    let mut out = Module::new();
+    let mut code_done = false;
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        match &payload {
+            Payload::Version { .. } | Payload::End(_) | Payload::CodeSectionEntry(_) => {}
+            Payload::FunctionSection(_) => {
+                let mut section = FunctionSection::new();
+                for ty in &facts.func_types {
+                    section.function(*ty);
+                }
+                section.function(find_type);
+                section.function(start_type);
+                out.section(&section);
+            }
+            Payload::GlobalSection(reader) => {
+                let mut section = GlobalSection::new();
+                for global in reader.clone() {
+                    let global = global.map_err(|e| e.to_string())?;
+                    let range = global.init_expr.get_binary_reader().range();
+                    let ty = GlobalType {
+                        val_type: val_type(global.ty.content_type)?,
+                        mutable: global.ty.mutable,
+                        shared: global.ty.shared,
+                    };
+                    // The init expression's bytes include its `end`.
+                    section.global(ty, &ConstExpr::raw(module[range.start..range.end - 1].iter().copied()));
+                }
+                for _ in 0..4 {
+                    section.global(
+                        GlobalType { val_type: ValType::I32, mutable: true, shared: false },
+                        &ConstExpr::i32_const(0),
+                    );
+                }
+                out.section(&section);
+            }
+            Payload::ExportSection(reader) => {
+                let mut section = ExportSection::new();
+                for export in reader.clone() {
+                    let export = export.map_err(|e| e.to_string())?;
+                    let kind = match export.kind {
+                        ExternalKind::Func => ExportKind::Func,
+                        ExternalKind::Table => ExportKind::Table,
+                        ExternalKind::Memory => ExportKind::Memory,
+                        ExternalKind::Global => ExportKind::Global,
+                        ExternalKind::Tag => ExportKind::Tag,
+                        _ => return Err("unsupported export kind".into()),
+                    };
+                    let index = if export.name == "_start" { new_start } else { export.index };
+                    section.export(export.name, kind, index);
+                }
+                out.section(&section);
+            }
+            Payload::CodeSectionStart { .. } => {
+                let mut section = CodeSection::new();
+                for (i, (start, end)) in facts.code_bodies.iter().enumerate() {
+                    if i as u32 + facts.imported_funcs == find {
+                        section.function(&find_wrapper(moved_find, malloc_free_ring(g_cwd, g_len, g_ring, g_next)));
+                    } else {
+                        section.raw(&module[*start..*end]);
+                    }
+                }
+                let (fs, fe) = facts.body(find).expect("find is a defined function");
+                section.raw(&module[fs..fe]);
+                section.function(&start_wrapper(start, malloc, getenv, cwd_pointer, [g_cwd, g_len, g_ring, g_next]));
+                out.section(&section);
+                code_done = true;
+            }
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    out.section(&RawSection { id, data: &module[range] });
+                }
+            }
+        }
+    }
+    if !code_done {
+        return Err("the module has no code section".into());
+    }
+    if facts.globals == 0 {
+        return Ok(Instrumented::No("the program has no global section".into()));
+    }
+    Ok(Instrumented::Yes(out.finish()))
+}
+
+fn val_type(t: wasmparser::ValType) -> Result<ValType, String> {
+    Ok(match t {
+        wasmparser::ValType::I32 => ValType::I32,
+        wasmparser::ValType::I64 => ValType::I64,
+        wasmparser::ValType::F32 => ValType::F32,
+        wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => ValType::V128,
+        _ => return Err("a global of a reference type".into()),
+    })
+}
+
+struct Globals {
+    cwd: u32,
+    len: u32,
+    ring: u32,
+    next: u32,
+}
+
+fn malloc_free_ring(cwd: u32, len: u32, ring: u32, next: u32) -> Globals {
+    Globals { cwd, len, ring, next }
+}
+
+fn mem(offset: u64, align: u32) -> MemArg {
+    MemArg { offset, align, memory_index: 0 }
+}
+
+/// `__wasilibc_find_abspath(path, abs_prefix, rel)`: rewrite a relative `path` to
+/// `cwd/path` when a cwd is set, then call the original.
+fn find_wrapper(original: u32, g: Globals) -> Function {
+    // Locals after the three parameters: len (3), slot (4).
+    let mut f = Function::new([(2, ValType::I32)]);
+    let mut i = f.instructions();
+    // if cwd_len != 0 && path[0] != 0 && path[0] != '/'
+    i.global_get(g.len).if_(BlockType::Empty);
+    i.local_get(0).i32_load8_u(mem(0, 0)).i32_const(0).i32_ne();
+    i.local_get(0).i32_load8_u(mem(0, 0)).i32_const(b'/' as i32).i32_ne().i32_and();
+    i.if_(BlockType::Empty);
+    // len = strlen(path)
+    i.i32_const(0).local_set(3);
+    i.block(BlockType::Empty).loop_(BlockType::Empty);
+    i.local_get(0).local_get(3).i32_add().i32_load8_u(mem(0, 0)).i32_eqz().br_if(1);
+    i.local_get(3).i32_const(1).i32_add().local_set(3).br(0);
+    i.end().end();
+    // if cwd_len + 1 + len + 1 <= SLOT
+    i.global_get(g.len).local_get(3).i32_add().i32_const(2).i32_add().i32_const(SLOT).i32_le_u();
+    i.if_(BlockType::Empty);
+    // slot = ring + (next & 3) * SLOT; next += 1
+    i.global_get(g.ring).global_get(g.next).i32_const(3).i32_and().i32_const(SLOT).i32_mul().i32_add().local_set(4);
+    i.global_get(g.next).i32_const(1).i32_add().global_set(g.next);
+    // memcpy(slot, cwd, cwd_len); slot[cwd_len] = '/'; memcpy(slot + cwd_len + 1, path, len + 1)
+    i.local_get(4).global_get(g.cwd).global_get(g.len).memory_copy(0, 0);
+    i.local_get(4).global_get(g.len).i32_add().i32_const(b'/' as i32).i32_store8(mem(0, 0));
+    i.local_get(4).global_get(g.len).i32_add().i32_const(1).i32_add();
+    i.local_get(0).local_get(3).i32_const(1).i32_add().memory_copy(0, 0);
+    i.local_get(4).local_set(0);
+    i.end();
+    i.end();
+    i.end();
+    i.local_get(0).local_get(1).local_get(2).call(original);
+    i.end();
+    f
+}
+
+/// The new `_start`: read `PWD` once, set up the rewrite and wasi-libc's cwd, then start.
+fn start_wrapper(original: u32, malloc: u32, getenv: u32, cwd_pointer: Option<u32>, g: [u32; 4]) -> Function {
+    let [g_cwd, g_len, g_ring, _g_next] = g;
+    // Locals: buf (0), pwd (1), len (2).
+    let mut f = Function::new([(3, ValType::I32)]);
+    let mut i = f.instructions();
+    // buf = malloc(4); "PWD\0"
+    i.i32_const(4).call(malloc).local_tee(0).if_(BlockType::Empty);
+    i.local_get(0).i32_const(i32::from_le_bytes(*b"PWD\0")).i32_store(mem(0, 0));
+    // pwd = getenv(buf)
+    i.local_get(0).call(getenv).local_tee(1).if_(BlockType::Empty);
+    // len = strlen(pwd)
+    i.i32_const(0).local_set(2);
+    i.block(BlockType::Empty).loop_(BlockType::Empty);
+    i.local_get(1).local_get(2).i32_add().i32_load8_u(mem(0, 0)).i32_eqz().br_if(1);
+    i.local_get(2).i32_const(1).i32_add().local_set(2).br(0);
+    i.end().end();
+    // Only an absolute cwd other than "/" changes anything.
+    i.local_get(1).i32_load8_u(mem(0, 0)).i32_const(b'/' as i32).i32_eq();
+    i.local_get(2).i32_const(1).i32_gt_u().i32_and();
+    i.if_(BlockType::Empty);
+    i.local_get(1).global_set(g_cwd);
+    i.local_get(2).global_set(g_len);
+    i.i32_const(4 * SLOT).call(malloc).global_set(g_ring);
+    // Without a ring there is nowhere to build paths: rewrite nothing.
+    i.global_get(g_ring).i32_eqz().if_(BlockType::Empty).i32_const(0).global_set(g_len).end();
+    if let Some(address) = cwd_pointer {
+        i.i32_const(address as i32).local_get(1).i32_store(mem(0, 2));
+    }
+    i.end();
+    i.end();
+    i.end();
+    i.call(original);
+    i.end();
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_without_names_are_left_alone() {
+        let module = wat_free_module();
+        assert!(matches!(instrument(&module).unwrap(), Instrumented::No(_)));
+    }
+
+    /// A minimal valid module with one function and no name section.
+    fn wat_free_module() -> Vec<u8> {
+        let mut m = Module::new();
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function([], []);
+        m.section(&types);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        m.section(&funcs);
+        let mut exports = ExportSection::new();
+        exports.export("_start", ExportKind::Func, 0);
+        m.section(&exports);
+        let mut code = CodeSection::new();
+        let mut f = Function::new([]);
+        f.instructions().end();
+        code.function(&f);
+        m.section(&code);
+        m.finish()
+    }
+}
