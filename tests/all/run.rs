@@ -87,7 +87,9 @@ fn user_environment_and_clock() {
     guest_context(
         &sb,
         "ARG FLAVOUR=mild\nENV GREETING=hi\nUSER 1000:1000\nWORKDIR /work\n\
-         RUN [\"guest\", \"write\", \"/tmp-owned\", \"x\", \";\", \"env\", \"GREETING\", \";\", \"env\", \"FLAVOUR\", \";\", \"env\", \"HOME\", \";\", \"time\"]\n",
+         RUN [\"guest\", \"write\", \"/tmp-owned\", \"x\", \";\", \"env\", \"GREETING\", \";\", \"env\", \"FLAVOUR\", \";\", \"env\", \"HOME\", \";\", \"time\"]\n\
+         RUN [\"guest\", \"pwd\", \";\", \"write\", \"relative.txt\", \"in workdir\", \";\", \"cat\", \"../data/data.txt\"]\n\
+         RUN [\"guest2\", \"ls\", \"/\"]\n",
     );
     let out = build(&sb, &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
     let log = stderr(&out);
@@ -95,10 +97,15 @@ fn user_environment_and_clock() {
     for expected in ["  hi", "  mild", "  <unset>", "  1700000000"] {
         assert!(log.lines().any(|l| l == expected), "{expected:?} in {log}");
     }
-    assert!(log.contains("warning: WORKDIR /work is not applied to WASI programs yet"), "{log}");
+    // A preview 1 program runs in the WORKDIR; a preview 2 component cannot yet, and says so.
+    assert!(log.lines().any(|l| l == "  /work"), "pwd in the WORKDIR: {log}");
+    assert!(log.contains("warning: WORKDIR /work is not applied to /bin/guest2"), "{log}");
+    assert_eq!(log.matches("warning: WORKDIR").count(), 1, "{log}");
     let image = oci::read(&sb.root(), Some("run-test:latest"));
     let file = image.entry(4, "tmp-owned");
     assert_eq!((file.uid, file.gid, file.mode, file.mtime), (1000, 1000, 0o644, 1_700_000_000));
+    let relative = image.entry(5, "work/relative.txt");
+    assert_eq!((relative.data.as_slice(), relative.uid), (&b"in workdir"[..], 1000));
 }
 
 #[test]
@@ -219,6 +226,9 @@ fn uutils_coreutils_in_run_steps() {
          RUN [\"ls\", \"/moved\"]\n\
          USER 1000:1000\n\
          RUN [\"mkdir\", \"/owned\"]\n\
+         WORKDIR /moved\n\
+         RUN [\"cat\", \"data.txt\"]\n\
+         RUN [\"mkdir\", \"-p\", \"sub/dir\"]\n\
          RUN [\"ls\", \"/nonexistent\"]\n",
     );
     let out = build(&sb, &["--target", "base"]);
@@ -228,7 +238,8 @@ fn uutils_coreutils_in_run_steps() {
     // The last step fails like ls does on Linux: exit status 2.
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains("exit code: 2"), "{log}");
-    assert_eq!(log.matches("from the base image").count(), 3, "cat read through the links: {log}");
+    assert_eq!(log.matches("from the base image").count(), 4, "cat read through the links and in WORKDIR: {log}");
+    assert!(!log.contains("warning: WORKDIR"), "uutils gets its working directory: {log}");
     assert!(log.lines().any(|l| l.trim() == "data.txt"), "ls listed /moved: {log}");
 
     // Build again without the failing step, and look at the layers.
@@ -251,5 +262,7 @@ fn uutils_coreutils_in_run_steps() {
     assert_eq!(rel.link.as_deref(), Some("moved/data.txt"));
     let owned = layers[9].iter().find(|e| e.path == "owned/").unwrap();
     assert_eq!((owned.uid, owned.gid, owned.mode, owned.mtime), (1000, 1000, 0o755, 0));
-    assert_eq!(layers.len(), 10, "cat and ls changed nothing");
+    let relative = layers[10].iter().map(|e| e.path.as_str()).collect::<Vec<_>>();
+    assert_eq!(relative, ["moved/", "moved/sub/", "moved/sub/dir/"], "mkdir -p of a relative path in WORKDIR /moved");
+    assert_eq!(layers.len(), 11, "cat and ls changed nothing, WORKDIR /moved existed");
 }
