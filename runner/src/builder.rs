@@ -219,6 +219,9 @@ impl Executor<'_> {
         let mut cmd_set = false;
         for (i, instruction) in stage.instructions.iter().enumerate() {
             let prefix = format!("[{label} {}/{steps}]", i + 2);
+            if crate::cancel::requested() {
+                return Err(BuildError::new(format!("{prefix} {}: interrupted", instruction.text)).at(instruction.span));
+            }
             let step = self.progress.start(format!("{prefix} {}", instruction.text));
             match self.instruction(&mut out, instruction, results, &mut cmd_set) {
                 Ok(detail) => self.progress.done(step, &detail),

@@ -383,6 +383,10 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
             let mut d = kiln_ir::Diagnostic::error(e.message, e.span);
             d.hint = e.hint;
             eprint!("{}", diagnostics::render(&parsed.file_name, &parsed.contents, &d));
+            if crate::cancel::requested() {
+                eprintln!("{}: the build was interrupted; nothing was tagged", parsed.file_name);
+                return ExitCode::from(130);
+            }
             eprintln!("{}: the build failed; nothing was tagged", parsed.file_name);
             return ExitCode::FAILURE;
         }

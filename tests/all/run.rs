@@ -266,3 +266,37 @@ fn uutils_coreutils_in_run_steps() {
     assert_eq!(relative, ["moved/", "moved/sub/", "moved/sub/dir/"], "mkdir -p of a relative path in WORKDIR /moved");
     assert_eq!(layers.len(), 11, "cat and ls changed nothing, WORKDIR /moved existed");
 }
+
+/// Ctrl-C on a running build stops the guest, removes the build's scratch directory, tags
+/// nothing and leaves the store valid.
+#[test]
+fn ctrl_c_stops_a_running_step_cleanly() {
+    let sb = Sandbox::new();
+    guest_context(&sb, "RUN [\"guest\", \"loop\"]\n");
+    // Compile the guest first, so the interrupt lands while it runs.
+    let _ = build(&sb, &["--step-timeout", "1"]);
+    let mut child = sb
+        .kiln()
+        .args(["build", "--progress", "plain", "-t", "interrupted", "ctx"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "the build is still running");
+    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "it stopped promptly");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted; nothing was tagged"));
+    check_store(&sb.root());
+    let index = std::fs::read_to_string(sb.root().join("index.json")).unwrap();
+    assert!(!index.contains("interrupted"));
+    let leftovers: Vec<_> = std::fs::read_dir(sb.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+        .collect();
+    assert!(leftovers.is_empty(), "scratch directories left: {leftovers:?}");
+}

@@ -29,9 +29,6 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, I32Exit, WasiCtx, WasiCtx
 use crate::layer::Scratch;
 use crate::rootfs::{Components, Tree};
 
-/// How often the shared engine's epoch advances (see `frontend::engine`).
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
 /// What one RUN step asks for.
 pub struct RunSpec<'a> {
     /// argv; argv[0] is looked up on PATH inside the rootfs.
@@ -74,6 +71,9 @@ pub enum RunError {
     /// It ran past its wall-time limit.
     #[error("the step ran longer than its limit of {0:?} and was stopped")]
     Timeout(Duration),
+    /// The build was interrupted (Ctrl-C).
+    #[error("interrupted")]
+    Cancelled,
     /// It asked for more memory than it may have.
     #[error("the program tried to use more than {0} bytes of memory and was stopped")]
     Memory(usize),
@@ -214,11 +214,16 @@ impl Sandbox {
         };
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limits);
-        match spec.timeout {
-            Some(t) => store.set_epoch_deadline((t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64),
-            None => store.set_epoch_deadline(u64::MAX / 2),
-        }
-        store.epoch_deadline_trap();
+        // Every tick: stop on Ctrl-C or at the step's time limit, else keep going.
+        let started = std::time::Instant::now();
+        let timeout = spec.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if crate::cancel::requested() || timeout.is_some_and(|t| started.elapsed() >= t) {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
 
         let result = run_command(&engine, &component, &mut store);
         let memory_hit = store.data().limits.hit;
@@ -242,6 +247,8 @@ impl Sandbox {
                     Ok(Outcome { status: exit.0, output: printed, warnings })
                 } else if memory_hit {
                     Err(RunError::Memory(spec.memory))
+                } else if crate::cancel::requested() {
+                    Err(RunError::Cancelled)
                 } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) =
                     (e.downcast_ref::<wasmtime::Trap>(), spec.timeout)
                 {
