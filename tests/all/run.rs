@@ -300,3 +300,34 @@ fn ctrl_c_stops_a_running_step_cleanly() {
         .collect();
     assert!(leftovers.is_empty(), "scratch directories left: {leftovers:?}");
 }
+
+/// `kiln:sandbox/spawn`: a program starts programs from the same rootfs; their changes are
+/// the step's, their statuses come back, and their limits are the step's.
+#[test]
+fn programs_start_programs() {
+    let sb = Sandbox::new();
+    guest_context(
+        &sb,
+        "WORKDIR /data\n\
+         RUN [\"guest\", \"spawn\", \"guest\", \"write\", \"from-child\", \"child wrote\", \";\", \"spawn-to\", \"/out.txt\", \"guest\", \"cat\", \"data.txt\", \";\", \"spawn\", \"guest\", \"exit\", \"4\", \";\", \"cat\", \"/out.txt\"]\n",
+    );
+    let out = build(&sb, &[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("  ")).map(str::trim).collect();
+    assert_eq!(lines, ["status 0", "status 0", "status 4", "data here"], "{log}");
+    let image = oci::read(&sb.root(), Some("run-test:latest"));
+    let layer = image.layers.last().unwrap();
+    assert!(layer.iter().any(|e| e.path == "data/from-child" && e.data == b"child wrote"), "the child ran in WORKDIR");
+    assert!(layer.iter().any(|e| e.path == "out.txt" && e.data == b"data here\n"), "stdout went to the file");
+
+    guest_context(&sb, "RUN [\"guest\", \"spawn\", \"missing-program\"]\n");
+    let out = build(&sb, &[]);
+    assert!(stderr(&out).contains("missing-program: not found on the stage's PATH"), "{}", stderr(&out));
+
+    // A child that runs away ends the whole step at the step's limit.
+    guest_context(&sb, "RUN [\"guest\", \"spawn\", \"guest\", \"loop\"]\n");
+    let out = build(&sb, &["--step-timeout", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("longer than its limit"), "{}", stderr(&out));
+}

@@ -30,7 +30,7 @@ use wasmtime_wasi::p2::{
 use crate::layer::Scratch;
 use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathError, Tree};
 
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "kiln:sandbox/rootfs",

@@ -16,6 +16,7 @@
 pub mod cwd;
 pub mod fs;
 pub mod program;
+mod spawn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,11 +91,15 @@ pub enum RunError {
     Engine(String),
 }
 
-struct StepState {
+pub(crate) struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
-    fs: fs::RootFs,
+    pub(crate) fs: fs::RootFs,
     limits: Limiter,
+    pub(crate) ctx: Arc<StepCtx>,
+    pub(crate) depth: usize,
+    pub(crate) cwd: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl WasiView for StepState {
@@ -150,16 +155,45 @@ impl HostMonotonicClock for StepClock {
     }
 }
 
-/// Runs programs; one per build (it holds the compiled-program cache location).
+/// Runs programs; one per build (it holds the compiled-program caches).
 pub struct Sandbox {
     cache_dir: Option<std::path::PathBuf>,
-    loaded: program::Loaded,
+    loaded: Arc<program::Loaded>,
 }
+
+/// What every program of one step shares: the engine, caches, limits, identity and the
+/// step's captured output. Children started through `kiln:sandbox/spawn` get the same.
+pub(crate) struct StepCtx {
+    engine: wasmtime::Engine,
+    cache_dir: Option<std::path::PathBuf>,
+    loaded: Arc<program::Loaded>,
+    pub(crate) scratch: Arc<Scratch>,
+    pub(crate) owner: (u32, u32),
+    pub(crate) epoch: i64,
+    seed: u64,
+    memory: usize,
+    timeout: Option<Duration>,
+    started: std::time::Instant,
+    pub(crate) output: MemoryOutputPipe,
+    output_limit: usize,
+    memory_hit: std::sync::atomic::AtomicBool,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+/// Where a program's standard streams go.
+pub(crate) struct Stdio {
+    pub(crate) stdin: Vec<u8>,
+    pub(crate) stdout: Option<MemoryOutputPipe>,
+    pub(crate) stderr: Option<MemoryOutputPipe>,
+}
+
+/// How deeply programs may start programs.
+const MAX_SPAWN_DEPTH: usize = 16;
 
 impl Sandbox {
     /// A sandbox caching compiled programs under `cache_dir`.
     pub fn new(cache_dir: Option<std::path::PathBuf>) -> Self {
-        Sandbox { cache_dir, loaded: program::Loaded::default() }
+        Sandbox { cache_dir, loaded: Arc::new(program::Loaded::default()) }
     }
 
     /// Run one step on `tree` (moved in, and handed back whatever happened).
@@ -168,99 +202,168 @@ impl Sandbox {
             Ok(e) => e,
             Err(e) => return (tree, Err(RunError::Engine(e.to_string()))),
         };
-        let cwd: Components = crate::rootfs::clean(spec.cwd);
-        let path_env = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-        let resolved = program::resolve(&tree, spec.argv, path_env, &cwd);
-        let (program, argv) = match resolved {
-            Ok(found) => found,
-            Err(e) => return (tree, Err(e.into())),
-        };
-        let (component, cwd_support) = match program::load(&engine, &program, self.cache_dir.as_deref(), &self.loaded) {
-            Ok(c) => c,
-            Err(e) => return (tree, Err(e.into())),
-        };
-
-        let output = MemoryOutputPipe::new(spec.output_limit);
-        // Instrumented programs read their working directory from PWD, as shells export it.
-        let mut env: Vec<(String, String)> = spec.env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
-        env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));
-        let mut builder = WasiCtxBuilder::new();
-        builder
-            .args(&argv)
-            .envs(&env)
-            .stdin(MemoryInputPipe::new(Vec::<u8>::new()))
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .wall_clock(FixedClock(Duration::from_secs(spec.epoch.max(0) as u64)))
-            .monotonic_clock(StepClock(std::sync::atomic::AtomicU64::new(0)))
-            .secure_random(rand::rngs::StdRng::seed_from_u64(spec.seed))
-            .insecure_random(rand::rngs::StdRng::seed_from_u64(spec.seed ^ 0x9e37_79b9))
-            .insecure_random_seed(u128::from(spec.seed))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(spec.memory)
-            .instances(64)
-            .tables(64)
-            .memories(16)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = StepState {
-            wasi: builder.build(),
-            table: ResourceTable::new(),
-            fs: fs::RootFs::new(tree, scratch, spec.owner, spec.epoch),
-            limits: Limiter { inner: limits, hit: false },
-        };
-        let mut store = Store::new(&engine, state);
-        store.limiter(|s| &mut s.limits);
-        // Every tick: stop on Ctrl-C or at the step's time limit, else keep going.
-        let started = std::time::Instant::now();
-        let timeout = spec.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if crate::cancel::requested() || timeout.is_some_and(|t| started.elapsed() >= t) {
-                return Err(wasmtime::Trap::Interrupt.into());
-            }
-            Ok(wasmtime::UpdateDeadline::Continue(1))
+        let ctx = Arc::new(StepCtx {
+            engine,
+            cache_dir: self.cache_dir.clone(),
+            loaded: self.loaded.clone(),
+            scratch,
+            owner: spec.owner,
+            epoch: spec.epoch,
+            seed: spec.seed,
+            memory: spec.memory,
+            timeout: spec.timeout,
+            started: std::time::Instant::now(),
+            output: MemoryOutputPipe::new(spec.output_limit),
+            output_limit: spec.output_limit,
+            memory_hit: std::sync::atomic::AtomicBool::new(false),
+            warnings: std::sync::Mutex::new(Vec::new()),
         });
-
-        let result = run_command(&engine, &component, &mut store);
-        let memory_hit = store.data().limits.hit;
-        let printed = output.contents().to_vec();
-        let state = store.into_data();
-        let tree = state.fs.tree;
-        // wasi-libc starts every program at `/` and folds relative and absolute paths into
-        // the same request, so the host cannot apply a working directory (see the note on
-        // WORKDIR in the issue tracker). Say so rather than resolve silently against `/`.
-        let mut warnings = Vec::new();
-        if let (false, program::Cwd::Unsupported(why)) = (cwd.is_empty(), &cwd_support) {
-            warnings.push(format!(
-                "WORKDIR {} is not applied to {}: {why}; relative paths in this step resolve against /",
-                spec.cwd, program.path
-            ));
-        }
+        let stdio = Stdio { stdin: Vec::new(), stdout: Some(ctx.output.clone()), stderr: Some(ctx.output.clone()) };
+        let (tree, result) = execute(&ctx, tree, spec.argv, spec.env, spec.cwd, stdio, 0);
+        let printed = ctx.output.contents().to_vec();
+        let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
         let outcome = match result {
             Ok(status) => Ok(Outcome { status, output: printed, warnings }),
-            Err(e) => {
-                if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                    Ok(Outcome { status: exit.0, output: printed, warnings })
-                } else if memory_hit {
-                    Err(RunError::Memory(spec.memory))
-                } else if crate::cancel::requested() {
-                    Err(RunError::Cancelled)
-                } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) =
-                    (e.downcast_ref::<wasmtime::Trap>(), spec.timeout)
-                {
-                    Err(RunError::Timeout(t))
-                } else {
-                    Err(RunError::Trap { detail: format!("{e:#}"), output: printed })
-                }
-            }
+            Err(RunError::Trap { detail, .. }) => Err(RunError::Trap { detail, output: printed }),
+            Err(e) => Err(e),
         };
         (tree, outcome)
     }
 }
+
+/// Run one program to completion on `tree`; returns its exit status.
+pub(crate) fn execute(
+    ctx: &Arc<StepCtx>,
+    tree: Tree,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd_text: &str,
+    stdio: Stdio,
+    depth: usize,
+) -> (Tree, Result<i32, RunError>) {
+    let cwd: Components = crate::rootfs::clean(cwd_text);
+    let path_env = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let (program, argv) = match program::resolve(&tree, argv, path_env, &cwd) {
+        Ok(found) => found,
+        Err(e) => return (tree, Err(e.into())),
+    };
+    let (component, cwd_support) = match program::load(&ctx.engine, &program, ctx.cache_dir.as_deref(), &ctx.loaded) {
+        Ok(c) => c,
+        Err(e) => return (tree, Err(e.into())),
+    };
+    // wasi-libc starts every program at `/`; instrumented preview 1 programs read their
+    // working directory from PWD. Where that is impossible, say so rather than resolve
+    // silently against `/`.
+    if let (false, program::Cwd::Unsupported(why)) = (cwd.is_empty(), &cwd_support) {
+        ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+            "WORKDIR {cwd_text} is not applied to {}: {why}; relative paths in this step resolve against /",
+            program.path
+        ));
+    }
+    let mut env: Vec<(String, String)> = env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
+    env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&argv)
+        .envs(&env)
+        .stdin(MemoryInputPipe::new(stdio.stdin))
+        .wall_clock(FixedClock(Duration::from_secs(ctx.epoch.max(0) as u64)))
+        .monotonic_clock(StepClock(std::sync::atomic::AtomicU64::new(0)))
+        .secure_random(rand::rngs::StdRng::seed_from_u64(ctx.seed.wrapping_add(depth as u64)))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(ctx.seed ^ 0x9e37_79b9))
+        .insecure_random_seed(u128::from(ctx.seed))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    match stdio.stdout {
+        Some(out) => builder.stdout(out),
+        None => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+    };
+    match stdio.stderr {
+        Some(err) => builder.stderr(err),
+        None => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
+    };
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(ctx.memory)
+        .instances(64)
+        .tables(64)
+        .memories(16)
+        .trap_on_grow_failure(true)
+        .build();
+    let state = StepState {
+        wasi: builder.build(),
+        table: ResourceTable::new(),
+        fs: fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch),
+        limits: Limiter { inner: limits, hit: false },
+        ctx: ctx.clone(),
+        depth,
+        cwd: cwd_text.to_string(),
+        env: env.clone(),
+    };
+    let mut store = Store::new(&ctx.engine, state);
+    store.limiter(|s| &mut s.limits);
+    // Every tick: stop on Ctrl-C or at the step's time limit, else keep going.
+    let (started, timeout) = (ctx.started, ctx.timeout);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if crate::cancel::requested() || timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+
+    let result = run_command(&ctx.engine, &component, &mut store);
+    let memory_hit = store.data().limits.hit || ctx.memory_hit.load(std::sync::atomic::Ordering::Relaxed);
+    let tree = std::mem::take(&mut store.data_mut().fs.tree);
+    let outcome = match result {
+        Ok(status) => Ok(status),
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                Ok(exit.0)
+            } else if let Some(child) = e.downcast_ref::<ChildFailed>() {
+                // A child's limit or interruption ends the whole step, as it would for a
+                // process group.
+                Err(child.0.take_error())
+            } else if memory_hit {
+                ctx.memory_hit.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(RunError::Memory(ctx.memory))
+            } else if crate::cancel::requested() {
+                Err(RunError::Cancelled)
+            } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) = (e.downcast_ref::<wasmtime::Trap>(), ctx.timeout)
+            {
+                Err(RunError::Timeout(t))
+            } else {
+                Err(RunError::Trap { detail: format!("{e:#}"), output: Vec::new() })
+            }
+        }
+    };
+    (tree, outcome)
+}
+
+/// A child's failure that must end its parent too (timeout, memory, interruption).
+#[derive(Debug)]
+struct ChildFailed(ChildError);
+
+#[derive(Debug)]
+struct ChildError(std::sync::Mutex<Option<RunError>>);
+
+impl ChildError {
+    fn take_error(&self) -> RunError {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| RunError::Engine("a child failed".into()))
+    }
+}
+
+impl std::fmt::Display for ChildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a program this step started was stopped")
+    }
+}
+
+impl std::error::Error for ChildFailed {}
 
 fn run_command(
     engine: &wasmtime::Engine,
@@ -272,6 +375,7 @@ fn run_command(
     // kiln's filesystem replaces wasmtime-wasi's.
     linker.allow_shadowing(true);
     fs::add_to_linker(&mut linker, |s: &mut StepState| fs::FsView { table: &mut s.table, fs: &mut s.fs })?;
+    spawn::add_to_linker(&mut linker)?;
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut *store, component, &linker)?;
     match command.wasi_cli_run().call_run(&mut *store)? {
         Ok(()) => Ok(0),
