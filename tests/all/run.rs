@@ -331,3 +331,99 @@ fn programs_start_programs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("longer than its limit"), "{}", stderr(&out));
 }
+
+/// A base image whose layer carries `../` entries and symlinks aimed at the host: unpacked
+/// inside the stage's tree, and a RUN step that follows them stays inside it.
+#[test]
+fn a_hostile_base_image_cannot_reach_the_host() {
+    use sha2::Digest;
+    let sb = Sandbox::new();
+    let (p1, _) = run_guests();
+    let guest = std::fs::read(p1).unwrap();
+    let marker = format!("kiln-hostile-base-{}", std::process::id());
+    // The layer: the guest, a `../../` entry, a link to the host's root and one climbing out.
+    let mut tar_bytes = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tar_bytes);
+        let fresh = || {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h
+        };
+        let mut h = fresh();
+        h.set_mode(0o755);
+        h.set_size(guest.len() as u64);
+        b.append_data(&mut h, "bin/guest", &guest[..]).unwrap();
+        let mut h = fresh();
+        h.set_size(8);
+        h.set_mode(0o644);
+        let name = format!("../../../../tmp/{marker}");
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, &b"dotdot!\n"[..]).unwrap();
+        for (link, target) in [("hostroot", "/"), ("climb", "../../../../../../../")] {
+            let mut h = fresh();
+            h.set_entry_type(EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            b.append_link(&mut h, link, target).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+    let layer = gz.finish().unwrap();
+    let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
+    let layout = sb.dir.path().join("hostile");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let h = hex(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(&h), bytes).unwrap();
+        h
+    };
+    let layer_hex = put(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&tar_bytes))]},
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_hex = put(&config_bytes);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_hex}"), "size": config_bytes.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{layer_hex}"), "size": layer.len()}],
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_hex = put(&manifest_bytes);
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{manifest_hex}"),
+        "size": manifest_bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "evil"}}]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+
+    sb.write(
+        "ctx/Dockerfile",
+        format!(
+            "FROM oci-layout://{}:evil\n\
+             RUN [\"guest\", \"cat\", \"/tmp/{marker}\", \";\", \"ls\", \"/hostroot\", \";\", \"write\", \"/climb/{marker}-written\", \"x\", \";\", \"ls\", \"/climb\"]\n",
+            layout.display()
+        ),
+    );
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "evil-child", "ctx"]));
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("dotdot!"), "the ../ entry was unpacked inside the rootfs: {log}");
+    assert!(!log.lines().any(|l| l.trim() == "etc" || l.trim() == "usr"), "a host directory was listed: {log}");
+    assert!(!std::env::temp_dir().join(&marker).exists(), "the layer wrote on the host");
+    assert!(!std::path::Path::new("/").join(format!("{marker}-written")).exists(), "the step wrote on the host");
+    let image = oci::read(&sb.root(), Some("evil-child:latest"));
+    assert!(
+        image.layers.last().unwrap().iter().any(|e| e.path == format!("{marker}-written")),
+        "the write stayed in the image"
+    );
+    check_store(&sb.root());
+}
