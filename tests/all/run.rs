@@ -89,7 +89,7 @@ fn user_environment_and_clock() {
         "ARG FLAVOUR=mild\nENV GREETING=hi\nUSER 1000:1000\nWORKDIR /work\n\
          RUN [\"guest\", \"write\", \"/tmp-owned\", \"x\", \";\", \"env\", \"GREETING\", \";\", \"env\", \"FLAVOUR\", \";\", \"env\", \"HOME\", \";\", \"time\"]\n\
          RUN [\"guest\", \"pwd\", \";\", \"write\", \"relative.txt\", \"in workdir\", \";\", \"cat\", \"../data/data.txt\"]\n\
-         RUN [\"guest2\", \"ls\", \"/\"]\n",
+         RUN [\"guest2\", \"pwd\", \";\", \"cat\", \"relative.txt\"]\n",
     );
     let out = build(&sb, &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
     let log = stderr(&out);
@@ -97,10 +97,10 @@ fn user_environment_and_clock() {
     for expected in ["  hi", "  mild", "  <unset>", "  1700000000"] {
         assert!(log.lines().any(|l| l == expected), "{expected:?} in {log}");
     }
-    // A preview 1 program runs in the WORKDIR; a preview 2 component cannot yet, and says so.
-    assert!(log.lines().any(|l| l == "  /work"), "pwd in the WORKDIR: {log}");
-    assert!(log.contains("warning: WORKDIR /work is not applied to /bin/guest2"), "{log}");
-    assert_eq!(log.matches("warning: WORKDIR").count(), 1, "{log}");
+    // Preview 1 modules and preview 2 components both run in the WORKDIR.
+    assert_eq!(log.lines().filter(|l| *l == "  /work").count(), 2, "pwd in the WORKDIR: {log}");
+    assert!(log.contains("  in workdir"), "the component read the module's relative file: {log}");
+    assert!(!log.contains("warning: WORKDIR"), "{log}");
     let image = oci::read(&sb.root(), Some("run-test:latest"));
     let file = image.entry(4, "tmp-owned");
     assert_eq!((file.uid, file.gid, file.mode, file.mtime), (1000, 1000, 0o644, 1_700_000_000));

@@ -8,7 +8,8 @@
 //! - `__wasilibc_find_abspath`, through which every wasi-libc path passes, gets a new body
 //!   that rewrites a relative path to `$PWD/path` (in one of four 8 KiB slots) and then runs
 //!   the original body, which is moved to a new function;
-//! - the `_start` export is wrapped: before the program starts, `getenv("PWD")` is read
+//! - the entry point (`_start` of a preview 1 module, `wasi:cli/run#run` of the core module
+//!   inside a preview 2 component) is wrapped: before the program starts, `getenv("PWD")` is read
 //!   once, and wasi-libc's `__wasilibc_cwd` pointer (found through `getcwd`) is pointed at
 //!   it, so builds that link wasi-libc's `chdir` (and `make_absolute`) also resolve against
 //!   it and `getcwd` reports it;
@@ -43,11 +44,17 @@ struct Facts {
     imported_funcs: u32,
     func_types: Vec<u32>,
     names: HashMap<String, u32>,
-    start_export: Option<u32>,
+    /// The entry point: `_start` (preview 1), or `wasi:cli/run@…#run` (preview 2).
+    start_export: Option<(String, u32)>,
     globals: u32,
     has_memory: bool,
     code_bodies: Vec<(usize, usize)>,
     data: Vec<(u32, Vec<u8>)>,
+    /// Constant initial values of globals (None for imported or computed ones).
+    global_inits: Vec<Option<i32>>,
+    /// Data segments placed at `global.get G` (position-independent modules), resolved
+    /// once the globals are known.
+    pic_data: Vec<(u32, Vec<u8>)>,
 }
 
 fn gather(module: &[u8]) -> Result<Facts, String> {
@@ -60,6 +67,8 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
         has_memory: false,
         code_bodies: Vec::new(),
         data: Vec::new(),
+        global_inits: Vec::new(),
+        pic_data: Vec::new(),
     };
     for payload in Parser::new(0).parse_all(module) {
         match payload.map_err(|e| e.to_string())? {
@@ -67,7 +76,10 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
                 for import in reader.into_imports() {
                     match import.map_err(|e| e.to_string())?.ty {
                         TypeRef::Func(_) => f.imported_funcs += 1,
-                        TypeRef::Global(_) => f.globals += 1,
+                        TypeRef::Global(_) => {
+                            f.globals += 1;
+                            f.global_inits.push(None);
+                        }
                         TypeRef::Memory(_) => f.has_memory = true,
                         _ => {}
                     }
@@ -78,13 +90,26 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
                     f.func_types.push(ty.map_err(|e| e.to_string())?);
                 }
             }
-            Payload::GlobalSection(reader) => f.globals += reader.count(),
+            Payload::GlobalSection(reader) => {
+                f.globals += reader.count();
+                for global in reader {
+                    let global = global.map_err(|e| e.to_string())?;
+                    let mut ops = global.init_expr.get_operators_reader();
+                    let value = match ops.read() {
+                        Ok(Operator::I32Const { value }) if !global.ty.mutable => Some(value),
+                        _ => None,
+                    };
+                    f.global_inits.push(value);
+                }
+            }
             Payload::MemorySection(reader) => f.has_memory |= reader.count() > 0,
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(|e| e.to_string())?;
-                    if export.name == "_start" && export.kind == ExternalKind::Func {
-                        f.start_export = Some(export.index);
+                    let entry = export.name == "_start"
+                        || (export.name.starts_with("wasi:cli/run@") && export.name.ends_with("#run"));
+                    if entry && export.kind == ExternalKind::Func && f.start_export.is_none() {
+                        f.start_export = Some((export.name.to_string(), export.index));
                     }
                 }
             }
@@ -97,8 +122,12 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
                     let data = data.map_err(|e| e.to_string())?;
                     if let wasmparser::DataKind::Active { memory_index: 0, offset_expr } = data.kind {
                         let mut ops = offset_expr.get_operators_reader();
-                        if let Ok(Operator::I32Const { value }) = ops.read() {
-                            f.data.push((value as u32, data.data.to_vec()));
+                        match ops.read() {
+                            Ok(Operator::I32Const { value }) => f.data.push((value as u32, data.data.to_vec())),
+                            Ok(Operator::GlobalGet { global_index }) => {
+                                f.pic_data.push((global_index, data.data.to_vec()))
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -115,6 +144,12 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
                 }
             }
             _ => {}
+        }
+    }
+    let pic = std::mem::take(&mut f.pic_data);
+    for (global, bytes) in pic {
+        if let Some(Some(base)) = f.global_inits.get(global as usize) {
+            f.data.push((*base as u32, bytes));
         }
     }
     Ok(f)
@@ -149,19 +184,36 @@ impl Facts {
         let (start, end) = self.body(*self.names.get("getcwd")?)?;
         let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(&module[start..end], start));
         let mut ops = body.get_operators_reader().ok()?;
-        let mut last_const = None;
+        // A constant address is `i32.const C`, or `global.get G; i32.const C; i32.add` in a
+        // position-independent module whose G is a known constant.
+        let mut known: Option<u32> = None;
+        let mut base: Option<u32> = None;
         while !ops.eof() {
             match ops.read().ok()? {
-                Operator::I32Const { value } => last_const = Some(value as u32),
+                Operator::GlobalGet { global_index } => {
+                    base = self.global_inits.get(global_index as usize).copied().flatten().map(|v| v as u32);
+                    known = None;
+                }
+                Operator::I32Const { value } => {
+                    known = Some(value as u32);
+                }
+                Operator::I32Add => {
+                    known = match (base.take(), known) {
+                        (Some(b), Some(c)) => Some(b.wrapping_add(c)),
+                        _ => None,
+                    };
+                }
                 Operator::I32Load { memarg } => {
-                    if let Some(base) = last_const {
-                        let address = base.wrapping_add(memarg.offset as u32);
+                    if let Some(address) = known.take().map(|a| a.wrapping_add(memarg.offset as u32)) {
                         let target = self.read_u32(address)?;
                         return (self.read_cstr(target)? == b"/").then_some(address);
                     }
-                    last_const = None;
+                    base = None;
                 }
-                _ => last_const = None,
+                _ => {
+                    known = None;
+                    base = None;
+                }
             }
         }
         None
@@ -178,13 +230,14 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
             "the program has no name section naming wasi-libc's __wasilibc_find_abspath, malloc and getenv".into(),
         ));
     };
-    let Some(start) = facts.start_export else {
-        return Ok(Instrumented::No("the program exports no _start".into()));
+    let Some((start_name, start)) = facts.start_export.clone() else {
+        return Ok(Instrumented::No("the program exports no entry point kiln knows".into()));
     };
     if !facts.has_memory || find < facts.imported_funcs || start < facts.imported_funcs {
         return Ok(Instrumented::No("the program's layout is not the one kiln knows how to instrument".into()));
     }
     let cwd_pointer = facts.cwd_pointer(module);
+    tracing::debug!(?cwd_pointer, find, start, %start_name, "instrumenting for a working directory");
     let find_type = facts.func_types[(find - facts.imported_funcs) as usize];
     let start_type = facts.func_types[(start - facts.imported_funcs) as usize];
     let total_funcs = facts.imported_funcs + facts.func_types.len() as u32;
@@ -241,7 +294,7 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
                         ExternalKind::Tag => ExportKind::Tag,
                         _ => return Err("unsupported export kind".into()),
                     };
-                    let index = if export.name == "_start" { new_start } else { export.index };
+                    let index = if export.name == start_name { new_start } else { export.index };
                     section.export(export.name, kind, index);
                 }
                 out.section(&section);
@@ -274,7 +327,75 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
     if facts.globals == 0 {
         return Ok(Instrumented::No("the program has no global section".into()));
     }
-    Ok(Instrumented::Yes(out.finish()))
+    let bytes = out.finish();
+    // The entry wrapper assumes an entry point without parameters; anything unexpected
+    // shows up here, and the program then runs as it was.
+    if let Err(e) = wasmparser::Validator::new().validate_all(&bytes) {
+        return Ok(Instrumented::No(format!("instrumenting it gave an invalid module ({e})")));
+    }
+    Ok(Instrumented::Yes(bytes))
+}
+
+/// Instrument the wasi-libc core module inside a preview 2 component (the one that defines
+/// `__wasilibc_find_abspath`); every other section of the component is copied as is.
+pub fn instrument_component(component: &[u8]) -> Result<Instrumented, String> {
+    let mut pos = 8;
+    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    while pos < component.len() {
+        let id = component[pos];
+        let (size, used) = leb128_u32(&component[pos + 1..]).ok_or("a malformed component section header")?;
+        let start = pos + 1 + used;
+        let end = start.checked_add(size as usize).filter(|e| *e <= component.len()).ok_or("a truncated component")?;
+        sections.push((id, start..end));
+        pos = end;
+    }
+    // Core module sections have id 1.
+    let mut replaced = None;
+    let mut last_reason = "it contains no wasi-libc module".to_string();
+    for (i, (id, range)) in sections.iter().enumerate() {
+        if *id != 1 {
+            continue;
+        }
+        match instrument(&component[range.clone()])? {
+            Instrumented::Yes(module) => {
+                replaced = Some((i, module));
+                break;
+            }
+            Instrumented::No(why) => last_reason = why,
+        }
+    }
+    let Some((index, module)) = replaced else { return Ok(Instrumented::No(last_reason)) };
+    let mut out = component[..8].to_vec();
+    for (i, (id, range)) in sections.iter().enumerate() {
+        out.push(*id);
+        let body = if i == index { &module[..] } else { &component[range.clone()] };
+        write_leb128_u32(&mut out, body.len() as u32);
+        out.extend_from_slice(body);
+    }
+    Ok(Instrumented::Yes(out))
+}
+
+fn leb128_u32(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn write_leb128_u32(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 fn val_type(t: wasmparser::ValType) -> Result<ValType, String> {

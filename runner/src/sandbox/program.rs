@@ -172,6 +172,7 @@ pub enum Cwd {
 /// Cache-key suffixes: what was done to a preview 1 module before it was compiled.
 const P1_WITH_CWD: &str = "p1-exit-cwd1";
 const P1_PLAIN: &str = "p1-exit";
+const P2_WITH_CWD: &str = "p2-cwd1";
 
 /// Compile (or load from the caches) the program as a component.
 pub fn load(
@@ -210,53 +211,53 @@ pub fn load(
             None => found.bytes(),
         }
     };
-    let done = if is_component {
-        let component = crate::frontend::cache::load_or_compile_with(engine, &digest, cache, || {
-            full().map_err(wasmtime::Error::msg)
-        })
-        .map_err(|e| invalid(format!("{e:#}")))?;
-        (
-            component,
-            Cwd::Unsupported("it is a WASI preview 2 component, whose working directory kiln cannot set yet".into()),
-        )
+    // Each program is compiled in one of two forms: instrumented to read its working
+    // directory from PWD, or as it was. The form found in the cache decides without reading
+    // the program again.
+    let (with_cwd, plain) = if is_component {
+        (format!("{digest}-{P2_WITH_CWD}"), digest.clone())
     } else {
-        let with_cwd = format!("{digest}-{P1_WITH_CWD}");
-        let plain = format!("{digest}-{P1_PLAIN}");
-        // Which form was compiled before decides without reading the module again.
-        let cached = [(&with_cwd, true), (&plain, false)]
-            .into_iter()
-            .find(|(key, _)| engine_cache(key).is_some_and(|p| p.is_file()));
-        let (key, supported, module) = match cached {
-            Some((key, supported)) => (key.clone(), supported, None),
+        (format!("{digest}-{P1_WITH_CWD}"), format!("{digest}-{P1_PLAIN}"))
+    };
+    let cached = [(&with_cwd, true), (&plain, false)]
+        .into_iter()
+        .find(|(key, _)| engine_cache(key).is_some_and(|p| p.is_file()));
+    let instrument = |original: &[u8]| -> Result<cwd::Instrumented, String> {
+        if is_component { cwd::instrument_component(original) } else { cwd::instrument(original) }
+    };
+    let (key, supported, program, reason) = match cached {
+        Some((key, supported)) => (key.clone(), supported, None, None),
+        None => {
+            let original = full()?;
+            match instrument(&original).map_err(|e| invalid(format!("cannot instrument it: {e}")))? {
+                cwd::Instrumented::Yes(module) => (with_cwd.clone(), true, Some(module), None),
+                cwd::Instrumented::No(why) => (plain.clone(), false, Some(original), Some(why)),
+            }
+        }
+    };
+    let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
+        let program = match program {
+            Some(p) => p,
             None => {
-                let original = full()?;
-                match cwd::instrument(&original).map_err(|e| invalid(format!("cannot instrument it: {e}")))? {
-                    cwd::Instrumented::Yes(module) => (with_cwd.clone(), true, Some(module)),
-                    cwd::Instrumented::No(_) => (plain.clone(), false, Some(original)),
+                let original = full().map_err(wasmtime::Error::msg)?;
+                match instrument(&original).map_err(wasmtime::Error::msg)? {
+                    cwd::Instrumented::Yes(p) if supported => p,
+                    _ => original,
                 }
             }
         };
-        let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
-            let module = match module {
-                Some(m) => m,
-                None => {
-                    let original = full().map_err(wasmtime::Error::msg)?;
-                    match cwd::instrument(&original).map_err(wasmtime::Error::msg)? {
-                        cwd::Instrumented::Yes(m) if supported => m,
-                        _ => original,
-                    }
-                }
-            };
-            adapt_preview1(&module).map_err(wasmtime::Error::msg)
-        })
-        .map_err(|e| invalid(format!("{e:#}")))?;
-        let cwd = if supported {
+        if is_component { Ok(program) } else { adapt_preview1(&program).map_err(wasmtime::Error::msg) }
+    })
+    .map_err(|e| invalid(format!("{e:#}")))?;
+    let cwd =
+        if supported {
             Cwd::Supported
         } else {
-            Cwd::Unsupported("it lacks the wasi-libc symbols kiln instruments to give it a working directory".into())
+            Cwd::Unsupported(reason.unwrap_or_else(|| {
+                "it lacks the wasi-libc symbols kiln instruments to give it a working directory".into()
+            }))
         };
-        (component, cwd)
-    };
+    let done = (component, cwd);
     lock(&loaded.by_digest).insert(digest, done.clone());
     Ok(done)
 }
