@@ -217,6 +217,9 @@ impl Changes {
 pub struct Tree {
     root: Node,
     changes: Changes,
+    /// Paths created since the last snapshot (not in any lower layer): removing one needs
+    /// no whiteout.
+    added: BTreeSet<String>,
 }
 
 impl Default for Tree {
@@ -246,7 +249,7 @@ pub fn clean(path: &str) -> Components {
 impl Tree {
     /// An empty filesystem: just `/`, root-owned, mode 0755.
     pub fn new() -> Self {
-        Tree { root: Node::dir(Meta::root(0o755, 0)), changes: Changes::default() }
+        Tree { root: Node::dir(Meta::root(0o755, 0)), changes: Changes::default(), added: BTreeSet::new() }
     }
 
     /// The root directory.
@@ -414,6 +417,10 @@ impl Tree {
             }
             None => {
                 children.insert(name.clone(), node);
+                // Only a path that was not there before and is not hiding a removal is new.
+                if !self.changes.removed.contains(&key) {
+                    self.added.insert(key.clone());
+                }
             }
         }
         if replaced_dir {
@@ -431,7 +438,12 @@ impl Tree {
         let key = join(path);
         let prefix = format!("{key}/");
         self.changes.changed.retain(|p| p != &key && !p.starts_with(&prefix));
-        self.changes.removed.insert(key);
+        let was_added = self.added.remove(&key);
+        self.added.retain(|p| !p.starts_with(&prefix));
+        // Something created since the last snapshot and removed again leaves no trace.
+        if !was_added {
+            self.changes.removed.insert(key);
+        }
         Some(removed)
     }
 
@@ -452,12 +464,14 @@ impl Tree {
 
     /// What changed since the last call, and start recording afresh.
     pub fn take_changes(&mut self) -> Changes {
+        self.added.clear();
         std::mem::take(&mut self.changes)
     }
 
     /// Forget recorded changes (after loading a base image, say).
     pub fn forget_changes(&mut self) {
         self.changes = Changes::default();
+        self.added.clear();
     }
 
     /// Every entry under `path` (inclusive), depth first in name order, with its path.
@@ -579,6 +593,12 @@ mod tests {
         let changes = t.take_changes();
         assert_eq!(changes.changed.into_iter().collect::<Vec<_>>(), vec!["d/g"]);
         assert_eq!(changes.removed.into_iter().collect::<Vec<_>>(), vec!["d/f"]);
+        assert!(t.take_changes().is_empty());
+        // Created and removed within one step: no layer entry at all.
+        t.insert(&c("d/tmp"), file("t")).unwrap();
+        t.mkdir_all(&[], "/d/tmpdir/x", Meta::root(0o755, 0)).unwrap();
+        t.remove(&c("d/tmp"));
+        t.remove(&c("d/tmpdir"));
         assert!(t.take_changes().is_empty());
     }
 }
