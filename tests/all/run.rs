@@ -427,3 +427,34 @@ fn a_hostile_base_image_cannot_reach_the_host() {
     );
     check_store(&sb.root());
 }
+
+/// Pipes between programs that run at the same time: `cat | wc -c`, an endless `yes` into
+/// `head` (backpressure, then the writer sees the pipe close), input fed by the parent, and
+/// output captured by a preview 2 parent.
+#[test]
+fn pipes_connect_running_programs() {
+    let sb = Sandbox::new();
+    guest_context(
+        &sb,
+        "COPY coreutils.wasm /bin/coreutils\nWORKDIR /data\n\
+         RUN [\"guest\", \"pipe\", \"coreutils\", \"cat\", \"data.txt\", \"|\", \"coreutils\", \"wc\", \"-c\"]\n\
+         RUN [\"guest\", \"pipe\", \"coreutils\", \"yes\", \"|\", \"coreutils\", \"head\", \"-n\", \"3\"]\n\
+         RUN [\"guest\", \"feed\", \"fed through a pipe\\n\", \"coreutils\", \"cat\"]\n\
+         RUN [\"guest2\", \"capture\", \"coreutils\", \"ls\", \"/data\"]\n",
+    );
+    std::fs::copy(crate::support::coreutils(), sb.dir.path().join("ctx/coreutils.wasm")).unwrap();
+    // Generous: the first step also compiles coreutils, and a hang must not hang the tests.
+    let out = build(&sb, &["--step-timeout", "600"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("  ")).map(str::trim).collect();
+    let at = |needle: &str| lines.iter().position(|l| *l == needle).unwrap_or_else(|| panic!("{needle:?} in {log}"));
+    assert_eq!(lines[at("10") + 1], "statuses 0 0", "cat | wc -c counted data.txt: {log}");
+    assert_eq!(lines.iter().filter(|l| **l == "y").count(), 3, "head took three lines of yes: {log}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("statuses ") && l.ends_with(" 0") && *l != "statuses 0 0"),
+        "yes saw the pipe close: {log}"
+    );
+    assert_eq!(lines[at("fed through a pipe") + 1], "status 0");
+    assert!(lines.contains(&"captured \"data.txt\\n\" status 0"), "{log}");
+}

@@ -43,6 +43,7 @@ pub(crate) mod bindings {
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:filesystem/types.descriptor": super::Descriptor,
             "wasi:filesystem/types.directory-entry-stream": super::DirEntries,
+            "kiln:sandbox/spawn.child": crate::sandbox::spawn::Child,
         },
         require_store_data_send: true,
     });
@@ -93,8 +94,9 @@ pub struct DirEntries(std::vec::IntoIter<DirectoryEntry>);
 pub struct FsView<'a> {
     /// The store's resource table (shared with wasmtime-wasi's streams).
     pub table: &'a mut ResourceTable,
-    /// The stage filesystem.
-    pub fs: &'a mut RootFs,
+    /// The stage filesystem, locked for the length of one call (programs of a step may run
+    /// at the same time).
+    pub fs: std::sync::MutexGuard<'a, RootFs>,
 }
 
 /// `HasData` marker for [`add_to_linker`].

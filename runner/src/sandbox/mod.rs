@@ -15,8 +15,9 @@
 
 pub mod cwd;
 pub mod fs;
+mod pipe;
 pub mod program;
-mod spawn;
+pub(crate) mod spawn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +95,7 @@ pub enum RunError {
 pub(crate) struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) fs: fs::RootFs,
+    pub(crate) fs: Arc<std::sync::Mutex<fs::RootFs>>,
     limits: Limiter,
     pub(crate) ctx: Arc<StepCtx>,
     pub(crate) depth: usize,
@@ -178,13 +179,32 @@ pub(crate) struct StepCtx {
     output_limit: usize,
     memory_hit: std::sync::atomic::AtomicBool,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// Set when the step's first program has ended: programs it started and left running
+    /// are stopped.
+    done: std::sync::atomic::AtomicBool,
+    /// Programs started and never waited for, joined at the end of the step.
+    orphans: std::sync::Mutex<Vec<std::thread::JoinHandle<Result<i32, RunError>>>>,
+}
+
+/// Where a program's standard input comes from.
+pub(crate) enum Input {
+    Bytes(Vec<u8>),
+    Pipe(Arc<pipe::Pipe>),
+}
+
+/// Where a program's standard output or error goes.
+pub(crate) enum Output {
+    Memory(MemoryOutputPipe),
+    Null,
+    /// A pipe, with the writer that stands for the program until it ends.
+    Pipe(Arc<pipe::Pipe>, pipe::Writer),
 }
 
 /// Where a program's standard streams go.
 pub(crate) struct Stdio {
-    pub(crate) stdin: Vec<u8>,
-    pub(crate) stdout: Option<MemoryOutputPipe>,
-    pub(crate) stderr: Option<MemoryOutputPipe>,
+    pub(crate) stdin: Input,
+    pub(crate) stdout: Output,
+    pub(crate) stderr: Output,
 }
 
 /// How deeply programs may start programs.
@@ -217,9 +237,26 @@ impl Sandbox {
             output_limit: spec.output_limit,
             memory_hit: std::sync::atomic::AtomicBool::new(false),
             warnings: std::sync::Mutex::new(Vec::new()),
+            done: std::sync::atomic::AtomicBool::new(false),
+            orphans: std::sync::Mutex::new(Vec::new()),
         });
-        let stdio = Stdio { stdin: Vec::new(), stdout: Some(ctx.output.clone()), stderr: Some(ctx.output.clone()) };
-        let (tree, result) = execute(&ctx, tree, spec.argv, spec.env, spec.cwd, stdio, 0);
+        let stdio = Stdio {
+            stdin: Input::Bytes(Vec::new()),
+            stdout: Output::Memory(ctx.output.clone()),
+            stderr: Output::Memory(ctx.output.clone()),
+        };
+        let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch)));
+        let result = execute(&ctx, &fs, spec.argv, spec.env, spec.cwd, stdio, 0);
+        // Programs the step left running end with it.
+        ctx.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let orphans = std::mem::take(&mut *ctx.orphans.lock().unwrap_or_else(|e| e.into_inner()));
+        for orphan in orphans {
+            let _ = orphan.join();
+        }
+        let tree = match Arc::try_unwrap(fs) {
+            Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()).tree,
+            Err(shared) => std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).tree),
+        };
         let printed = ctx.output.contents().to_vec();
         let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
         let outcome = match result {
@@ -234,23 +271,21 @@ impl Sandbox {
 /// Run one program to completion on `tree`; returns its exit status.
 pub(crate) fn execute(
     ctx: &Arc<StepCtx>,
-    tree: Tree,
+    fs: &Arc<std::sync::Mutex<fs::RootFs>>,
     argv: &[String],
     env: &[(String, String)],
     cwd_text: &str,
     stdio: Stdio,
     depth: usize,
-) -> (Tree, Result<i32, RunError>) {
+) -> Result<i32, RunError> {
     let cwd: Components = crate::rootfs::clean(cwd_text);
     let path_env = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-    let (program, argv) = match program::resolve(&tree, argv, path_env, &cwd) {
-        Ok(found) => found,
-        Err(e) => return (tree, Err(e.into())),
+    let resolved = {
+        let guard = fs.lock().unwrap_or_else(|e| e.into_inner());
+        program::resolve(&guard.tree, argv, path_env, &cwd)
     };
-    let (component, cwd_support) = match program::load(&ctx.engine, &program, ctx.cache_dir.as_deref(), &ctx.loaded) {
-        Ok(c) => c,
-        Err(e) => return (tree, Err(e.into())),
-    };
+    let (program, argv) = resolved?;
+    let (component, cwd_support) = program::load(&ctx.engine, &program, ctx.cache_dir.as_deref(), &ctx.loaded)?;
     // wasi-libc starts every program at `/`; instrumented preview 1 programs read their
     // working directory from PWD. Where that is impossible, say so rather than resolve
     // silently against `/`.
@@ -263,10 +298,13 @@ pub(crate) fn execute(
     let mut env: Vec<(String, String)> = env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
     env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));
     let mut builder = WasiCtxBuilder::new();
+    match stdio.stdin {
+        Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes)),
+        Input::Pipe(p) => builder.stdin(pipe::StdinEnd::new(p)),
+    };
     builder
         .args(&argv)
         .envs(&env)
-        .stdin(MemoryInputPipe::new(stdio.stdin))
         .wall_clock(FixedClock(Duration::from_secs(ctx.epoch.max(0) as u64)))
         .monotonic_clock(StepClock(std::sync::atomic::AtomicU64::new(0)))
         .secure_random(rand::rngs::StdRng::seed_from_u64(ctx.seed.wrapping_add(depth as u64)))
@@ -276,12 +314,14 @@ pub(crate) fn execute(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     match stdio.stdout {
-        Some(out) => builder.stdout(out),
-        None => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::Memory(out) => builder.stdout(out),
+        Output::Null => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::Pipe(p, held) => builder.stdout(pipe::StdoutEnd::new(p, held)),
     };
     match stdio.stderr {
-        Some(err) => builder.stderr(err),
-        None => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::Memory(err) => builder.stderr(err),
+        Output::Null => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::Pipe(p, held) => builder.stderr(pipe::StdoutEnd::new(p, held)),
     };
     let limits = StoreLimitsBuilder::new()
         .memory_size(ctx.memory)
@@ -293,7 +333,7 @@ pub(crate) fn execute(
     let state = StepState {
         wasi: builder.build(),
         table: ResourceTable::new(),
-        fs: fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch),
+        fs: fs.clone(),
         limits: Limiter { inner: limits, hit: false },
         ctx: ctx.clone(),
         depth,
@@ -304,9 +344,12 @@ pub(crate) fn execute(
     store.limiter(|s| &mut s.limits);
     // Every tick: stop on Ctrl-C or at the step's time limit, else keep going.
     let (started, timeout) = (ctx.started, ctx.timeout);
+    let step = ctx.clone();
+    let child = depth > 0;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if crate::cancel::requested() || timeout.is_some_and(|t| started.elapsed() >= t) {
+        let abandoned = child && step.done.load(std::sync::atomic::Ordering::SeqCst);
+        if crate::cancel::requested() || abandoned || timeout.is_some_and(|t| started.elapsed() >= t) {
             return Err(wasmtime::Trap::Interrupt.into());
         }
         Ok(wasmtime::UpdateDeadline::Continue(1))
@@ -314,8 +357,9 @@ pub(crate) fn execute(
 
     let result = run_command(&ctx.engine, &component, &mut store);
     let memory_hit = store.data().limits.hit || ctx.memory_hit.load(std::sync::atomic::Ordering::Relaxed);
-    let tree = std::mem::take(&mut store.data_mut().fs.tree);
-    let outcome = match result {
+    // The store (and the program's stream ends) go now, so pipe readers see end of file.
+    drop(store);
+    match result {
         Ok(status) => Ok(status),
         Err(e) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
@@ -336,8 +380,7 @@ pub(crate) fn execute(
                 Err(RunError::Trap { detail: format!("{e:#}"), output: Vec::new() })
             }
         }
-    };
-    (tree, outcome)
+    }
 }
 
 /// A child's failure that must end its parent too (timeout, memory, interruption).
@@ -374,7 +417,10 @@ fn run_command(
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     // kiln's filesystem replaces wasmtime-wasi's.
     linker.allow_shadowing(true);
-    fs::add_to_linker(&mut linker, |s: &mut StepState| fs::FsView { table: &mut s.table, fs: &mut s.fs })?;
+    fs::add_to_linker(&mut linker, |s: &mut StepState| fs::FsView {
+        table: &mut s.table,
+        fs: s.fs.lock().unwrap_or_else(|e| e.into_inner()),
+    })?;
     spawn::add_to_linker(&mut linker)?;
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut *store, component, &linker)?;
     match command.wasi_cli_run().call_run(&mut *store)? {

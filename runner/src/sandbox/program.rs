@@ -158,6 +158,9 @@ fn describe(bytes: &[u8]) -> &'static str {
 pub struct Loaded {
     by_file: Mutex<HashMap<usize, (Arc<FileData>, String)>>,
     by_digest: Mutex<HashMap<String, (Component, Cwd)>>,
+    /// One lock per program being compiled, so programs started together (`a | b` of the
+    /// same binary) compile it once.
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// Whether a loaded program can be given a working directory.
@@ -201,6 +204,11 @@ pub fn load(
             digest
         }
     };
+    if let Some(done) = lock(&loaded.by_digest).get(&digest) {
+        return Ok(done.clone());
+    }
+    let gate = lock(&loaded.compiling).entry(digest.clone()).or_default().clone();
+    let _compiling = lock(&gate);
     if let Some(done) = lock(&loaded.by_digest).get(&digest) {
         return Ok(done.clone());
     }
