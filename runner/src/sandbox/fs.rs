@@ -244,10 +244,17 @@ impl FsView<'_> {
     }
 
     /// Record that a file's content changed (for the snapshot) and touch its mtime.
+    /// The file also gets a fresh identity: loaded programs are remembered by the identity
+    /// of their file data, and content written in place must not be mistaken for what was
+    /// there before.
     fn touched(&mut self, path: &[String]) -> FsResult<()> {
-        let mut meta = self.node(path)?.meta;
-        meta.mtime = self.fs.mtime;
-        self.fs.tree.set_meta(path, meta).map_err(path_error)
+        let node = self.node(path)?.clone();
+        let kind = match &node.kind {
+            Kind::File(data) => Kind::File(Arc::new(FileData { content: data.content.clone(), size: data.size })),
+            other => other.clone(),
+        };
+        let meta = Meta { mtime: self.fs.mtime, ..node.meta };
+        self.fs.tree.insert(path, Node { meta, kind }).map_err(path_error)
     }
 }
 
