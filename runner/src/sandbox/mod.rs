@@ -5,7 +5,10 @@
 //!   into a runnable component: a component as is, a WASI preview 1 module through the
 //!   preview 1 adapter (with exact exit statuses), a `#!` script through its interpreter; an
 //!   ELF binary or anything else is a clear error;
-//! - [`fs`] serves the tree as `wasi:filesystem` with chroot semantics.
+//! - [`fs`] serves the tree as `wasi:filesystem` with chroot semantics;
+//! - [`cwd`] instruments programs so they start in the step's WORKDIR;
+//! - `spawn` lets a program run and start programs from the same tree, with pipes between
+//!   programs that run at the same time (one thread each, the tree behind a lock).
 //!
 //! Everything else comes from wasmtime-wasi with nothing of the host: the environment is what
 //! the step is given, the wall clock reads SOURCE_DATE_EPOCH, random numbers are seeded from
@@ -268,7 +271,7 @@ impl Sandbox {
     }
 }
 
-/// Run one program to completion on `tree`; returns its exit status.
+/// Run one program to completion on the step's filesystem; returns its exit status.
 pub(crate) fn execute(
     ctx: &Arc<StepCtx>,
     fs: &Arc<std::sync::Mutex<fs::RootFs>>,

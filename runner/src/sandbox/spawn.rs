@@ -52,6 +52,21 @@ pub struct Child {
     stderr: Option<Arc<Pipe>>,
     sinks: Vec<FileSink>,
     name: String,
+    ctx: Arc<super::StepCtx>,
+}
+
+impl Drop for Child {
+    /// A child nobody waits for (its handle dropped, or its parent ended) keeps running
+    /// until the step ends, and is joined then; output nobody will read closes (so a writer
+    /// sees a closed pipe instead of blocking).
+    fn drop(&mut self) {
+        for pipe in [&self.stdout, &self.stderr].into_iter().flatten() {
+            pipe.abandon();
+        }
+        if let Some(thread) = self.thread.take() {
+            self.ctx.orphans.lock().unwrap_or_else(|e| e.into_inner()).push(thread);
+        }
+    }
 }
 
 /// A prepared child: its streams, and the pipe ends its parent may take.
@@ -207,7 +222,15 @@ impl spawn::Host for &mut StepState {
         let thread = std::thread::Builder::new()
             .name(format!("kiln-run-{depth}"))
             .spawn(move || execute(&ctx, &fs, &argv, &env, &cwd, stdio, depth))?;
-        let child = Child { thread: Some(thread), stdin, stdout, stderr, sinks, name: command.argv.join(" ") };
+        let child = Child {
+            thread: Some(thread),
+            stdin,
+            stdout,
+            stderr,
+            sinks,
+            name: command.argv.join(" "),
+            ctx: state.ctx.clone(),
+        };
         Ok(Ok(state.table.push(child)?))
     }
 }
@@ -242,13 +265,8 @@ impl spawn::HostChild for &mut StepState {
     }
 
     fn drop(&mut self, child: Resource<Child>) -> wasmtime::Result<()> {
-        let child = self.table.delete(child)?;
-        for pipe in [&child.stdout, &child.stderr].into_iter().flatten() {
-            pipe.abandon();
-        }
-        if let Some(thread) = child.thread {
-            self.ctx.orphans.lock().unwrap_or_else(|e| e.into_inner()).push(thread);
-        }
+        // `Drop for Child` hands a running child to the step.
+        self.table.delete(child)?;
         Ok(())
     }
 }
