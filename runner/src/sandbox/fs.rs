@@ -32,7 +32,7 @@ use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathE
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit",
+        path: "../wit/sandbox",
         world: "kiln:sandbox/rootfs",
         trappable_error_type: {
             "wasi:filesystem/types.error-code" => super::FsError,
