@@ -20,7 +20,7 @@ use crate::store::{self, Digest, Store, StoreError};
 /// `config` inside an image config: how a container runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-#[allow(missing_docs)]
+#[allow(missing_docs, reason = "the fields are the image spec's own, documented there")]
 pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -64,7 +64,7 @@ where
 /// Docker's health check (durations in nanoseconds; 0 means "inherit").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-#[allow(missing_docs)]
+#[allow(missing_docs, reason = "the fields are the image spec's own, documented there")]
 pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
@@ -106,7 +106,7 @@ impl Default for RootFs {
 
 /// One history entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
+#[allow(missing_docs, reason = "the fields are the image spec's own, documented there")]
 pub struct History {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
@@ -122,7 +122,7 @@ pub struct History {
 
 /// An image config document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
+#[allow(missing_docs, reason = "the fields are the image spec's own, documented there")]
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
