@@ -423,10 +423,7 @@ impl Executor<'_> {
             let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
             set(k, v);
         }
-        let owner = match out.config.config.user.as_deref().filter(|u| !u.is_empty()) {
-            Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string()))?,
-            None => (0, 0),
-        };
+        let owner = user_owner(out)?;
         let cwd = out.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
         let seed = {
             use std::hash::{DefaultHasher, Hash, Hasher};
@@ -497,10 +494,7 @@ impl Executor<'_> {
                 let absolute = format!("/{}", rootfs::join(&rootfs::clean(&joined)));
                 run.working_dir = Some(absolute.clone());
                 // Docker creates the directory, owned by the current USER.
-                let (uid, gid) = match run.user.as_deref().filter(|u| !u.is_empty()) {
-                    Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string()))?,
-                    None => (0, 0),
-                };
+                let (uid, gid) = user_owner(out)?;
                 let meta = Meta { mode: 0o755, uid, gid, mtime: self.input.epoch.unwrap_or(0) };
                 out.tree
                     .mkdir_all(&[], &absolute, meta)
@@ -582,6 +576,14 @@ impl Executor<'_> {
         let manifest_desc = self.store.put_json(MediaType::ImageManifest, &manifest).map_err(err)?;
         let config_digest = store::descriptor_digest(&config_desc).map_err(err)?;
         Ok(Built { manifest: manifest_desc, config_digest, config: out.config, tree: out.tree, built_stages })
+    }
+}
+
+/// The ids of the stage's USER (root when unset), from its /etc/passwd and /etc/group.
+fn user_owner(out: &StageOut) -> Result<(u32, u32), BuildError> {
+    match out.config.config.user.as_deref().filter(|u| !u.is_empty()) {
+        Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string())),
+        None => Ok((0, 0)),
     }
 }
 

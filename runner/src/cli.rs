@@ -557,22 +557,28 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
     }
 }
 
+/// An image of the store, read for `history` and `inspect`.
+struct Opened<C> {
+    found: Found,
+    manifest: oci_spec::image::ImageManifest,
+    config_digest: store::Digest,
+    config: C,
+}
+
+/// Open the store and read the image named `wanted` (by tag or ID). `Err` is the exit code,
+/// the error already printed.
+fn open_image<C: serde::de::DeserializeOwned>(root: &Path, wanted: &str) -> Result<Opened<C>, ExitCode> {
+    let store = open_store(root)?;
+    let found = find_image(&store, wanted).map_err(error)?;
+    let (manifest, config_digest) = manifest_and_config(&store, &found.manifest).map_err(error)?;
+    let config = store.read_json(&config_digest).map_err(error)?;
+    Ok(Opened { found, manifest, config_digest, config })
+}
+
 fn history(wanted: &str, root: &Path) -> ExitCode {
-    let store = match open_store(root) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let found = match find_image(&store, wanted) {
-        Ok(f) => f,
-        Err(e) => return error(e),
-    };
-    let (manifest, config_digest) = match manifest_and_config(&store, &found.manifest) {
-        Ok(x) => x,
-        Err(e) => return error(e),
-    };
-    let config: ImageConfig = match store.read_json(&config_digest) {
-        Ok(c) => c,
-        Err(e) => return error(e),
+    let Opened { manifest, config_digest, config, .. } = match open_image::<ImageConfig>(root, wanted) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let mut layer_sizes = manifest.layers().iter().map(|l| l.size());
     let mut rows = Vec::new();
@@ -592,21 +598,9 @@ fn history(wanted: &str, root: &Path) -> ExitCode {
 }
 
 fn inspect(wanted: &str, root: &Path) -> ExitCode {
-    let store = match open_store(root) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let found = match find_image(&store, wanted) {
-        Ok(f) => f,
-        Err(e) => return error(e),
-    };
-    let (manifest, config_digest) = match manifest_and_config(&store, &found.manifest) {
-        Ok(x) => x,
-        Err(e) => return error(e),
-    };
-    let config: serde_json::Value = match store.read_json(&config_digest) {
-        Ok(c) => c,
-        Err(e) => return error(e),
+    let Opened { found, manifest, config_digest, config } = match open_image::<serde_json::Value>(root, wanted) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let doc = serde_json::json!([{
         "Id": config_digest.to_string(),

@@ -124,9 +124,14 @@ fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Pa
     Ok(blobs)
 }
 
+/// The directory `dest` is in.
+fn parent_of(dest: &Path) -> &Path {
+    dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// A temporary sibling of `dest`, on the same filesystem so it can be renamed over it.
 fn sibling_tmp(dest: &Path) -> Result<tempfile::TempDir, String> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = parent_of(dest);
     fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
     tempfile::Builder::new()
         .prefix(".kiln-output-")
@@ -138,10 +143,8 @@ fn sibling_tmp(dest: &Path) -> Result<tempfile::TempDir, String> {
 fn replace_dir(finished: tempfile::TempDir, dest: &Path) -> Result<(), String> {
     let finished = finished.keep();
     if dest.exists() {
-        let old = tempfile::Builder::new()
-            .prefix(".kiln-old-")
-            .tempdir_in(dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
-            .map_err(|e| e.to_string())?;
+        let old =
+            tempfile::Builder::new().prefix(".kiln-old-").tempdir_in(parent_of(dest)).map_err(|e| e.to_string())?;
         let old_path = old.path().join("old");
         fs::rename(dest, &old_path).map_err(|e| format!("move the old {} aside: {e}", dest.display()))?;
         fs::rename(&finished, dest).map_err(|e| format!("rename into {}: {e}", dest.display()))?;

@@ -455,13 +455,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Clear an existing directory's entries (an opaque whiteout).
-    pub fn clear_dir(&mut self, path: &[String]) {
-        if let Some(children) = self.get_mut(path).and_then(Node::children_mut) {
-            children.clear();
-        }
-    }
-
     /// What changed since the last call, and start recording afresh.
     pub fn take_changes(&mut self) -> Changes {
         self.added.clear();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::oci::check_store;
+use crate::oci::{assert_no_build_dirs, check_store};
 use crate::support::{Sandbox, run, stderr};
 
 /// A context big enough that a build takes a while: many small files and a few large ones.
@@ -69,12 +69,7 @@ fn a_store_survives_sigkill_at_random_moments() {
     assert!(out.status.success(), "a build after the crashes works (seed {seed}): {}", stderr(&out));
     check_store(&sb.root());
     // Killed builds' scratch directories are cleaned by the next build.
-    let leftovers: Vec<_> = std::fs::read_dir(sb.root().join("tmp"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
-        .collect();
-    assert!(leftovers.is_empty(), "stale build directories: {leftovers:?}");
+    assert_no_build_dirs(&sb.root());
 }
 
 #[test]

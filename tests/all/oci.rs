@@ -213,3 +213,14 @@ pub fn check_store(root: &Path) {
         }
     }
 }
+
+/// No build's scratch directory is left in the store's `tmp/`.
+pub fn assert_no_build_dirs(root: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "stale build directories: {leftovers:?}");
+}

@@ -293,12 +293,7 @@ fn ctrl_c_stops_a_running_step_cleanly() {
     check_store(&sb.root());
     let index = std::fs::read_to_string(sb.root().join("index.json")).unwrap();
     assert!(!index.contains("interrupted"));
-    let leftovers: Vec<_> = std::fs::read_dir(sb.root().join("tmp"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
-        .collect();
-    assert!(leftovers.is_empty(), "scratch directories left: {leftovers:?}");
+    crate::oci::assert_no_build_dirs(&sb.root());
 }
 
 /// `kiln:sandbox/spawn`: a program starts programs from the same rootfs; their changes are
