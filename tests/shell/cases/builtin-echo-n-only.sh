@@ -1,0 +1,3 @@
+#! status=0 compare=dash
+echo -n abc
+echo -n def

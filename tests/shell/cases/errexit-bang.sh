@@ -1,0 +1,5 @@
+#! status=0 compare=dash
+set -e
+! true
+! false
+echo survived

@@ -1,0 +1,4 @@
+#! status=1 compare=dash
+set -e
+true | false
+echo not-reached

@@ -1,0 +1,4 @@
+#! status=0 compare=dash
+set -e
+false | true
+echo "survived pipeline"

@@ -1,0 +1,3 @@
+#! status=5 compare=dash
+true
+(exit 5)

@@ -1,0 +1,4 @@
+#! status=1 compare=dash
+echo before
+false
+exit

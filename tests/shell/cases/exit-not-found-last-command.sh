@@ -1,0 +1,3 @@
+#! status=127 compare=dash
+echo before
+nonexistent_cmd_xyz 2>/dev/null

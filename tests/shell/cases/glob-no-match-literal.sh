@@ -1,0 +1,4 @@
+#! status=0 compare=dash
+echo *.none
+set -- *.none
+echo "$# [$1]"

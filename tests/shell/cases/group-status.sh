@@ -1,0 +1,5 @@
+#! status=0 compare=dash
+{ true; false; }
+echo "brace=$?"
+(false; true)
+echo "paren=$?"

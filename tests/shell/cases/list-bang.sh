@@ -1,0 +1,7 @@
+#! status=0 compare=dash
+! false && echo negated-false
+! true || echo negated-true
+! true
+echo "status=$?"
+! false
+echo "status=$?"

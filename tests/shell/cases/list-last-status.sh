@@ -1,0 +1,2 @@
+#! status=3 compare=dash
+true; (exit 3)

@@ -1,0 +1,6 @@
+#! status=0 compare=dash
+true &&
+  echo after-and ||
+  echo not-printed
+echo one \
+  two

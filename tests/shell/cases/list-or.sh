@@ -1,0 +1,4 @@
+#! status=0 compare=dash
+false || echo fallback
+true || echo never
+echo "status=$?"

@@ -1,0 +1,2 @@
+#! status=0 compare=dash
+echo one; echo two; echo three

@@ -1,0 +1,2 @@
+#! status=0 compare=dash
+printf 'banana\napple\ncherry\n' | sort
