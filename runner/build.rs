@@ -1,40 +1,86 @@
-//! Builds the Dockerfile frontend as a `wasm32-wasip2` component and embeds it in `kiln`.
+//! Builds the WebAssembly components kiln embeds: the Dockerfile frontend and kiln's
+//! sandboxed shell, both for `wasm32-wasip2`.
 //!
-//! `cargo build` of the `kiln` crate alone must give a working binary, so this script runs a
-//! nested `cargo build` of `kiln-dockerfile` for `wasm32-wasip2` (profile `wasm-frontend`,
-//! feature `component`) in its own target directory (`<target>/wasm-frontends`, shared by all
-//! profiles, so the nested build never waits on the outer build's lock), then copies the
-//! component to `OUT_DIR/dockerfile.wasm` for `include_bytes!`.
+//! `cargo build` of the `kiln` crate alone must give a working binary, so this script runs
+//! nested `cargo build`s (profile `wasm-frontend`) in their own target directory
+//! (`<target>/wasm-frontends`, shared by all profiles, so a nested build never waits on the
+//! outer build's lock), then copies each component to `OUT_DIR` for `include_bytes!`.
 //!
-//! `KILN_DOCKERFILE_WASM=<path>` skips the nested build and embeds that file instead.
+//! `KILN_DOCKERFILE_WASM=<path>` / `KILN_SH_WASM=<path>` skip a nested build and embed that
+//! file instead.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// One embedded component.
+struct Embedded {
+    /// The file name in `OUT_DIR`.
+    out: &'static str,
+    /// The variable that names a prebuilt file.
+    prebuilt_var: &'static str,
+    /// Workspace paths whose change rebuilds it.
+    inputs: &'static [&'static str],
+    /// `cargo build` arguments selecting the crate.
+    cargo_args: &'static [&'static str],
+    /// The built file, relative to `<target>/wasm32-wasip2/wasm-frontend`.
+    built: &'static str,
+    /// What it is, for messages.
+    what: &'static str,
+}
+
+const EMBEDDED: &[Embedded] = &[
+    Embedded {
+        out: "dockerfile.wasm",
+        prebuilt_var: "KILN_DOCKERFILE_WASM",
+        inputs: &["frontends/dockerfile", "ir", "wit/kiln-build.wit"],
+        cargo_args: &["-p", "kiln-dockerfile", "--lib", "--features", "component"],
+        built: "kiln_dockerfile.wasm",
+        what: "the Dockerfile frontend",
+    },
+    Embedded {
+        out: "sh.wasm",
+        prebuilt_var: "KILN_SH_WASM",
+        inputs: &["shell", "wit/sandbox"],
+        cargo_args: &["-p", "kiln-sh", "--bin", "sh"],
+        built: "sh.wasm",
+        what: "kiln's shell",
+    },
+];
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("runner/ lives in the workspace").to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let dest = out_dir.join("dockerfile.wasm");
+    for input in ["Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(input).display());
+    }
+    for component in EMBEDDED {
+        build(component, &workspace, &out_dir);
+    }
+}
 
-    println!("cargo:rerun-if-env-changed=KILN_DOCKERFILE_WASM");
-    if let Some(prebuilt) = env::var_os("KILN_DOCKERFILE_WASM") {
+fn build(component: &Embedded, workspace: &Path, out_dir: &Path) {
+    let dest = out_dir.join(component.out);
+    println!("cargo:rerun-if-env-changed={}", component.prebuilt_var);
+    if let Some(prebuilt) = env::var_os(component.prebuilt_var) {
         println!("cargo:rerun-if-changed={}", Path::new(&prebuilt).display());
-        std::fs::copy(&prebuilt, &dest)
-            .unwrap_or_else(|e| panic!("KILN_DOCKERFILE_WASM={}: cannot copy: {e}", Path::new(&prebuilt).display()));
+        std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
+            panic!("{}={}: cannot copy: {e}", component.prebuilt_var, Path::new(&prebuilt).display())
+        });
         return;
     }
-    for input in ["frontends/dockerfile", "ir", "wit", "Cargo.toml", "Cargo.lock"] {
+    for input in component.inputs {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
     ensure_wasm_target();
-    let target_dir = find_target_dir(&out_dir).join("wasm-frontends");
+    let target_dir = find_target_dir(out_dir).join("wasm-frontends");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .args(["build", "--locked", "-p", "kiln-dockerfile", "--lib", "--features", "component"])
+    cmd.current_dir(workspace)
+        .args(["build", "--locked"])
+        .args(component.cargo_args)
         .args(["--target", "wasm32-wasip2", "--profile", "wasm-frontend"])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -54,14 +100,15 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the Dockerfile frontend: {e}"));
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", component.what));
     if !status.success() {
         panic!(
-            "building the Dockerfile frontend component failed ({status}).\n\
-             If the wasm32-wasip2 target is missing, install it: rustup target add wasm32-wasip2"
+            "building {} for wasm32-wasip2 failed ({status}).\n\
+             If the wasm32-wasip2 target is missing, install it: rustup target add wasm32-wasip2",
+            component.what
         );
     }
-    let built = target_dir.join("wasm32-wasip2/wasm-frontend/kiln_dockerfile.wasm");
+    let built = target_dir.join("wasm32-wasip2/wasm-frontend").join(component.built);
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("cannot copy {}: {e}", built.display()));
 }
 
@@ -78,7 +125,9 @@ fn ensure_wasm_target() {
     if sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
         return;
     }
-    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed to build the Dockerfile frontend)");
+    println!(
+        "cargo:warning=installing the wasm32-wasip2 target with rustup (needed to build kiln's embedded components)"
+    );
     match Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status() {
         Ok(status) if status.success() => {}
         _ => println!("cargo:warning=could not install wasm32-wasip2; run: rustup target add wasm32-wasip2"),

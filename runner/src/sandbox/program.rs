@@ -11,6 +11,11 @@
 //! - a `#!` script: its interpreter (from the tree) runs with the script's path;
 //! - an ELF binary or anything else: an error that says what it is.
 //!
+//! `sh` (bare, `/bin/sh` or `/usr/bin/sh`) is the one exception: when the tree has no WASI
+//! program there (a `FROM scratch` stage, or a Linux base whose `/bin/sh` is ELF), kiln's own
+//! sandboxed shell runs instead, so shell-form `RUN` works everywhere. A WASI `/bin/sh` in
+//! the image wins, as Docker's `SHELL` would.
+//!
 //! Compiled programs are cached by the sha256 of the file (plus a tag for the adaptation),
 //! so a warm run only deserialises.
 
@@ -115,9 +120,14 @@ pub fn resolve(
             let (data, head) = find_file(tree, &path)?;
             Some(Found { path: format!("/{}", rootfs::join(&path)), data, head })
         });
-        let Some(found) = found else {
-            let on_path = !name.contains('/');
-            return Err(ProgramError::NotFound { name, on_path });
+        let is_wasm_or_script = |f: &Found| f.head.starts_with(b"\0asm") || f.head.starts_with(b"#!");
+        let found = match found {
+            Some(found) if is_wasm_or_script(&found) || !names_shell(&name) => found,
+            _ if names_shell(&name) => kiln_shell(),
+            _ => {
+                let on_path = !name.contains('/');
+                return Err(ProgramError::NotFound { name, on_path });
+            }
         };
         if let Some(rest) = found.head.strip_prefix(b"#!") {
             // `#!interpreter [one argument]`, as Linux reads it.
@@ -140,6 +150,26 @@ pub fn resolve(
         return Ok((found, argv));
     }
     Err(ProgramError::Invalid { path: argv[0].clone(), detail: "#! interpreters nest more than 4 deep".into() })
+}
+
+/// kiln's sandboxed shell (the `kiln-sh` crate), compiled into kiln by `build.rs`.
+pub static KILN_SHELL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sh.wasm"));
+
+/// Whether argv[0] asks for the POSIX shell.
+fn names_shell(name: &str) -> bool {
+    matches!(name, "sh" | "/bin/sh" | "/usr/bin/sh")
+}
+
+/// kiln's shell as a program file. One `FileData` for the whole process, so the loaded-program
+/// cache recognises it by identity and never hashes it twice.
+fn kiln_shell() -> Found {
+    static DATA: std::sync::OnceLock<Arc<FileData>> = std::sync::OnceLock::new();
+    let data = DATA
+        .get_or_init(|| {
+            Arc::new(FileData { content: rootfs::Content::Bytes(Arc::from(KILN_SHELL)), size: KILN_SHELL.len() as u64 })
+        })
+        .clone();
+    Found { path: "/bin/sh".into(), data, head: KILN_SHELL[..KILN_SHELL.len().min(4096)].to_vec() }
 }
 
 /// What a file's first bytes say it is.
