@@ -134,11 +134,12 @@ impl Fds {
                 Some(reader) => Input::Feed(reader.data[reader.pos..].to_vec()),
             },
             Fd::Bytes(reader) => {
-                // The program gets all that is left, as it would read it from a pipe.
-                let mut reader = reader.borrow_mut();
-                let rest = reader.data[reader.pos..].to_vec();
-                reader.pos = reader.data.len();
-                Input::Feed(rest)
+                // The program gets all that is left, but the shell cannot see how much of it
+                // the program read: the position stays, so that `while read l; do prog;
+                // done <<EOF` goes on with the next line after a program that reads nothing
+                // (the usual case), as it would with a real file descriptor.
+                let reader = reader.borrow();
+                Input::Feed(reader.data[reader.pos..].to_vec())
             }
             _ => Input::Null,
         }

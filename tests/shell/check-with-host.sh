@@ -49,7 +49,7 @@ for script in "$cases"/*.sh; do
     fi
     expected_out=${script%.sh}.out
     IFS= read -r directive <"$script"
-    if [[ $directive =~ ^'#! status='([0-9]+)' compare='(dash|bash|none)$ ]]; then
+    if [[ $directive =~ ^'#! status='([0-9]+)' compare='(dash|bash|none)( known=[^ ]+)?$ ]]; then
         status=${BASH_REMATCH[1]}
         compare=${BASH_REMATCH[2]}
     else
