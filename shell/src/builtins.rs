@@ -1049,7 +1049,8 @@ fn command(sh: &mut Shell, args: &[String]) -> Res {
                     (Some(Found::Function), _) => format!("{name} is a function"),
                     (Some(Found::Builtin), _) => format!("{name} is a shell builtin"),
                     (None, _) => {
-                        status = 1;
+                        // dash's status; bash says 1 (POSIX only asks for non-zero).
+                        status = 127;
                         if verbose == 'V' {
                             sh.error(format!("{name}: not found"));
                         }
