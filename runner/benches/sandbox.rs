@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use kiln::layer::{self, Scratch};
 use kiln::rootfs::{Content, FileData, Kind, Meta, Node, Tree, clean};
-use kiln::sandbox::{RunSpec, Sandbox};
+use kiln::sandbox::{OutputSink, RunSpec, Sandbox};
 use kiln::store::Store;
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -82,6 +82,7 @@ fn spawn_bench(work: &Path) {
         memory: 1 << 30,
         timeout: None,
         output_limit: 1 << 20,
+        sink: OutputSink::Capture,
     };
     // First run: adapt and compile, fill the cache.
     let start = Instant::now();

@@ -24,7 +24,7 @@ use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
 use crate::progress::Progress;
 use crate::rootfs::{self, Meta, Tree};
-use crate::sandbox::{RunSpec, Sandbox};
+use crate::sandbox::{OutputSink, RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
 
 /// The PATH Docker gives a Linux stage whose base does not set one.
@@ -283,16 +283,7 @@ impl Executor<'_> {
             }
         })?;
         loaded.import(self.store).map_err(|e| BuildError::new(e.to_string()))?;
-        let mut tree = Tree::new();
-        for descriptor in loaded.manifest.layers() {
-            let digest = store::descriptor_digest(descriptor).map_err(|e| BuildError::new(e.to_string()))?;
-            let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
-            let stream =
-                layer::decompress(blob).map_err(|e| BuildError::new(format!("{reference}: layer {digest}: {e}")))?;
-            layer::apply(&mut tree, stream, &self.scratch, &format!("{reference} {digest}"))
-                .map_err(|e| BuildError::new(e.to_string()))?;
-        }
-        tree.forget_changes();
+        let tree = loaded.rootfs(self.store, &self.scratch).map_err(|e| BuildError::new(e.to_string()))?;
         let entry = Rc::new((loaded, tree));
         self.images.insert(reference.to_string(), entry.clone());
         Ok(entry)
@@ -441,6 +432,7 @@ impl Executor<'_> {
             memory: self.input.step_memory,
             timeout: self.input.step_timeout,
             output_limit: RUN_OUTPUT_LIMIT,
+            sink: OutputSink::Capture,
         };
         let tree = std::mem::take(&mut out.tree);
         let (tree, outcome) = self.sandbox.run(tree, self.scratch.clone(), &spec);

@@ -1,6 +1,8 @@
 //! The `kiln` command line: flags in, library calls, an exit code out.
 //!
 //! Exit codes: 0 success, 1 the build file or the build failed, 2 bad usage (clap's own).
+//! `kiln run` exits as `docker run` does: with the program's status, or 125 when kiln or the
+//! sandbox failed, 126 when the program cannot run, 127 when it is not there.
 //! Nothing here is needed by the library; it only wires flags to it.
 
 use std::path::{Path, PathBuf};
@@ -53,6 +55,76 @@ pub enum Command {
     Inspect(ImageArg),
     /// Remove image tags from the store
     Rmi(RmiArgs),
+    /// Run an image's command in the sandbox, on a throwaway copy of its filesystem
+    #[command(long_about = RUN_ABOUT)]
+    Run(RunArgs),
+}
+
+const RUN_ABOUT: &str = "Run an image's command in the sandbox, on a throwaway copy of its filesystem.
+
+The command is the image's ENTRYPOINT followed by its CMD, as with `docker run`: ARGS replace \
+the CMD, and --entrypoint replaces the ENTRYPOINT and drops the CMD. It runs as a WASI program \
+in the same sandbox as RUN steps, its output goes straight to kiln's stdout and stderr, and \
+kiln exits with its exit status (125 when kiln or the sandbox failed, 126 when the program \
+cannot run, 127 when it is not there).
+
+Nothing the program does is kept: kiln always removes the container's filesystem when it ends \
+(--rm is accepted for Docker compatibility and changes nothing), and no image in kiln's store \
+changes (only its cache of compiled programs may grow).";
+
+/// `kiln run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Accepted for Docker compatibility; kiln always throws the program's filesystem away
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Set an environment variable (KEY=VALUE, or KEY to take the value from kiln's environment)
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// The working directory, absolute [default: the image's WORKDIR, else /]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Run this program instead of the image's ENTRYPOINT (its CMD is dropped; ARGS follow)
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+
+    /// Seconds the program may run (no limit by default)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Memory each program may use, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory: usize,
+
+    /// The platform to pick from a multi-platform image (os/arch[/variant]) [default: linux/<host arch>]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    /// IMAGE (NAME[:TAG], image ID, or oci-layout://DIR[:TAG]), then the program and its
+    /// arguments, replacing the image's CMD: everything after IMAGE, flags included
+    #[arg(
+        value_names = ["IMAGE", "ARGS"],
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// IMAGE.
+    pub fn image(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+
+    /// ARGS: what follows IMAGE.
+    pub fn args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }
 
 /// `kiln build`.
@@ -152,6 +224,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(arg) => history(&arg.image, &root),
         Command::Inspect(arg) => inspect(&arg.image, &root),
         Command::Rmi(args) => rmi(&args.images, &root),
+        Command::Run(args) => run_image(&args, &root),
     }
 }
 
@@ -636,6 +709,66 @@ fn rmi(names: &[String], root: &Path) -> ExitCode {
     code
 }
 
+/// Load an image for `kiln run` the way FROM finds it (a store tag or `oci-layout://`), or
+/// by its ID as `kiln inspect` does.
+fn load_image(store: &Store, wanted: &str, platform: &str) -> Result<image::LoadedImage, image::ImageError> {
+    match image::load(store, wanted, platform) {
+        Err(not_found @ image::ImageError::NotFound { .. })
+            if matches!(image::parse_ref(wanted), image::ImageRef::Store(_)) =>
+        {
+            match find_image(store, wanted) {
+                Ok(found) => image::load_from_store(store, wanted, &found.manifest, platform),
+                Err(_) => Err(not_found),
+            }
+        }
+        loaded => loaded,
+    }
+}
+
+fn run_image(args: &RunArgs, root: &Path) -> ExitCode {
+    let fail = |e: crate::run::RunImageError| {
+        eprintln!("error: {e}");
+        if let Some(hint) = e.hint() {
+            eprintln!("hint: {hint}");
+        }
+        ExitCode::from(e.exit_code())
+    };
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open kiln's store: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    store.clean_stale();
+    let platform = args.platform.clone().unwrap_or_else(platform::default_target);
+    let loaded = match load_image(&store, args.image(), &platform) {
+        Ok(l) => l,
+        Err(e) => return fail(e.into()),
+    };
+    let request = crate::run::RunRequest {
+        args: args.args(),
+        entrypoint: args.entrypoint.as_deref(),
+        env: &args.env,
+        workdir: args.workdir.as_deref(),
+        timeout: args.timeout.map(Duration::from_secs),
+        memory: args.memory.saturating_mul(1 << 20),
+    };
+    match crate::run::run(&store, &loaded, &request) {
+        Ok(finished) => {
+            for warning in &finished.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let (code, note) = crate::run::exit_status(finished.status);
+            if let Some(note) = note {
+                eprintln!("warning: {note}");
+            }
+            ExitCode::from(code)
+        }
+        Err(e) => fail(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,6 +779,16 @@ mod tests {
         assert_eq!(parsed, vec![KeyValue::new("A", "1"), KeyValue::new("B", ""), KeyValue::new("C", "x=y")]);
         assert!(build_args(&["=x".into()]).is_err());
         assert_eq!(build_args(&["KILN_TEST_SURELY_UNSET_VARIABLE".into()]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn run_takes_everything_after_the_image_as_args() {
+        let cli = Cli::try_parse_from(["kiln", "run", "--rm", "-e", "A=1", "img", "-e", "x", "--rm", "-v"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.image(), "img");
+        assert_eq!(args.env, ["A=1"]);
+        assert_eq!(args.args(), ["-e", "x", "--rm", "-v"]);
+        assert_eq!(cli.verbose, 0);
     }
 
     #[test]

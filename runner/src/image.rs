@@ -15,7 +15,9 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{self, Digest, Store, StoreError};
+use crate::layer::{self, LayerError, Scratch};
+use crate::rootfs::Tree;
+use crate::store::{self, Digest, HashingWriter, Store, StoreError};
 
 /// `config` inside an image config: how a container runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -179,6 +181,9 @@ pub enum ImageError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A layer cannot be applied.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
     /// No such image.
     #[error("image {reference} not found: {detail}")]
     NotFound {
@@ -316,8 +321,7 @@ pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImag
                     "no image tagged {name} in kiln's store (kiln does not pull from registries yet; build or import it first)"
                 ),
             })?;
-            let read = |digest: &Digest| store.read_blob(digest).map_err(ImageError::from);
-            resolve_descriptor(reference, &descriptor, platform, &read, None)
+            load_from_store(store, reference, &descriptor, platform)
         }
         ImageRef::Layout { dir, tag } => {
             let index_path = dir.join("index.json");
@@ -350,6 +354,19 @@ pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImag
             resolve_descriptor(reference, &descriptor, platform, &read, Some(dir.clone()))
         }
     }
+}
+
+/// Load the image a descriptor of the store's index names (a manifest, or an index to pick
+/// `platform` from): how an image found by its ID rather than its tag is loaded.
+/// `reference` is how the user wrote it, for messages.
+pub fn load_from_store(
+    store: &Store,
+    reference: &str,
+    descriptor: &Descriptor,
+    platform: &str,
+) -> Result<LoadedImage, ImageError> {
+    let read = |digest: &Digest| store.read_blob(digest).map_err(ImageError::from);
+    resolve_descriptor(reference, descriptor, platform, &read, None)
 }
 
 /// Look a name up in the store, trying Docker Hub's spellings too.
@@ -436,6 +453,46 @@ impl LoadedImage {
             store.import_blob(&digest, &mut file).map_err(|e| malformed(&self.reference, e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Unpack the image's layers, bottom first, into a new [`Tree`] whose file contents live
+    /// in `scratch`. A layer is read from the store when it is there, else from the layout
+    /// the image was loaded from, checked against its digest first. Nothing is written to
+    /// the store, so this also serves a throwaway copy (`kiln run`).
+    ///
+    /// # Errors
+    ///
+    /// A layer is missing or damaged, compressed in a way kiln cannot read, or holds an
+    /// entry that cannot be applied.
+    pub fn rootfs(&self, store: &Store, scratch: &Scratch) -> Result<Tree, ImageError> {
+        let mut tree = Tree::new();
+        for descriptor in self.manifest.layers() {
+            let digest = digest_of(&self.reference, descriptor)?;
+            let blob = match &self.layout {
+                Some(dir) if !store.has_blob(&digest) => self.open_layout_blob(dir, &digest)?,
+                _ => store.open_blob(&digest)?,
+            };
+            let stream =
+                layer::decompress(blob).map_err(|e| malformed(&self.reference, format!("layer {digest}: {e}")))?;
+            layer::apply(&mut tree, stream, scratch, &format!("{} {digest}", self.reference))?;
+        }
+        tree.forget_changes();
+        Ok(tree)
+    }
+
+    /// Open a blob of the layout directory `dir` once its content was checked against
+    /// `digest` (streamed: a layer is never held in memory).
+    fn open_layout_blob(&self, dir: &Path, digest: &Digest) -> Result<std::fs::File, ImageError> {
+        let path = dir.join("blobs").join("sha256").join(digest.hex());
+        let cannot_read =
+            |e: std::io::Error| malformed(&self.reference, format!("cannot read {}: {e}", path.display()));
+        let mut hashing = HashingWriter::new(std::io::sink());
+        std::io::copy(&mut std::fs::File::open(&path).map_err(cannot_read)?, &mut hashing).map_err(cannot_read)?;
+        let (_, actual, _) = hashing.finish();
+        if &actual != digest {
+            return Err(malformed(&self.reference, format!("blob {digest} in {} has digest {actual}", dir.display())));
+        }
+        std::fs::File::open(&path).map_err(cannot_read)
     }
 }
 

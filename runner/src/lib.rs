@@ -26,6 +26,7 @@ pub mod layer;
 pub mod platform;
 pub mod progress;
 pub mod rootfs;
+pub mod run;
 pub mod sandbox;
 pub mod store;
 

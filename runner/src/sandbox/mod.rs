@@ -12,7 +12,8 @@
 //!
 //! Everything else comes from wasmtime-wasi with nothing of the host: the environment is what
 //! the step is given, the wall clock reads SOURCE_DATE_EPOCH, random numbers are seeded from
-//! the step, there is no network, stdin is empty, and output is captured up to a limit.
+//! the step, there is no network, stdin is empty, and output is captured up to a limit (or,
+//! for `kiln run`, passed straight to kiln's own stdout and stderr: [`OutputSink`]).
 //! Memory is capped per instance and a step may be given a wall-time limit (epoch
 //! interruption), so a guest that loops, allocates without end or traps is a clean error.
 
@@ -52,8 +53,24 @@ pub struct RunSpec<'a> {
     pub memory: usize,
     /// Wall time for the step, if limited.
     pub timeout: Option<Duration>,
-    /// Output kept (stdout and stderr together), bytes.
+    /// Output kept (stdout and stderr together), bytes; with [`OutputSink::Terminal`], only
+    /// what programs started with their output sent to a file may write there.
     pub output_limit: usize,
+    /// Where the programs' standard output and error go.
+    pub sink: OutputSink,
+}
+
+/// Where a step's standard output and error go (and those of the programs it starts that
+/// inherit them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputSink {
+    /// Kept in memory, stdout and stderr interleaved, up to the spec's `output_limit`, and
+    /// handed back in [`Outcome::output`] (a RUN step).
+    #[default]
+    Capture,
+    /// Written to kiln's own stdout and stderr as the program writes them, so a user watches
+    /// it live (`kiln run`); [`Outcome::output`] stays empty and nothing is kept.
+    Terminal,
 }
 
 /// How a step ended when it ran to completion.
@@ -180,6 +197,7 @@ pub(crate) struct StepCtx {
     started: std::time::Instant,
     pub(crate) output: MemoryOutputPipe,
     output_limit: usize,
+    sink: OutputSink,
     memory_hit: std::sync::atomic::AtomicBool,
     warnings: std::sync::Mutex<Vec<String>>,
     /// Set when the step's first program has ended: programs it started and left running
@@ -199,8 +217,31 @@ pub(crate) enum Input {
 pub(crate) enum Output {
     Memory(MemoryOutputPipe),
     Null,
+    /// kiln's own standard output ([`OutputSink::Terminal`]).
+    HostStdout,
+    /// kiln's own standard error ([`OutputSink::Terminal`]).
+    HostStderr,
     /// A pipe, with the writer that stands for the program until it ends.
     Pipe(Arc<pipe::Pipe>, pipe::Writer),
+}
+
+/// One of a program's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl StepCtx {
+    /// Where a program of this step sends `stream` when it inherits it: the step's captured
+    /// output, or kiln's own stream of the same name.
+    pub(crate) fn inherited(&self, stream: Stream) -> Output {
+        match (self.sink, stream) {
+            (OutputSink::Capture, _) => Output::Memory(self.output.clone()),
+            (OutputSink::Terminal, Stream::Stdout) => Output::HostStdout,
+            (OutputSink::Terminal, Stream::Stderr) => Output::HostStderr,
+        }
+    }
 }
 
 /// Where a program's standard streams go.
@@ -238,6 +279,7 @@ impl Sandbox {
             started: std::time::Instant::now(),
             output: MemoryOutputPipe::new(spec.output_limit),
             output_limit: spec.output_limit,
+            sink: spec.sink,
             memory_hit: std::sync::atomic::AtomicBool::new(false),
             warnings: std::sync::Mutex::new(Vec::new()),
             done: std::sync::atomic::AtomicBool::new(false),
@@ -245,8 +287,8 @@ impl Sandbox {
         });
         let stdio = Stdio {
             stdin: Input::Bytes(Vec::new()),
-            stdout: Output::Memory(ctx.output.clone()),
-            stderr: Output::Memory(ctx.output.clone()),
+            stdout: ctx.inherited(Stream::Stdout),
+            stderr: ctx.inherited(Stream::Stderr),
         };
         let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch)));
         let result = execute(&ctx, &fs, spec.argv, spec.env, spec.cwd, stdio, 0);
@@ -319,11 +361,15 @@ pub(crate) fn execute(
     match stdio.stdout {
         Output::Memory(out) => builder.stdout(out),
         Output::Null => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::HostStdout => builder.stdout(std::io::stdout()),
+        Output::HostStderr => builder.stdout(std::io::stderr()),
         Output::Pipe(p, held) => builder.stdout(pipe::StdoutEnd::new(p, held)),
     };
     match stdio.stderr {
         Output::Memory(err) => builder.stderr(err),
         Output::Null => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        Output::HostStdout => builder.stderr(std::io::stdout()),
+        Output::HostStderr => builder.stderr(std::io::stderr()),
         Output::Pipe(p, held) => builder.stderr(pipe::StdoutEnd::new(p, held)),
     };
     let limits = StoreLimitsBuilder::new()

@@ -21,7 +21,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::fs::bindings::kiln::sandbox::spawn::{self, Command, Stdio as WitStdio};
 use super::pipe::{Pipe, Writer};
-use super::{ChildError, ChildFailed, Input, MAX_SPAWN_DEPTH, Output, RunError, Stdio, StepState, execute};
+use super::{ChildError, ChildFailed, Input, MAX_SPAWN_DEPTH, Output, RunError, Stdio, StepState, Stream, execute};
 use crate::rootfs::{self, Content, FileData, Kind, Meta, Node};
 
 struct HasStep;
@@ -86,11 +86,12 @@ impl StepState {
     fn output(
         &self,
         stdio: &WitStdio,
+        stream: Stream,
         sinks: &mut Vec<FileSink>,
         pipe: &mut Option<Arc<Pipe>>,
     ) -> Result<Output, String> {
         Ok(match stdio {
-            WitStdio::Inherit => Output::Memory(self.ctx.output.clone()),
+            WitStdio::Inherit => self.ctx.inherited(stream),
             WitStdio::Null => Output::Null,
             WitStdio::File(path) | WitStdio::Append(path) => {
                 let memory = MemoryOutputPipe::new(self.ctx.output_limit);
@@ -147,8 +148,8 @@ impl StepState {
             }
         };
         let mut sinks = Vec::new();
-        let stdout = self.output(&command.stdout, &mut sinks, &mut stdout_pipe)?;
-        let stderr = self.output(&command.stderr, &mut sinks, &mut stderr_pipe)?;
+        let stdout = self.output(&command.stdout, Stream::Stdout, &mut sinks, &mut stdout_pipe)?;
+        let stderr = self.output(&command.stderr, Stream::Stderr, &mut sinks, &mut stderr_pipe)?;
         let pipes = (stdin_writer, stdout_pipe, stderr_pipe);
         Ok(Prepared { stdio: Stdio { stdin, stdout, stderr }, sinks, pipes, env, cwd })
     }
