@@ -198,7 +198,7 @@ pub fn run(sh: &mut Shell, argv: &[String]) -> Res {
                 },
             };
             if n > sh.params.len() {
-                sh.error(format!("shift: can't shift that many"));
+                sh.error("shift: can't shift that many");
                 return Err(Flow::Exit(2));
             }
             sh.params.drain(..n);
@@ -218,7 +218,7 @@ pub fn run(sh: &mut Shell, argv: &[String]) -> Res {
             let (action, conditions) = if args.len() == 1 || args[0] == "-" || parse_number(&args[0]).is_none() {
                 (Some(args[0].clone()), &args[1..])
             } else {
-                (None, &args[..])
+                (None, args)
             };
             for condition in conditions {
                 if matches!(condition.as_str(), "EXIT" | "0") {
@@ -998,7 +998,8 @@ fn read(sh: &mut Shell, args: &[String]) -> Res {
             return Ok(2);
         }
     }
-    Ok(if eof && bytes.is_empty() || eof { 1 } else { 0 })
+    // At end of file the status is 1 even when a last, unterminated line was read (POSIX).
+    Ok(if eof { 1 } else { 0 })
 }
 
 enum Found {

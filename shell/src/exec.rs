@@ -413,10 +413,7 @@ impl Shell {
 
     /// Expand a simple command's words and assignments for a program: `(argv, env)`, or
     /// `None` when it has no command word.
-    fn prepare_external(
-        &mut self,
-        simple: &ast::SimpleCommand,
-    ) -> Result<Option<(Vec<String>, Vec<(String, String)>)>, Flow> {
+    fn prepare_external(&mut self, simple: &ast::SimpleCommand) -> Result<Option<Prepared>, Flow> {
         let mut words = Vec::new();
         let mut assignments = Vec::new();
         for item in simple_items(simple) {
@@ -801,6 +798,9 @@ impl Shell {
         Ok(Fd::WriteFile(path.into()))
     }
 }
+
+/// A program's argv and environment, ready to start.
+type Prepared = (Vec<String>, Vec<(String, String)>);
 
 /// A simple command's items in source order: prefix, command word, suffix.
 fn simple_items(simple: &ast::SimpleCommand) -> Vec<CommandPrefixOrSuffixItem> {

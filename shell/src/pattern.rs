@@ -101,7 +101,7 @@ fn bracket(pattern: &[PChar], start: usize, c: char) -> Option<(bool, usize)> {
             }
         }
         if let (Some(('-', false)), Some(&(hi, _))) = (pattern.get(i + 1), pattern.get(i + 2))
-            && !(hi == ']' && !pattern[i + 2].1)
+            && (hi != ']' || pattern[i + 2].1)
         {
             if pc <= c && c <= hi {
                 matched = true;

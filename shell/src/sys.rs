@@ -26,6 +26,9 @@ pub enum Input {
     Feed(Vec<u8>),
 }
 
+/// A function the shell hands a program's output to, as it arrives.
+pub type Sink<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+
 /// Where a started program's standard output or error goes.
 pub enum Output<'a> {
     /// The shell's own stream of the same number.
@@ -35,7 +38,7 @@ pub enum Output<'a> {
     /// Appended to a file (the shell has already created or truncated it).
     Append(String),
     /// Read by the shell and handed to this function.
-    Collect(Box<dyn FnMut(&[u8]) + 'a>),
+    Collect(Sink<'a>),
 }
 
 /// One program to start.
@@ -128,7 +131,7 @@ pub fn run_pipeline(mut specs: Vec<Spec<'_>>) -> Vec<Result<i32, SpawnError>> {
     }
     // Hook the shell's ends of the pipes up.
     let mut feed: Option<(OutputStream, Vec<u8>)> = None;
-    let mut readers: Vec<(InputStream, Box<dyn FnMut(&[u8]) + '_>)> = Vec::new();
+    let mut readers: Vec<(InputStream, Sink<'_>)> = Vec::new();
     for (i, (spec, child)) in specs.iter_mut().zip(children.iter()).enumerate() {
         let Ok(child) = child else { continue };
         if i == 0
@@ -158,7 +161,7 @@ pub fn run_pipeline(mut specs: Vec<Spec<'_>>) -> Vec<Result<i32, SpawnError>> {
 
 /// Write `feed` into its stream and drain every reader, whichever is ready, until all are
 /// done. A reader that ends (or a child that stops reading) leaves the others going.
-fn pump(mut feed: Option<(OutputStream, Vec<u8>)>, readers: &mut [(InputStream, Box<dyn FnMut(&[u8]) + '_>)]) {
+fn pump(mut feed: Option<(OutputStream, Vec<u8>)>, readers: &mut [(InputStream, Sink<'_>)]) {
     let mut offset = 0;
     let mut open = vec![true; readers.len()];
     loop {
