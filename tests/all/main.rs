@@ -7,4 +7,5 @@ mod oci;
 mod parse;
 mod run;
 mod sandbox;
+mod shell;
 mod support;
