@@ -1,5 +1,6 @@
-//! Shared test helpers: a `kiln` command with its own store, the workspace paths, and the
-//! hostile frontend fixture built for wasm32-wasip2 on first use.
+//! Shared test helpers: a `kiln` command with its own store, the workspace paths, and what
+//! tests need built on first use: the fixtures (hostile frontend, run guests) and the WASI
+//! tools of `scripts/wasm-tools`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -110,28 +111,25 @@ pub fn run_guests() -> (PathBuf, PathBuf) {
         .clone()
 }
 
-/// uutils coreutils 0.12 built for wasm32-wasip1 from crates.io (about 3 minutes once; the
-/// result is kept in the target directory).
+/// A WASI tool built for wasm32-wasip1 by `scripts/wasm-tools` (the recipe CI runs too), into
+/// the target directory's `wasm-tools/NAME/bin/FILE`. The script skips a tool already built;
+/// the first build of each takes a few minutes.
+fn wasm_tool(name: &str, file: &str) -> PathBuf {
+    let wasm = target_dir().join("wasm-tools").join(name).join("bin").join(file);
+    if !wasm.is_file() {
+        let status = Command::new(workspace().join("scripts/wasm-tools"))
+            .arg(name)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .status()
+            .expect("scripts/wasm-tools runs");
+        assert!(status.success(), "scripts/wasm-tools {name} failed");
+        assert!(wasm.is_file(), "scripts/wasm-tools {name} did not leave {}", wasm.display());
+    }
+    wasm
+}
+
+/// uutils coreutils 0.12 built for wasm32-wasip1 from crates.io, built once.
 pub fn coreutils() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = target_dir().join("test-tools/coreutils-0.12.0");
-            let wasm = root.join("bin/coreutils.wasm");
-            if !wasm.is_file() {
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["install", "coreutils", "--version", "0.12.0", "--locked", "--target", "wasm32-wasip1"])
-                    .args(["--no-default-features", "--features", "feat_wasm", "--root"])
-                    .arg(&root)
-                    .env_remove("RUSTFLAGS")
-                    .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                    .env("CARGO_TARGET_DIR", target_dir().join("test-tools/build"))
-                    .status()
-                    .expect("cargo runs");
-                assert!(status.success(), "building uutils coreutils for wasm32-wasip1 failed");
-            }
-            wasm
-        })
-        .clone()
+    BUILT.get_or_init(|| wasm_tool("coreutils", "coreutils.wasm")).clone()
 }
