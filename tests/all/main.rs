@@ -2,6 +2,7 @@
 
 mod build;
 mod crash;
+mod examples;
 mod kiln_run;
 mod oci;
 mod parse;

@@ -133,3 +133,9 @@ pub fn coreutils() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| wasm_tool("coreutils", "coreutils.wasm")).clone()
 }
+
+/// wasm-tools 1.263 built for wasm32-wasip1 from crates.io, built once.
+pub fn wasm_tools() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| wasm_tool("wasm-tools", "wasm-tools.wasm")).clone()
+}
