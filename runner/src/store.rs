@@ -380,34 +380,47 @@ impl Store {
 /// for its lifetime, so [`Store::clean_stale`] can tell a live build's directory from one a
 /// killed process left behind.
 pub struct BuildDir {
-    dir: tempfile::TempDir,
+    path: PathBuf,
     _lock: File,
 }
 
 impl BuildDir {
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
     }
 }
 
 impl Store {
     /// Create a scratch directory for one build.
     pub fn build_dir(&self) -> Result<BuildDir> {
+        // The directory gets its `build-` name only once its lock is held, so that another
+        // kiln's `clean_stale` never sees a live build's directory unlocked.
         let tmp = self.tmp_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("build-")
+        let new = tempfile::Builder::new()
+            .prefix(".new-build-")
             .tempdir_in(&tmp)
             .map_err(io_err("create a directory in", &tmp))?;
-        let lock_path = dir.path().join(".lock");
+        let lock_path = new.path().join(".lock");
         let lock = File::create(&lock_path).map_err(io_err("create", &lock_path))?;
         lock.lock().map_err(io_err("lock", &lock_path))?;
-        Ok(BuildDir { dir, _lock: lock })
+        let name = new.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = tmp.join(name.trim_start_matches(".new-"));
+        fs::rename(new.path(), &path).map_err(io_err("rename into place", &path))?;
+        // The renamed directory is ours now; the TempDir must not remove anything.
+        let _ = new.keep();
+        Ok(BuildDir { path, _lock: lock })
     }
 
     /// Remove what killed builds left in `tmp/`: build directories nobody holds a lock on,
-    /// and half-written blobs older than an hour (a live build finishes or renames its
-    /// blobs long before that).
+    /// and half-written blobs or half-made build directories older than an hour (a live
+    /// build finishes or renames them long before that).
     pub fn clean_stale(&self) {
         let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
         for entry in entries.flatten() {
@@ -418,7 +431,7 @@ impl Store {
                 if stale {
                     let _ = fs::remove_dir_all(&path);
                 }
-            } else if name.starts_with("blob-") || name.starts_with(".write-") {
+            } else if name.starts_with("blob-") || name.starts_with(".write-") || name.starts_with(".new-build-") {
                 let old = entry
                     .metadata()
                     .and_then(|m| m.modified())
@@ -426,7 +439,7 @@ impl Store {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > std::time::Duration::from_secs(3600));
                 if old {
-                    let _ = fs::remove_file(&path);
+                    let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
                 }
             }
         }
