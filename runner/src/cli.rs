@@ -13,6 +13,22 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use kiln_ir::{ImageResolver, KeyValue, Request, Severity};
 
+/// Print a line on standard output. A reader that went away (`kiln inspect IMAGE | head -1`)
+/// is not an error: kiln stops quietly there, as Unix tools do; any other write error is
+/// reported.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 use crate::builder::{self, BuildInput};
 use crate::context::BuildContext;
 use crate::diagnostics;
@@ -377,7 +393,7 @@ fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
     };
     match serde_json::to_string_pretty(&parsed.graph) {
         Ok(json) => {
-            println!("{json}");
+            say!("{json}");
             ExitCode::SUCCESS
         }
         Err(e) => error(format!("cannot print the IR: {e}")),
@@ -486,7 +502,7 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         progress.note(&format!("naming to {}", names.join(", ")));
     }
     drop(scratch);
-    println!("{}", built.config_digest);
+    say!("{}", built.config_digest);
     ExitCode::SUCCESS
 }
 
@@ -626,7 +642,7 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
                 line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
             }
         }
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
     }
 }
 
@@ -684,7 +700,7 @@ fn inspect(wanted: &str, root: &Path) -> ExitCode {
     }]);
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => {
-            println!("{text}");
+            say!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => error(e),
@@ -699,7 +715,7 @@ fn rmi(names: &[String], root: &Path) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for name in names {
         match store.untag(&image::normalize_name(name)) {
-            Ok(_) => println!("Untagged: {}", image::normalize_name(name)),
+            Ok(_) => say!("Untagged: {}", image::normalize_name(name)),
             Err(e) => {
                 eprintln!("error: {e}");
                 code = ExitCode::FAILURE;

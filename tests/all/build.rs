@@ -453,3 +453,22 @@ fn rmi_removes_tags_but_not_other_images() {
     assert!(stderr(&out).contains("no image named a:1"), "{}", stderr(&out));
     check_store(&sb.root());
 }
+
+/// `kiln images | head -0`: a reader that goes away is not a crash.
+#[test]
+fn a_closed_standard_output_ends_kiln_quietly() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .kiln()
+        .arg("images")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before kiln has written anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

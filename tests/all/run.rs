@@ -118,7 +118,9 @@ fn programs_that_cannot_run_are_clear_errors() {
             "/bin/notwasm is not a WebAssembly program or a #! script; kiln runs WASI programs (.wasm)",
         ),
         ("COPY elf /bin/elf\nRUN [\"elf\"]\n", "/bin/elf is a Linux ELF executable; kiln runs WASI programs (.wasm)"),
-        ("RUN echo shell form\n", "/bin/sh: not found"),
+        // Shell form runs kiln's own sh (no /bin/sh in this stage); what it cannot find is 127.
+        ("RUN echo shell form && nosuch\n", "nosuch: not found on the stage's PATH"),
+        ("RUN echo shell form && nosuch\n", "exit code: 127"),
     ];
     for (dockerfile, message) in cases {
         guest_context(&sb, dockerfile);

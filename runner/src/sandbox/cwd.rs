@@ -55,6 +55,10 @@ struct Facts {
     /// Data segments placed at `global.get G` (position-independent modules), resolved
     /// once the globals are known.
     pic_data: Vec<(u32, Vec<u8>)>,
+    /// Whether the module imports a WASI function that takes a path (preview 1 `path_open`,
+    /// ..., or preview 2 `wasi:filesystem`): without one, a working directory cannot change
+    /// what it does.
+    uses_paths: bool,
 }
 
 fn gather(module: &[u8]) -> Result<Facts, String> {
@@ -69,12 +73,18 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
         data: Vec::new(),
         global_inits: Vec::new(),
         pic_data: Vec::new(),
+        uses_paths: false,
     };
     for payload in Parser::new(0).parse_all(module) {
         match payload.map_err(|e| e.to_string())? {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
-                    match import.map_err(|e| e.to_string())?.ty {
+                    let import = import.map_err(|e| e.to_string())?;
+                    let p1_path = import.module == "wasi_snapshot_preview1" && import.name.starts_with("path_");
+                    if p1_path || import.module.starts_with("wasi:filesystem/") {
+                        f.uses_paths = true;
+                    }
+                    match import.ty {
                         TypeRef::Func(_) => f.imported_funcs += 1,
                         TypeRef::Global(_) => {
                             f.globals += 1;
@@ -223,6 +233,10 @@ impl Facts {
 /// Instrument a preview 1 module (see the module documentation).
 pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
     let facts = gather(module)?;
+    if !facts.uses_paths && !facts.names.contains_key("__wasilibc_find_abspath") {
+        // No path ever reaches the host from it: any working directory is the same to it.
+        return Ok(Instrumented::Yes(module.to_vec()));
+    }
     let need = |name: &str| facts.names.get(name).copied();
     let (Some(find), Some(malloc), Some(getenv)) = (need("__wasilibc_find_abspath"), need("malloc"), need("getenv"))
     else {
@@ -503,22 +517,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modules_without_names_are_left_alone() {
-        let module = wat_free_module();
+    fn modules_that_open_paths_but_have_no_names_are_left_alone() {
+        let module = wat_free_module(true);
         assert!(matches!(instrument(&module).unwrap(), Instrumented::No(_)));
     }
 
-    /// A minimal valid module with one function and no name section.
-    fn wat_free_module() -> Vec<u8> {
+    #[test]
+    fn modules_that_never_name_a_path_need_no_working_directory() {
+        let module = wat_free_module(false);
+        match instrument(&module).unwrap() {
+            Instrumented::Yes(same) => assert_eq!(same, module, "nothing to change"),
+            Instrumented::No(why) => panic!("a module without path imports needs no cwd: {why}"),
+        }
+    }
+
+    /// A minimal valid module with one function and no name section; with `opens_paths`, it
+    /// also imports WASI's `path_open`.
+    fn wat_free_module(opens_paths: bool) -> Vec<u8> {
         let mut m = Module::new();
         let mut types = wasm_encoder::TypeSection::new();
         types.ty().function([], []);
+        types.ty().function([wasm_encoder::ValType::I32; 9], [wasm_encoder::ValType::I32]);
         m.section(&types);
+        if opens_paths {
+            let mut imports = wasm_encoder::ImportSection::new();
+            imports.import("wasi_snapshot_preview1", "path_open", wasm_encoder::EntityType::Function(1));
+            m.section(&imports);
+        }
         let mut funcs = FunctionSection::new();
         funcs.function(0);
         m.section(&funcs);
         let mut exports = ExportSection::new();
-        exports.export("_start", ExportKind::Func, 0);
+        exports.export("_start", ExportKind::Func, u32::from(opens_paths));
         m.section(&exports);
         let mut code = CodeSection::new();
         let mut f = Function::new([]);

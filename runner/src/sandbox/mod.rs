@@ -335,10 +335,15 @@ pub(crate) fn execute(
     // working directory from PWD. Where that is impossible, say so rather than resolve
     // silently against `/`.
     if let (false, program::Cwd::Unsupported(why)) = (cwd.is_empty(), &cwd_support) {
-        ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+        let warning = format!(
             "WORKDIR {cwd_text} is not applied to {}: {why}; relative paths in this step resolve against /",
             program.path
-        ));
+        );
+        // Once per program and step, however often the step starts it.
+        let mut warnings = ctx.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
     }
     let mut env: Vec<(String, String)> = env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
     env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));

@@ -202,9 +202,10 @@ pub enum Cwd {
     Unsupported(String),
 }
 
-/// Cache-key suffixes: what was done to a preview 1 module before it was compiled.
-const P1_WITH_CWD: &str = "p1-exit-cwd1";
-const P1_PLAIN: &str = "p1-exit";
+/// Cache-key suffixes: what was done to a preview 1 module before it was compiled. The
+/// numbers change when the decision changes, so no cache keeps an outdated one.
+const P1_WITH_CWD: &str = "p1-exit-cwd2";
+const P1_PLAIN: &str = "p1-exit2";
 const P2_WITH_CWD: &str = "p2-cwd1";
 
 /// Compile (or load from the caches) the program as a component.
