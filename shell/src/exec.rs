@@ -187,13 +187,11 @@ impl Shell {
         let count = specs.len();
         let mut statuses = Vec::new();
         let mut run = Vec::new();
-        let mut lookups = Vec::new();
         for (i, (argv, env, sub)) in specs.into_iter().enumerate() {
             if sub.opts.xtrace {
                 sub.trace(&argv);
             }
             let resolved = self.find_program(&argv[0]);
-            lookups.push(resolved.is_some());
             let mut argv = argv;
             if let Some(path) = resolved {
                 argv[0] = path;
@@ -208,11 +206,11 @@ impl Shell {
                 stderr: self.output_of(2, 2),
             });
         }
-        for (i, result) in sys::run_pipeline(run).into_iter().enumerate() {
+        for result in sys::run_pipeline(run) {
             statuses.push(match result {
                 Ok(status) => status,
                 Err(e) => {
-                    self.report_spawn_error(&e, lookups.get(i).copied().unwrap_or(false));
+                    self.error(&e.0);
                     e.status()
                 }
             });
@@ -615,9 +613,7 @@ impl Shell {
 
     /// Start a program and wait for it.
     pub fn run_program(&mut self, mut argv: Vec<String>, env: Vec<(String, String)>) -> i32 {
-        let found = self.find_program(&argv[0]);
-        let on_path = found.is_some();
-        if let Some(path) = found {
+        if let Some(path) = self.find_program(&argv[0]) {
             argv[0] = path;
         }
         let spec = sys::Spec {
@@ -631,15 +627,11 @@ impl Shell {
         match sys::run_pipeline(vec![spec]).pop() {
             Some(Ok(status)) => status,
             Some(Err(e)) => {
-                self.report_spawn_error(&e, on_path);
+                self.error(&e.0);
                 e.status()
             }
             None => 127,
         }
-    }
-
-    fn report_spawn_error(&self, e: &sys::SpawnError, _found: bool) {
-        self.error(&e.0);
     }
 
     /// Where a command name is: a path as given, or the first match on `PATH`. `sh` is

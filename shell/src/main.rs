@@ -29,7 +29,6 @@ fn main() {
         name = base.to_string();
     }
     let mut shell = Shell::new(name, Vec::new());
-    let mut command: Option<String> = None;
     let mut i = 1;
     let mut read_command = false;
     // Options come first; `-c` takes the command from the first operand.
@@ -72,7 +71,6 @@ fn main() {
         let Some(text) = operands.first() else {
             usage(&shell, "-c requires an argument");
         };
-        command = Some(text.clone());
         if let Some(zero) = operands.get(1) {
             shell.name = zero.clone();
         }
@@ -96,7 +94,6 @@ fn main() {
         }
         text
     };
-    let _ = command;
     let status = shell.run_source(&source, false);
     shell.status = status;
     shell.run_exit_trap();
