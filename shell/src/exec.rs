@@ -132,7 +132,6 @@ impl Shell {
         let mut statuses = Vec::new();
         for (i, stage) in stages.iter().enumerate() {
             let mut sub = self.clone();
-            sub.errexit_ignored = 0;
             if let Some(data) = input.take() {
                 sub.fds.set(0, Fd::Bytes(Rc::new(RefCell::new(Reader { data, pos: 0 }))));
             }
