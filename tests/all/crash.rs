@@ -11,9 +11,9 @@ fn busy_context(sb: &Sandbox) {
     for i in 0..300 {
         sb.write(&format!("ctx/src/dir{}/file{i}.txt", i % 20), format!("file {i}\n").repeat(20));
     }
-    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     sb.write("ctx/big1.bin", &big);
-    sb.write("ctx/big2.bin", &big[..1_500_000]);
+    sb.write("ctx/big2.bin", &big[..6_000_000]);
     sb.write(
         "ctx/Dockerfile",
         "FROM scratch AS files\nCOPY src /src\nCOPY big1.bin /big/\n\
@@ -38,16 +38,21 @@ fn a_store_survives_sigkill_at_random_moments() {
     // The first build also compiles the frontend; time a warm one.
     let out = run(sb.kiln().args(["build", "-q", "-t", "crash:warmup", "ctx"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    let started = Instant::now();
-    let out = run(sb.kiln().args(["build", "-q", "-t", "crash:timed", "ctx"]));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let full = started.elapsed();
+    // The fastest of three warm builds: kills land inside a build even when the machine is
+    // busy and builds vary (a release kiln builds this in a few hundred milliseconds).
+    let mut full = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out = run(sb.kiln().args(["build", "-q", "-t", "crash:timed", "ctx"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        full = full.min(started.elapsed());
+    }
 
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut rng = Lcg(seed);
     let mut killed = 0;
     for round in 0..20 {
-        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 12 / 10).max(1));
+        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 9 / 10).max(1));
         let mut child = sb
             .kiln()
             .args(["build", "-q", "-t", &format!("crash:{round}"), "ctx"])
