@@ -17,13 +17,14 @@ use std::rc::Rc;
 use kiln_ir::{Base, BuildGraph, ConfigChange, CopySource, Instruction, MountKind, Op, Span, Stage};
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
 
+use crate::cache::{Cache, CachedLayer, Entry, Key};
 use crate::context::BuildContext;
 use crate::copy::{self, CopySpec, Origin};
 use crate::ignore::Matcher;
 use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
 use crate::progress::Progress;
-use crate::rootfs::{self, Meta, Tree};
+use crate::rootfs::{self, Changes, Meta, Tree};
 use crate::sandbox::{OutputSink, RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
 
@@ -72,6 +73,11 @@ pub struct BuildInput<'a> {
     pub step_timeout: Option<std::time::Duration>,
     /// Memory each program a RUN step starts may use, bytes.
     pub step_memory: usize,
+    /// Whether cached step results may be used (`--no-cache` turns this off; results are
+    /// recorded either way).
+    pub use_cache: bool,
+    /// The frontend component's sha256, part of every cache key.
+    pub frontend_digest: String,
 }
 
 /// Output of a RUN step kept for error messages and logs.
@@ -97,6 +103,8 @@ struct StageOut {
     tree: Tree,
     config: ImageConfig,
     layers: Vec<Descriptor>,
+    /// The cache key of everything so far: the base and every step.
+    key: Key,
 }
 
 /// The stages `target` needs, in an order where each comes after what it needs.
@@ -160,6 +168,28 @@ struct Executor<'a> {
     scratch: std::sync::Arc<Scratch>,
     images: HashMap<String, Rc<(LoadedImage, Tree)>>,
     sandbox: Sandbox,
+    cache: Cache<'a>,
+    /// What every key starts from: the cache format, kiln, its shell, the frontend, the
+    /// platform and SOURCE_DATE_EPOCH.
+    root_key: Key,
+}
+
+/// Bump when what a step produces changes for the same inputs (layer format, COPY or RUN
+/// semantics), so that no cache keeps results of the old behaviour.
+const CACHE_FORMAT: &[u8] = b"kiln-cache-1";
+
+fn root_key(input: &BuildInput<'_>) -> Key {
+    static SHELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let shell = SHELL.get_or_init(|| crate::frontend::sha256_hex(crate::sandbox::program::KILN_SHELL));
+    let epoch = input.epoch.map(|e| e.to_string()).unwrap_or_default();
+    Key::of(&[
+        CACHE_FORMAT,
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        shell.as_bytes(),
+        input.frontend_digest.as_bytes(),
+        input.platform.as_bytes(),
+        epoch.as_bytes(),
+    ])
 }
 
 /// Build `input.graph`'s target into the store. `scratch_dir` holds extracted file contents
@@ -178,6 +208,8 @@ pub fn build(
         scratch: std::sync::Arc::new(Scratch::new(scratch_dir)),
         images: HashMap::new(),
         sandbox: Sandbox::new(Some(store.root().join("compiled"))),
+        cache: Cache::new(store),
+        root_key: root_key(input),
     };
     let mut results: Vec<Option<StageOut>> = vec![None; input.graph.stages.len()];
     for &index in &order {
@@ -219,18 +251,56 @@ impl Executor<'_> {
         let mut cmd_set = false;
         for (i, instruction) in stage.instructions.iter().enumerate() {
             let prefix = format!("[{label} {}/{steps}]", i + 2);
+            let text = format!("{prefix} {}", instruction.text);
             if crate::cancel::requested() {
-                return Err(BuildError::new(format!("{prefix} {}: interrupted", instruction.text)).at(instruction.span));
+                return Err(BuildError::new(format!("{text}: interrupted")).at(instruction.span));
             }
-            let step = self.progress.start(format!("{prefix} {}", instruction.text));
-            match self.instruction(&mut out, instruction, results, &mut cmd_set) {
-                Ok(detail) => self.progress.done(step, &detail),
-                Err(e) => {
-                    self.progress.failed(step, &e.message);
-                    return Err(BuildError { message: format!("{prefix} {}: {}", instruction.text, e.message), ..e }
-                        .at(instruction.span));
+            let fail = |progress: &Progress, step, e: BuildError| {
+                progress.failed(step, &e.message);
+                BuildError { message: format!("{text}: {}", e.message), ..e }.at(instruction.span)
+            };
+            // COPY's key needs what it copies, so the copy is done first (it only links
+            // files into the tree; writing the layer is the expensive part).
+            let (key, copied) = match self.step_key(&mut out, instruction, results) {
+                Ok(keyed) => keyed,
+                Err(e) => return Err(fail(self.progress, self.progress.start(text.clone()), e)),
+            };
+            let cacheable = matches!(instruction.op, Op::Run(_) | Op::Copy(_));
+            if cacheable
+                && self.input.use_cache
+                && let Some(entry) = self.cache.get(&key)
+            {
+                match self.reuse(&mut out, entry, copied.is_some()) {
+                    Ok(()) => {
+                        self.progress.cached(&text);
+                        out.key = key;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!("not using a cached result of {text}: {}", e.message),
                 }
             }
+            let step = self.progress.start(text.clone());
+            let layers_before = out.layers.len();
+            let result = match copied {
+                Some(changes) => self.commit_changes(&mut out, instruction, changes),
+                None => self.instruction(&mut out, instruction, results, &mut cmd_set),
+            };
+            match result {
+                Ok(detail) => self.progress.done(step, &detail),
+                Err(e) => return Err(fail(self.progress, step, e)),
+            }
+            if cacheable {
+                let layer = (out.layers.len() > layers_before).then(|| {
+                    let descriptor = out.layers.last().expect("a layer was added");
+                    CachedLayer {
+                        digest: descriptor.digest().to_string(),
+                        size: descriptor.size(),
+                        diff_id: out.config.rootfs.diff_ids.last().cloned().unwrap_or_default(),
+                    }
+                });
+                self.cache.put(&key, &Entry { config: out.config.clone(), layer });
+            }
+            out.key = key;
         }
         Ok(out)
     }
@@ -246,7 +316,8 @@ impl Executor<'_> {
                     variant: parts.next().map(str::to_string),
                     ..ImageConfig::default()
                 };
-                Ok(StageOut { tree: Tree::new(), config, layers: Vec::new() })
+                let key = self.root_key.then(&[b"scratch", platform.as_bytes()]);
+                Ok(StageOut { tree: Tree::new(), config, layers: Vec::new(), key })
             }
             Base::Stage(i) => {
                 let mut out = results[*i as usize].clone().ok_or_else(|| BuildError::new("internal: stage order"))?;
@@ -258,7 +329,10 @@ impl Executor<'_> {
                 let (image, tree) = &*loaded;
                 let mut tree = tree.clone();
                 tree.forget_changes();
-                Ok(StageOut { tree, config: image.config.clone(), layers: image.manifest.layers().clone() })
+                let manifest =
+                    serde_json::to_vec(&image.manifest).map_err(|e| BuildError::new(format!("internal: {e}")))?;
+                let key = self.root_key.then(&[b"image", &manifest]);
+                Ok(StageOut { tree, config: image.config.clone(), layers: image.manifest.layers().clone(), key })
             }
         }
     }
@@ -302,6 +376,16 @@ impl Executor<'_> {
     /// Write what the step changed as a layer (or record an empty one).
     fn commit(&self, out: &mut StageOut, instruction: &Instruction) -> Result<String, BuildError> {
         let changes = out.tree.take_changes();
+        self.commit_changes(out, instruction, changes)
+    }
+
+    /// Write `changes` as the step's layer (or record an empty one).
+    fn commit_changes(
+        &self,
+        out: &mut StageOut,
+        instruction: &Instruction,
+        changes: Changes,
+    ) -> Result<String, BuildError> {
         let written = layer::write_changes(self.store, &out.tree, &changes, self.input.epoch)
             .map_err(|e| BuildError::new(e.to_string()))?;
         match written {
@@ -332,68 +416,113 @@ impl Executor<'_> {
                 Ok(String::new())
             }
             Op::Copy(c) => {
-                let image_entry;
-                let (source_tree, origin) = match &c.from {
-                    CopySource::Context => (&self.input.context.tree, Origin::Context),
-                    CopySource::Stage(i) => {
-                        let tree = &results[*i as usize]
-                            .as_ref()
-                            .ok_or_else(|| BuildError::new("internal: stage order"))?
-                            .tree;
-                        (tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
-                    }
-                    CopySource::Image(reference) => {
-                        image_entry = self.image(reference, None)?;
-                        (&image_entry.1, Origin::Image(reference.clone()))
-                    }
-                };
-                let owner = match &c.chown {
-                    Some(spec) => {
-                        Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?)
-                    }
-                    None => None,
-                };
-                let chmod = match &c.chmod {
-                    Some(text) => Some(copy::parse_chmod(text).map_err(|e| BuildError::new(e.to_string()))?),
-                    None => None,
-                };
-                let exclude = Matcher::new(&c.exclude).map_err(|e| BuildError::new(e.to_string()))?;
-                let inline: Vec<(String, String, u32)> =
-                    c.inline_sources.iter().map(|f| (f.name.clone(), f.contents.clone(), f.mode)).collect();
-                let workdir = out.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
-                let unpack = c.add.as_ref().is_some_and(|a| a.unpack != Some(false));
-                if let Some(add) = &c.add
-                    && add.checksum.is_some()
-                {
-                    return Err(BuildError::new(
-                        "ADD --checksum applies to remote sources, which kiln cannot fetch yet",
-                    ));
-                }
-                let spec = CopySpec {
-                    sources: &c.sources,
-                    inline: &inline,
-                    dest: &c.dest,
-                    workdir: &workdir,
-                    owner,
-                    chmod,
-                    exclude: &exclude,
-                    parents: c.parents,
-                    unpack,
-                    created_mtime: self.input.epoch.unwrap_or(0),
-                };
-                copy::copy(&mut out.tree, source_tree, &origin, &spec, &self.scratch).map_err(|e| {
-                    let err = BuildError::new(e.to_string());
-                    match e {
-                        copy::CopyError::NotFound { origin: Origin::Context, .. } => {
-                            err.hint("paths are relative to the build context; check the path and the .dockerignore")
-                        }
-                        _ => err,
-                    }
-                })?;
+                self.copy(out, c, results)?;
                 self.commit(out, instruction)
             }
             Op::Config(change) => self.config(out, instruction, change, cmd_set),
         }
+    }
+
+    /// The step's cache key, and for COPY the changes it made (the copy is done here: its
+    /// key needs what it copied).
+    fn step_key(
+        &mut self,
+        out: &mut StageOut,
+        instruction: &Instruction,
+        results: &[Option<StageOut>],
+    ) -> Result<(Key, Option<Changes>), BuildError> {
+        let op = serde_json::to_vec(&instruction.op).map_err(|e| BuildError::new(format!("internal: {e}")))?;
+        let key = out.key.then(&[&op, instruction.created_by.as_bytes()]);
+        let Op::Copy(c) = &instruction.op else { return Ok((key, None)) };
+        self.copy(out, c, results)?;
+        let changes = out.tree.take_changes();
+        let diff = layer::changes_digest(&out.tree, &changes, self.input.epoch)
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_default();
+        Ok((key.then(&[diff.as_bytes()]), Some(changes)))
+    }
+
+    /// Take a cached step's result. A COPY's files are in the tree already (`applied`); a
+    /// RUN's layer is unpacked into it.
+    fn reuse(&mut self, out: &mut StageOut, entry: Entry, applied: bool) -> Result<(), BuildError> {
+        if let Some(layer) = &entry.layer {
+            let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
+            if !applied {
+                // Unpacked into a copy, so that a failure leaves the stage as it was.
+                let mut tree = out.tree.clone();
+                let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
+                let stream = layer::decompress(blob).map_err(|e| BuildError::new(e.to_string()))?;
+                layer::apply(&mut tree, stream, &self.scratch, &layer.digest)
+                    .map_err(|e| BuildError::new(e.to_string()))?;
+                tree.forget_changes();
+                out.tree = tree;
+            }
+            out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &digest, layer.size));
+        }
+        out.config = entry.config;
+        Ok(())
+    }
+
+    /// Copy files into the stage (COPY and ADD), without writing the layer.
+    fn copy(
+        &mut self,
+        out: &mut StageOut,
+        c: &kiln_ir::CopyFiles,
+        results: &[Option<StageOut>],
+    ) -> Result<(), BuildError> {
+        let image_entry;
+        let (source_tree, origin) = match &c.from {
+            CopySource::Context => (&self.input.context.tree, Origin::Context),
+            CopySource::Stage(i) => {
+                let tree = &results[*i as usize].as_ref().ok_or_else(|| BuildError::new("internal: stage order"))?.tree;
+                (tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
+            }
+            CopySource::Image(reference) => {
+                image_entry = self.image(reference, None)?;
+                (&image_entry.1, Origin::Image(reference.clone()))
+            }
+        };
+        let owner = match &c.chown {
+            Some(spec) => Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?),
+            None => None,
+        };
+        let chmod = match &c.chmod {
+            Some(text) => Some(copy::parse_chmod(text).map_err(|e| BuildError::new(e.to_string()))?),
+            None => None,
+        };
+        let exclude = Matcher::new(&c.exclude).map_err(|e| BuildError::new(e.to_string()))?;
+        let inline: Vec<(String, String, u32)> =
+            c.inline_sources.iter().map(|f| (f.name.clone(), f.contents.clone(), f.mode)).collect();
+        let workdir = out.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let unpack = c.add.as_ref().is_some_and(|a| a.unpack != Some(false));
+        if let Some(add) = &c.add
+            && add.checksum.is_some()
+        {
+            return Err(BuildError::new("ADD --checksum applies to remote sources, which kiln cannot fetch yet"));
+        }
+        let spec = CopySpec {
+            sources: &c.sources,
+            inline: &inline,
+            dest: &c.dest,
+            workdir: &workdir,
+            owner,
+            chmod,
+            exclude: &exclude,
+            parents: c.parents,
+            unpack,
+            created_mtime: self.input.epoch.unwrap_or(0),
+        };
+        copy::copy(&mut out.tree, source_tree, &origin, &spec, &self.scratch).map_err(|e| {
+            let err = BuildError::new(e.to_string());
+            match e {
+                copy::CopyError::NotFound { origin: Origin::Context, .. } => {
+                    err.hint("paths are relative to the build context; check the path and the .dockerignore")
+                }
+                _ => err,
+            }
+        })?;
+        Ok(())
     }
 
     fn run(&mut self, out: &mut StageOut, instruction: &Instruction, run: &kiln_ir::Run) -> Result<String, BuildError> {

@@ -154,7 +154,7 @@ pub struct BuildArgs {
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
 
-    /// Do not use the build cache (kiln has no build cache yet, so every build is uncached)
+    /// Run every step, using no cached result (results are still recorded for the next build)
     #[arg(long)]
     pub no_cache: bool,
 
@@ -316,6 +316,8 @@ struct Parsed {
     graph: kiln_ir::BuildGraph,
     target_platform: String,
     build_args: Vec<KeyValue>,
+    /// The sha256 of the frontend component: part of every cache key.
+    frontend_digest: String,
 }
 
 /// Read the build file, run the frontend and print its diagnostics. `Err` is the exit code.
@@ -357,10 +359,14 @@ fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<P
         ..FrontendLimits::default()
     };
     let cache = Some(root.join("compiled"));
-    let frontend = match &args.frontend {
-        None => Frontend::dockerfile(cache, limits),
+    let (frontend, frontend_digest) = match &args.frontend {
+        None => {
+            (Frontend::dockerfile(cache, limits), crate::frontend::sha256_hex(crate::frontend::DOCKERFILE_FRONTEND))
+        }
         Some(path) => match std::fs::read(path) {
-            Ok(wasm) => Frontend::load(&wasm, &path.display().to_string(), cache, limits),
+            Ok(wasm) => {
+                (Frontend::load(&wasm, &path.display().to_string(), cache, limits), crate::frontend::sha256_hex(&wasm))
+            }
             Err(e) => return Err(error(format!("cannot read the frontend {}: {e}", path.display()))),
         },
     };
@@ -379,7 +385,7 @@ fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<P
             for w in &graph.warnings {
                 eprint!("{}", diagnostics::render(&file_name, &request.contents, w));
             }
-            Ok(Parsed { file_name, contents: request.contents, graph, target_platform, build_args })
+            Ok(Parsed { file_name, contents: request.contents, graph, target_platform, build_args, frontend_digest })
         }
     }
 }
@@ -465,6 +471,8 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         epoch,
         step_timeout: args.step_timeout.map(Duration::from_secs),
         step_memory: args.step_memory.saturating_mul(1 << 20),
+        use_cache: !args.no_cache,
+        frontend_digest: parsed.frontend_digest.clone(),
     };
     let built = match builder::build(&store, &progress, &input, scratch.path()) {
         Ok(b) => b,

@@ -79,15 +79,39 @@ enum Item<'a> {
 }
 
 /// Write what changed in `tree` as a layer. Returns `None` when nothing changed.
-pub fn write_changes<'t>(
+pub fn write_changes(
     store: &Store,
-    tree: &'t Tree,
+    tree: &Tree,
     changes: &Changes,
     epoch: Option<i64>,
 ) -> Result<Option<LayerInfo>, LayerError> {
     if changes.is_empty() {
         return Ok(None);
     }
+    let items = layer_items(tree, changes);
+    let blob = store.blob_writer()?;
+    let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
+    let hashing = write_tar(HashingWriter::new(gzip), &items, epoch)?;
+    let (gzip, diff_id, _) = hashing.finish();
+    let blob = gzip.finish().map_err(io_context("finish gzip"))?;
+    let (digest, size) = blob.commit()?;
+    Ok(Some(LayerInfo { digest, diff_id, size }))
+}
+
+/// The diff_id the layer of these changes would have (the sha256 of its uncompressed tar),
+/// without compressing or storing anything; `None` when nothing changed. Equal digests mean
+/// equal layers: every path, its metadata and its bytes are in the tar.
+pub fn changes_digest(tree: &Tree, changes: &Changes, epoch: Option<i64>) -> Result<Option<Digest>, LayerError> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let items = layer_items(tree, changes);
+    let hashing = write_tar(HashingWriter::new(io::sink()), &items, epoch)?;
+    Ok(Some(hashing.finish().1))
+}
+
+/// Every entry a layer of `changes` holds, in tar order.
+fn layer_items<'t>(tree: &'t Tree, changes: &Changes) -> BTreeMap<Vec<String>, Item<'t>> {
     // Every changed path, every removed path's whiteout, and the parents of both so that
     // ownership and modes of directories are explicit in the layer.
     let mut items: BTreeMap<Vec<String>, Item<'t>> = BTreeMap::new();
@@ -129,19 +153,18 @@ pub fn write_changes<'t>(
         }
     }
 
-    let blob = store.blob_writer()?;
-    let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
-    let mut tar = tar::Builder::new(HashingWriter::new(gzip));
+    items
+}
+
+/// Write `items` as a tar stream into `out` and return it.
+fn write_tar<W: Write>(out: W, items: &BTreeMap<Vec<String>, Item<'_>>, epoch: Option<i64>) -> Result<W, LayerError> {
+    let mut tar = tar::Builder::new(out);
     let mut first_name: BTreeMap<*const FileData, String> = BTreeMap::new();
-    for (path, item) in &items {
+    for (path, item) in items {
         let name = rootfs::join(path);
         write_item(&mut tar, &name, item, epoch, &mut first_name).map_err(io_context(format!("write /{name}")))?;
     }
-    let hashing = tar.into_inner().map_err(io_context("finish the layer tar"))?;
-    let (gzip, diff_id, _) = hashing.finish();
-    let blob = gzip.finish().map_err(io_context("finish gzip"))?;
-    let (digest, size) = blob.commit()?;
-    Ok(Some(LayerInfo { digest, diff_id, size }))
+    tar.into_inner().map_err(io_context("finish the layer tar"))
 }
 
 fn clamp(mtime: i64, epoch: Option<i64>) -> u64 {

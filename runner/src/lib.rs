@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod builder;
+pub mod cache;
 pub mod cancel;
 pub mod cli;
 pub mod context;

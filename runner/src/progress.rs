@@ -123,6 +123,18 @@ impl Progress {
         }
     }
 
+    /// A step whose result came from the cache: one line naming it, with `CACHED` on it.
+    pub fn cached(&self, label: &str) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => {
+                let id = self.id();
+                self.line(&format!("#{id} {label} CACHED"));
+            }
+            _ => self.line(&format!("✔ {label} CACHED")),
+        }
+    }
+
     /// A step failed.
     pub fn failed(&self, step: Step, error: &str) {
         match step.bar {
