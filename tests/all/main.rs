@@ -1,6 +1,7 @@
 //! kiln's integration tests: the `kiln` binary driven as users drive it.
 
 mod build;
+mod cache;
 mod crash;
 mod examples;
 mod kiln_run;

@@ -1,0 +1,154 @@
+//! The instruction cache: an unchanged step is skipped (one `CACHED` line), a changed input
+//! re-runs exactly the steps it affects, and a damaged cache entry is rebuilt, never used.
+
+use crate::oci::check_store;
+use crate::support::{Sandbox, run, run_guests, stderr, stdout};
+
+/// The classic pattern: dependencies first, then the sources.
+const DOCKERFILE: &str = "FROM scratch AS builder\n\
+    COPY guest.wasm /bin/guest\n\
+    WORKDIR /src\n\
+    COPY deps.txt ./\n\
+    RUN [\"guest\", \"cat\", \"/src/deps.txt\", \";\", \"write\", \"/deps-done\", \"fetched\"]\n\
+    COPY . .\n\
+    ARG FLAVOUR=plain\n\
+    RUN [\"guest\", \"cat\", \"/src/main.txt\", \";\", \"write\", \"/built\", \"built\"]\n\
+    FROM scratch\n\
+    COPY --from=builder /built /built\n";
+
+fn project(sb: &Sandbox) {
+    let (p1, _) = run_guests();
+    std::fs::create_dir_all(sb.dir.path().join("ctx")).unwrap();
+    std::fs::copy(p1, sb.dir.path().join("ctx/guest.wasm")).unwrap();
+    sb.write("ctx/deps.txt", "dep 1.0\n");
+    sb.write("ctx/main.txt", "fn main\n");
+    sb.write("ctx/extra.txt", "notes\n");
+    sb.write("ctx/Dockerfile", DOCKERFILE);
+}
+
+/// Build and return (the step lines that were CACHED, the image digest).
+fn build(sb: &Sandbox, extra: &[&str]) -> (Vec<String>, String) {
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "cached:latest"]).args(extra).arg("ctx"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cached = stderr(&out)
+        .lines()
+        .filter_map(|l| l.strip_suffix(" CACHED"))
+        .map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default())
+        .collect();
+    (cached, stdout(&out).trim().to_string())
+}
+
+const DEPS_STEPS: [&str; 3] = [
+    "[builder 2/8] COPY guest.wasm /bin/guest",
+    "[builder 4/8] COPY deps.txt ./",
+    "[builder 5/8] RUN [\"guest\", \"cat\", \"/src/deps.txt\", \";\", \"write\", \"/deps-done\", \"fetched\"]",
+];
+const SOURCE_STEPS: [&str; 2] = [
+    "[builder 6/8] COPY . .",
+    "[builder 8/8] RUN [\"guest\", \"cat\", \"/src/main.txt\", \";\", \"write\", \"/built\", \"built\"]",
+];
+const FINAL_STEP: &str = "[stage-1 2/2] COPY --from=builder /built /built";
+
+fn all_steps() -> Vec<String> {
+    DEPS_STEPS.iter().chain(SOURCE_STEPS.iter()).chain([FINAL_STEP].iter()).map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn editing_a_source_file_reruns_only_the_steps_after_it_is_copied() {
+    let sb = Sandbox::new();
+    project(&sb);
+    let (cached, first) = build(&sb, &[]);
+    assert!(cached.is_empty(), "a cold build runs everything: {cached:?}");
+    let (cached, second) = build(&sb, &[]);
+    assert_eq!(cached, all_steps(), "a rebuild with nothing changed is all CACHED");
+    assert_eq!(first, second, "the same image");
+
+    sb.write("ctx/main.txt", "fn main, edited\n");
+    let (cached, _) = build(&sb, &[]);
+    // COPY . . and the RUN after it run again. The final stage's COPY copies the same /built
+    // as before, so its result is known: the cache follows content, not step order.
+    assert_eq!(cached, [DEPS_STEPS.to_vec(), vec![FINAL_STEP]].concat(), "only COPY . . and what follows run");
+    check_store(&sb.root());
+}
+
+#[test]
+fn build_args_ignore_files_modes_and_bases_invalidate_what_they_must() {
+    let sb = Sandbox::new();
+    project(&sb);
+    build(&sb, &[]);
+
+    // A build arg in scope of the last RUN only.
+    let (cached, _) = build(&sb, &["--build-arg", "FLAVOUR=spicy"]);
+    let mut expected: Vec<&str> = DEPS_STEPS.to_vec();
+    expected.push(SOURCE_STEPS[0]);
+    expected.push(FINAL_STEP);
+    assert_eq!(cached, expected, "the arg changes only the RUN it is in scope of");
+
+    // A .dockerignore line changes what `COPY . .` copies, nothing before it.
+    sb.write("ctx/.dockerignore", "extra.txt\n");
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached, [DEPS_STEPS.to_vec(), vec![FINAL_STEP]].concat(), "COPY . . and after re-run");
+
+    // A file mode is part of what COPY copies.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sb.dir.path().join("ctx/deps.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached, vec![DEPS_STEPS[0].to_string(), FINAL_STEP.to_string()], "everything from COPY deps.txt");
+
+    // A different base image invalidates every step on it.
+    sb.write("base/Dockerfile", "FROM scratch\nLABEL v=1\n");
+    let out = run(sb.kiln().args(["build", "-q", "-t", "base:1", "base"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.write("ctx/Dockerfile", DOCKERFILE.replacen("FROM scratch AS builder", "FROM base:1 AS builder", 1));
+    build(&sb, &[]);
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached.len(), all_steps().len(), "warm on the base: {cached:?}");
+    sb.write("base/Dockerfile", "FROM scratch\nLABEL v=2\n");
+    let out = run(sb.kiln().args(["build", "-q", "-t", "base:1", "base"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached, vec![FINAL_STEP.to_string()], "a new base re-runs its stage");
+}
+
+#[test]
+fn no_cache_runs_every_step_and_gives_the_same_image() {
+    let sb = Sandbox::new();
+    project(&sb);
+    let (_, first) = build(&sb, &[]);
+    let (cached, again) = build(&sb, &["--no-cache"]);
+    assert!(cached.is_empty(), "{cached:?}");
+    assert_eq!(first, again);
+}
+
+#[test]
+fn a_damaged_cache_entry_is_rebuilt_not_used() {
+    let sb = Sandbox::new();
+    project(&sb);
+    let (_, first) = build(&sb, &[]);
+    let entries: Vec<_> = std::fs::read_dir(sb.root().join("cache")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(!entries.is_empty());
+    // Damage every layer a cache entry points at: none may be used.
+    for entry in &entries {
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(entry).unwrap()).unwrap();
+        if let Some(digest) = json["layer"]["digest"].as_str() {
+            let blob = sb.root().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+            std::fs::write(blob, b"damaged").unwrap();
+        }
+    }
+    let (cached, second) = build(&sb, &[]);
+    // Every builder step runs again. (The final COPY's layer holds the same bytes as the last
+    // RUN's, so re-running that RUN already restored the blob it needs: it may be a sound hit.)
+    assert!(cached.iter().all(|step| !step.starts_with("[builder")), "damaged layers are never reused: {cached:?}");
+    assert_eq!(first, second, "the rebuilt image is the same");
+    check_store(&sb.root());
+    // Garbage in the entries themselves: also rebuilt.
+    for entry in &entries {
+        std::fs::write(entry, b"{ not json").unwrap();
+    }
+    let (cached, third) = build(&sb, &[]);
+    assert!(cached.is_empty(), "{cached:?}");
+    assert_eq!(first, third);
+    // And the rewritten entries work again.
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached, all_steps());
+}
