@@ -373,6 +373,12 @@ impl Executor<'_> {
         });
     }
 
+    /// The latest mtime a layer may record: SOURCE_DATE_EPOCH, or 0 when it is unset, so that
+    /// an image never depends on when its context's files were written or checked out.
+    fn layer_epoch(&self) -> i64 {
+        self.input.epoch.unwrap_or(0)
+    }
+
     /// Write what the step changed as a layer (or record an empty one).
     fn commit(&self, out: &mut StageOut, instruction: &Instruction) -> Result<String, BuildError> {
         let changes = out.tree.take_changes();
@@ -386,7 +392,7 @@ impl Executor<'_> {
         instruction: &Instruction,
         changes: Changes,
     ) -> Result<String, BuildError> {
-        let written = layer::write_changes(self.store, &out.tree, &changes, self.input.epoch)
+        let written = layer::write_changes(self.store, &out.tree, &changes, Some(self.layer_epoch()))
             .map_err(|e| BuildError::new(e.to_string()))?;
         match written {
             Some(l) => {
@@ -436,7 +442,7 @@ impl Executor<'_> {
         let Op::Copy(c) = &instruction.op else { return Ok((key, None)) };
         self.copy(out, c, results)?;
         let changes = out.tree.take_changes();
-        let diff = layer::changes_digest(&out.tree, &changes, self.input.epoch)
+        let diff = layer::changes_digest(&out.tree, &changes, Some(self.layer_epoch()))
             .map_err(|e| BuildError::new(e.to_string()))?
             .map(|d| d.as_str().to_string())
             .unwrap_or_default();

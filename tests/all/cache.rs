@@ -152,3 +152,31 @@ fn a_damaged_cache_entry_is_rebuilt_not_used() {
     let (cached, _) = build(&sb, &[]);
     assert_eq!(cached, all_steps());
 }
+
+/// Two checkouts of one project, at different paths, written at different times, built into
+/// different stores (one cold, one with a warm cache from an earlier build): one image.
+#[test]
+fn the_same_inputs_give_the_same_image_whatever_the_path_mtimes_or_cache() {
+    let a = Sandbox::new();
+    project(&a);
+    let (_, first) = build(&a, &[]);
+    let (_, warm) = build(&a, &[]);
+    let b = Sandbox::new();
+    project(&b);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    for name in ["deps.txt", "main.txt", "extra.txt", "guest.wasm", "Dockerfile"] {
+        std::fs::File::options()
+            .write(true)
+            .open(b.dir.path().join("ctx").join(name))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let (_, cold) = build(&b, &[]);
+    assert_eq!(first, warm);
+    assert_eq!(first, cold, "context path and file times must not change the image");
+    // SOURCE_DATE_EPOCH is the only time that enters the image.
+    let out = run(b.kiln().args(["build", "-q", "ctx"]).env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(stdout(&out).trim(), first, "a different epoch is a different image");
+}
