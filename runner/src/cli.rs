@@ -71,6 +71,8 @@ pub enum Command {
     Inspect(ImageArg),
     /// Remove image tags from the store
     Rmi(RmiArgs),
+    /// Remove blobs and cached build steps that no tag references
+    Prune,
     /// Run an image's command in the sandbox, on a throwaway copy of its filesystem
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
@@ -240,6 +242,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(arg) => history(&arg.image, &root),
         Command::Inspect(arg) => inspect(&arg.image, &root),
         Command::Rmi(args) => rmi(&args.images, &root),
+        Command::Prune => prune(&root),
         Command::Run(args) => run_image(&args, &root),
     }
 }
@@ -731,6 +734,29 @@ fn rmi(names: &[String], root: &Path) -> ExitCode {
         }
     }
     code
+}
+
+fn prune(root: &Path) -> ExitCode {
+    let store = match open_store(root) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    store.clean_stale();
+    match store.prune() {
+        Ok(report) => {
+            say!(
+                "Removed {} blobs ({}) and {} cached build steps",
+                report.blobs,
+                human_size(report.bytes),
+                report.cache_entries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Load an image for `kiln run` the way FROM finds it (a store tag or `oci-layout://`), or

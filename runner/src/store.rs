@@ -17,6 +17,7 @@
 //!
 //! It never follows a digest it did not validate into a path: digests are parsed first.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -365,6 +366,90 @@ impl Store {
         Ok(first)
     }
 
+    /// Remove every blob no tag reaches (through its manifest or index, to configs and
+    /// layers) and every cache entry whose layer is gone with them. Safe while other builds
+    /// run: the index lock keeps tags still, and a blob or cache entry newer than the oldest
+    /// live build's scratch directory may belong to that build, so it stays.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let _lock = self.lock()?;
+        let mut reachable: HashSet<String> = HashSet::new();
+        let mut pending: Vec<Descriptor> = self.index()?.manifests().clone();
+        while let Some(descriptor) = pending.pop() {
+            let digest = descriptor_digest(&descriptor)?;
+            if !reachable.insert(digest.hex().to_string()) {
+                continue;
+            }
+            match descriptor.media_type() {
+                MediaType::ImageManifest => {
+                    let manifest: ImageManifest = self.read_json(&digest)?;
+                    reachable.insert(descriptor_digest(manifest.config())?.hex().to_string());
+                    for layer in manifest.layers() {
+                        reachable.insert(descriptor_digest(layer)?.hex().to_string());
+                    }
+                }
+                MediaType::ImageIndex => {
+                    let index: ImageIndex = self.read_json(&digest)?;
+                    pending.extend(index.manifests().iter().cloned());
+                }
+                _ => {}
+            }
+        }
+        let keep_newer_than = self.oldest_live_build();
+        let young = |path: &Path| {
+            keep_newer_than.is_some_and(|since| {
+                fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified >= since)
+            })
+        };
+        let mut report = PruneReport::default();
+        let blobs = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blobs).map_err(io_err("read", &blobs))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if reachable.contains(&name) || young(&entry.path()) {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if fs::remove_file(entry.path()).is_ok() {
+                report.blobs += 1;
+                report.bytes += size;
+            }
+        }
+        // Cache entries whose layer is gone would only ever miss: remove them too.
+        let cache = self.root.join("cache");
+        if let Ok(entries) = fs::read_dir(&cache) {
+            for entry in entries.flatten() {
+                if young(&entry.path()) {
+                    continue;
+                }
+                let layer = fs::read(entry.path())
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                    .map(|json| json["layer"]["digest"].as_str().map(str::to_string));
+                let keep = match layer {
+                    // Unreadable: useless.
+                    None => false,
+                    // No layer (an empty COPY, say): nothing of it can be gone.
+                    Some(None) => true,
+                    Some(Some(digest)) => Digest::parse(&digest).is_ok_and(|d| self.has_blob(&d)),
+                };
+                if !keep && fs::remove_file(entry.path()).is_ok() {
+                    report.cache_entries += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// When the oldest build still running (its scratch directory locked) started.
+    fn oldest_live_build(&self) -> Option<std::time::SystemTime> {
+        let entries = fs::read_dir(self.tmp_dir()).ok()?;
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+            .filter(|e| File::open(e.path().join(".lock")).is_ok_and(|lock| lock.try_lock().is_err()))
+            .filter_map(|e| e.metadata().and_then(|m| m.created().or_else(|_| m.modified())).ok())
+            .min()
+    }
+
     /// The manifest descriptor a tag names.
     pub fn lookup(&self, name: &str) -> Result<Option<Descriptor>> {
         Ok(self.index()?.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned())
@@ -374,6 +459,17 @@ impl Store {
     pub fn manifest(&self, digest: &Digest) -> Result<ImageManifest> {
         self.read_json(digest)
     }
+}
+
+/// What `Store::prune` removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Blobs removed.
+    pub blobs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Cache entries removed.
+    pub cache_entries: usize,
 }
 
 /// A build's private scratch directory under `tmp/`, removed when dropped. It holds a lock

@@ -180,3 +180,42 @@ fn the_same_inputs_give_the_same_image_whatever_the_path_mtimes_or_cache() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(stdout(&out).trim(), first, "a different epoch is a different image");
 }
+
+#[test]
+fn prune_removes_what_no_tag_references_and_spares_live_builds() {
+    let sb = Sandbox::new();
+    project(&sb);
+    let (_, digest) = build(&sb, &[]);
+    sb.write("other/Dockerfile", "FROM scratch\nCOPY x /x\n");
+    sb.write("other/x", "unreferenced soon\n");
+    assert!(run(sb.kiln().args(["build", "-q", "-t", "other:1", "other"])).status.success());
+    assert!(run(sb.kiln().args(["rmi", "other:1"])).status.success());
+
+    // A build in progress: its scratch directory is locked, and what it wrote is newer.
+    let live = sb.root().join("tmp/build-live");
+    std::fs::create_dir_all(&live).unwrap();
+    let lock = std::fs::File::create(live.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let bytes = b"written by the live build";
+    let fresh = sb.root().join("blobs/sha256").join(kiln::store::Digest::of(bytes).hex());
+    std::fs::write(&fresh, bytes).unwrap();
+
+    let out = run(sb.kiln().arg("prune"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Removed "), "{}", stdout(&out));
+    assert!(!stdout(&out).starts_with("Removed 0 blobs"), "the untagged image's blobs go: {}", stdout(&out));
+    assert!(fresh.exists(), "a live build's blob stays");
+    check_store(&sb.root());
+    // The tagged image is whole, and builds again to the same digest.
+    let out = run(sb.kiln().args(["inspect", "cached:latest"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, again) = build(&sb, &[]);
+    assert_eq!(digest, again);
+
+    drop(lock);
+    std::fs::remove_dir_all(&live).unwrap();
+    assert!(run(sb.kiln().arg("prune")).status.success());
+    assert!(!fresh.exists(), "once no build is live, an unreferenced blob goes");
+    check_store(&sb.root());
+}
