@@ -160,6 +160,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// First build the target twice, each from scratch in a store of its own, and fail with
+    /// what differs, layer by layer and file by file, unless both give the same image
+    #[arg(long)]
+    pub verify_reproducible: bool,
+
     /// How to show progress
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: progress::Mode,
@@ -467,17 +472,31 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         Ok(d) => d,
         Err(e) => return error(e),
     };
-    let input = BuildInput {
+    let input = |use_cache: bool| BuildInput {
         graph: &parsed.graph,
         context: &context,
         platform: parsed.target_platform.clone(),
         epoch,
         step_timeout: args.step_timeout.map(Duration::from_secs),
         step_memory: args.step_memory.saturating_mul(1 << 20),
-        use_cache: !args.no_cache,
+        use_cache,
         frontend_digest: parsed.frontend_digest.clone(),
     };
-    let built = match builder::build(&store, &progress, &input, scratch.path()) {
+    if args.verify_reproducible {
+        let step = progress.start("verifying that the build is reproducible: two builds in scratch stores".to_string());
+        match verify_reproducible(&store, &input(false), scratch.path()) {
+            Ok(digest) => progress.done(step, &format!("both gave {digest}")),
+            Err(report) => {
+                progress.failed(step, "the two builds differ");
+                eprintln!("{}: the build is not reproducible; nothing was tagged", parsed.file_name);
+                for line in report {
+                    eprintln!("  {line}");
+                }
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let built = match builder::build(&store, &progress, &input(!args.no_cache), scratch.path()) {
         Ok(b) => b,
         Err(e) => {
             let mut d = kiln_ir::Diagnostic::error(e.message, e.span);
@@ -515,6 +534,24 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
     drop(scratch);
     say!("{}", built.config_digest);
     ExitCode::SUCCESS
+}
+
+/// Build twice, each time into a fresh scratch store under `dir`; the manifest digest when
+/// both agree, else what differs (or why a build failed).
+fn verify_reproducible(store: &Store, input: &BuildInput<'_>, dir: &Path) -> Result<String, Vec<String>> {
+    let quiet = Progress::new(progress::Mode::Quiet);
+    let mut results = Vec::new();
+    for name in ["first", "second"] {
+        let root = dir.join(format!("verify-{name}"));
+        let scratch = crate::verify::scratch_store(store, &root).map_err(|e| vec![e.to_string()])?;
+        let work = scratch.build_dir().map_err(|e| vec![e.to_string()])?;
+        let built = builder::build(&scratch, &quiet, input, work.path())
+            .map_err(|e| vec![format!("the {name} build failed: {}", e.message)])?;
+        results.push((scratch, built.manifest, work));
+    }
+    let (a, b) = (&results[0], &results[1]);
+    let report = crate::verify::differences(&a.0, &a.1, &b.0, &b.1);
+    if report.is_empty() { Ok(a.1.digest().to_string()) } else { Err(report) }
 }
 
 fn describe(output: &export::Output) -> String {

@@ -30,5 +30,6 @@ pub mod rootfs;
 pub mod run;
 pub mod sandbox;
 pub mod store;
+pub mod verify;
 
 pub use kiln_ir as ir;

@@ -219,3 +219,36 @@ fn prune_removes_what_no_tag_references_and_spares_live_builds() {
     assert!(!fresh.exists(), "once no build is live, an unreferenced blob goes");
     check_store(&sb.root());
 }
+
+#[test]
+fn verify_reproducible_builds_twice_and_names_what_differs() {
+    let sb = Sandbox::new();
+    project(&sb);
+    let out = run(sb.kiln().args(["build", "--verify-reproducible", "--progress", "plain", "-t", "v:1", "ctx"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("both gave sha256:"), "{}", stderr(&out));
+    assert!(
+        std::fs::read_dir(sb.root().join("tmp"))
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("build-")),
+        "the scratch stores are gone"
+    );
+    check_store(&sb.root());
+
+    // What a difference looks like: two images whose one layer differs in one file.
+    for (tag, text) in [("d:a", "one\n"), ("d:b", "two\n")] {
+        sb.write("diff/Dockerfile", "FROM scratch\nCOPY same.txt different.txt /\n");
+        sb.write("diff/same.txt", "same\n");
+        sb.write("diff/different.txt", text);
+        assert!(run(sb.kiln().args(["build", "-q", "-t", tag, "diff"])).status.success());
+    }
+    let store = kiln::store::Store::open(&sb.root()).unwrap();
+    let a = store.lookup("d:a").unwrap().unwrap();
+    let b = store.lookup("d:b").unwrap().unwrap();
+    let report = kiln::verify::differences(&store, &a, &store, &b).join("\n");
+    assert!(report.contains("layer 1 differs"), "{report}");
+    assert!(report.contains("/different.txt: Regular"), "{report}");
+    assert!(!report.contains("/same.txt"), "an equal file is not reported: {report}");
+    assert!(kiln::verify::differences(&store, &a, &store, &a).is_empty());
+}
