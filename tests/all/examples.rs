@@ -378,3 +378,38 @@ fn every_example_is_tested_and_in_the_readme() {
         );
     }
 }
+
+/// Bit-for-bit: each example gives one digest from the repository (cold, then warm) and from
+/// a copy elsewhere whose files have other times, built with `--no-cache` into another store.
+/// The digests are printed (`-- --nocapture`) so that two machines can be compared.
+#[test]
+fn every_example_builds_to_the_same_digest_anywhere_cold_or_warm() {
+    let id = |sb: &Sandbox, args: &[&str], context: &Path| {
+        let out = run(sb.kiln().args(["build", "-q"]).args(args).arg(context));
+        assert!(out.status.success(), "kiln build {}: {}", context.display(), stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    for name in TOOLBOX_EXAMPLES {
+        let here = sandbox();
+        let cold = id(&here, &[], &example(name));
+        let warm = id(&here, &[], &example(name));
+        let elsewhere = sandbox();
+        let copy = example_copy(&elsewhere, name);
+        touch_all(&copy, std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890));
+        let moved = id(&elsewhere, &["--no-cache"], &copy);
+        assert_eq!(cold, warm, "{name}: a warm build gives another image");
+        assert_eq!(cold, moved, "{name}: another path, other file times and no cache give another image");
+        println!("example digest: {name} {cold}");
+    }
+}
+
+fn touch_all(dir: &Path, time: std::time::SystemTime) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            touch_all(&path, time);
+        } else {
+            File::options().write(true).open(&path).unwrap().set_modified(time).unwrap();
+        }
+    }
+}
