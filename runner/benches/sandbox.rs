@@ -83,6 +83,7 @@ fn spawn_bench(work: &Path) {
         timeout: None,
         output_limit: 1 << 20,
         sink: OutputSink::Capture,
+        stop: None,
     };
     // First run: adapt and compile, fill the cache.
     let start = Instant::now();

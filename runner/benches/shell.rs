@@ -77,6 +77,7 @@ fn main() {
             timeout: None,
             output_limit: 1 << 20,
             sink: OutputSink::Capture,
+            stop: None,
         };
         let start = Instant::now();
         let (tree, outcome) = sandbox.run(tree, scratch.clone(), &spec);

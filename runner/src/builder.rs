@@ -12,7 +12,8 @@
 //! tags anything: the caller does, once the whole build succeeded.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kiln_ir::{Base, BuildGraph, ConfigChange, CopySource, Instruction, MountKind, Op, Span, Stage};
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
@@ -78,6 +79,8 @@ pub struct BuildInput<'a> {
     pub use_cache: bool,
     /// The frontend component's sha256, part of every cache key.
     pub frontend_digest: String,
+    /// How many stages may be built at once.
+    pub jobs: usize,
 }
 
 /// Output of a RUN step kept for error messages and logs.
@@ -107,43 +110,46 @@ struct StageOut {
     key: Key,
 }
 
-/// The stages `target` needs, in an order where each comes after what it needs.
-pub fn plan(graph: &BuildGraph) -> Vec<usize> {
-    fn deps(stage: &Stage) -> Vec<usize> {
-        let mut out = Vec::new();
-        if let Base::Stage(i) = stage.base {
-            out.push(i as usize);
-        }
-        for instruction in &stage.instructions {
-            match &instruction.op {
-                Op::Copy(c) => {
-                    if let CopySource::Stage(i) = c.from {
-                        out.push(i as usize);
-                    }
-                }
-                Op::Run(r) => {
-                    for m in &r.mounts {
-                        let from = match &m.kind {
-                            MountKind::Bind(b) => Some(&b.from),
-                            MountKind::Cache(c) => c.from.as_ref(),
-                            _ => None,
-                        };
-                        if let Some(CopySource::Stage(i)) = from {
-                            out.push(*i as usize);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
+/// The stages a stage needs built first: its base, and the sources of its COPY --from and
+/// RUN --mount from.
+fn stage_deps(stage: &Stage) -> Vec<usize> {
+    let mut out = Vec::new();
+    if let Base::Stage(i) = stage.base {
+        out.push(i as usize);
     }
+    for instruction in &stage.instructions {
+        match &instruction.op {
+            Op::Copy(c) => {
+                if let CopySource::Stage(i) = c.from {
+                    out.push(i as usize);
+                }
+            }
+            Op::Run(r) => {
+                for m in &r.mounts {
+                    let from = match &m.kind {
+                        MountKind::Bind(b) => Some(&b.from),
+                        MountKind::Cache(c) => c.from.as_ref(),
+                        _ => None,
+                    };
+                    if let Some(CopySource::Stage(i)) = from {
+                        out.push(*i as usize);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The stages the target needs, in an order where each comes after what it needs.
+pub fn plan(graph: &BuildGraph) -> Vec<usize> {
     fn visit(graph: &BuildGraph, i: usize, seen: &mut Vec<bool>, order: &mut Vec<usize>) {
         if seen[i] {
             return;
         }
         seen[i] = true;
-        for d in deps(&graph.stages[i]) {
+        for d in stage_deps(&graph.stages[i]) {
             if d < graph.stages.len() {
                 visit(graph, d, seen, order);
             }
@@ -165,8 +171,11 @@ struct Executor<'a> {
     store: &'a Store,
     progress: &'a Progress,
     input: &'a BuildInput<'a>,
-    scratch: std::sync::Arc<Scratch>,
-    images: HashMap<String, Rc<(LoadedImage, Tree)>>,
+    scratch: Arc<Scratch>,
+    /// Base images loaded in this build, by reference (loaded once, under the lock).
+    images: Mutex<HashMap<String, Arc<(LoadedImage, Tree)>>>,
+    /// Set when a stage fails: the others stop at their next step (or mid-RUN).
+    stop: Arc<AtomicBool>,
     sandbox: Sandbox,
     cache: Cache<'a>,
     /// What every key starts from: the cache format, kiln, its shell, the frontend, the
@@ -201,24 +210,75 @@ pub fn build(
     scratch_dir: &std::path::Path,
 ) -> Result<Built, BuildError> {
     let order = plan(input.graph);
-    let mut exec = Executor {
+    let exec = Executor {
         store,
         progress,
         input,
-        scratch: std::sync::Arc::new(Scratch::new(scratch_dir)),
-        images: HashMap::new(),
+        scratch: Arc::new(Scratch::new(scratch_dir)),
+        images: Mutex::new(HashMap::new()),
+        stop: Arc::new(AtomicBool::new(false)),
         sandbox: Sandbox::new(Some(store.root().join("compiled"))),
         cache: Cache::new(store),
         root_key: root_key(input),
     };
-    let mut results: Vec<Option<StageOut>> = vec![None; input.graph.stages.len()];
-    for &index in &order {
-        let out = exec.stage(index, &results)?;
-        results[index] = Some(out);
-    }
+    let mut results = run_stages(&exec, &order, input.jobs.max(1))?;
     let target = input.graph.target as usize;
     let out = results[target].take().expect("the target is built last");
     exec.export(out, order)
+}
+
+/// Build the stages in `order`, up to `jobs` at a time: a stage starts once every stage it
+/// needs is built. The first failure stops the others (at their next step, or inside a
+/// RUN) and is the build's error.
+fn run_stages(exec: &Executor<'_>, order: &[usize], jobs: usize) -> Result<Vec<Option<StageOut>>, BuildError> {
+    let graph = exec.input.graph;
+    let mut results: Vec<Option<StageOut>> = vec![None; graph.stages.len()];
+    let mut waiting: Vec<usize> = order.to_vec();
+    let mut first_error: Option<BuildError> = None;
+    std::thread::scope(|scope| {
+        let (sender, finished) = std::sync::mpsc::channel::<(usize, Result<StageOut, BuildError>)>();
+        let mut running = 0;
+        loop {
+            while first_error.is_none() && running < jobs {
+                let ready = waiting.iter().position(|&s| {
+                    stage_deps(&graph.stages[s]).iter().all(|&d| d >= results.len() || results[d].is_some())
+                });
+                let Some(position) = ready else { break };
+                let index = waiting.remove(position);
+                // What this stage reads of earlier ones, for its thread.
+                let mut inputs: Vec<Option<StageOut>> = vec![None; results.len()];
+                for d in stage_deps(&graph.stages[index]) {
+                    if d < results.len() {
+                        inputs[d] = results[d].clone();
+                    }
+                }
+                let sender = sender.clone();
+                running += 1;
+                scope.spawn(move || {
+                    let result = exec.stage(index, &inputs);
+                    let _ = sender.send((index, result));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, result)) = finished.recv() else { break };
+            running -= 1;
+            match result {
+                Ok(out) => results[index] = Some(out),
+                Err(e) => {
+                    if first_error.is_none() {
+                        exec.stop.store(true, Ordering::SeqCst);
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(results),
+    }
 }
 
 fn created(epoch: Option<i64>) -> String {
@@ -226,7 +286,7 @@ fn created(epoch: Option<i64>) -> String {
 }
 
 impl Executor<'_> {
-    fn stage(&mut self, index: usize, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
+    fn stage(&self, index: usize, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
         let graph = self.input.graph;
         let stage = &graph.stages[index];
         let label = stage_label(graph, index);
@@ -254,6 +314,9 @@ impl Executor<'_> {
             let text = format!("{prefix} {}", instruction.text);
             if crate::cancel::requested() {
                 return Err(BuildError::new(format!("{text}: interrupted")).at(instruction.span));
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(BuildError::new(format!("{text}: stopped, another stage failed")).at(instruction.span));
             }
             let fail = |progress: &Progress, step, e: BuildError| {
                 progress.failed(step, &e.message);
@@ -283,7 +346,7 @@ impl Executor<'_> {
             let layers_before = out.layers.len();
             let result = match copied {
                 Some(changes) => self.commit_changes(&mut out, instruction, changes),
-                None => self.instruction(&mut out, instruction, results, &mut cmd_set),
+                None => self.instruction(&mut out, instruction, results, &mut cmd_set, &label),
             };
             match result {
                 Ok(detail) => self.progress.done(step, &detail),
@@ -305,7 +368,7 @@ impl Executor<'_> {
         Ok(out)
     }
 
-    fn base(&mut self, stage: &Stage, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
+    fn base(&self, stage: &Stage, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
         match &stage.base {
             Base::Scratch => {
                 let platform = stage.platform.clone().unwrap_or_else(|| self.input.platform.clone());
@@ -338,8 +401,9 @@ impl Executor<'_> {
     }
 
     /// Load an image and its filesystem (once per build).
-    fn image(&mut self, reference: &str, platform: Option<&str>) -> Result<Rc<(LoadedImage, Tree)>, BuildError> {
-        if let Some(found) = self.images.get(reference) {
+    fn image(&self, reference: &str, platform: Option<&str>) -> Result<Arc<(LoadedImage, Tree)>, BuildError> {
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = images.get(reference) {
             return Ok(found.clone());
         }
         let platform = platform.unwrap_or(&self.input.platform);
@@ -358,8 +422,8 @@ impl Executor<'_> {
         })?;
         loaded.import(self.store).map_err(|e| BuildError::new(e.to_string()))?;
         let tree = loaded.rootfs(self.store, &self.scratch).map_err(|e| BuildError::new(e.to_string()))?;
-        let entry = Rc::new((loaded, tree));
-        self.images.insert(reference.to_string(), entry.clone());
+        let entry = Arc::new((loaded, tree));
+        images.insert(reference.to_string(), entry.clone());
         Ok(entry)
     }
 
@@ -409,14 +473,15 @@ impl Executor<'_> {
     }
 
     fn instruction(
-        &mut self,
+        &self,
         out: &mut StageOut,
         instruction: &Instruction,
         results: &[Option<StageOut>],
         cmd_set: &mut bool,
+        label: &str,
     ) -> Result<String, BuildError> {
         match &instruction.op {
-            Op::Run(run) => self.run(out, instruction, run),
+            Op::Run(run) => self.run(out, instruction, run, label),
             Op::Arg(_) => {
                 self.history(out, instruction, true);
                 Ok(String::new())
@@ -432,7 +497,7 @@ impl Executor<'_> {
     /// The step's cache key, and for COPY the changes it made (the copy is done here: its
     /// key needs what it copied).
     fn step_key(
-        &mut self,
+        &self,
         out: &mut StageOut,
         instruction: &Instruction,
         results: &[Option<StageOut>],
@@ -451,7 +516,7 @@ impl Executor<'_> {
 
     /// Take a cached step's result. A COPY's files are in the tree already (`applied`); a
     /// RUN's layer is unpacked into it.
-    fn reuse(&mut self, out: &mut StageOut, entry: Entry, applied: bool) -> Result<(), BuildError> {
+    fn reuse(&self, out: &mut StageOut, entry: Entry, applied: bool) -> Result<(), BuildError> {
         if let Some(layer) = &entry.layer {
             let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
             if !applied {
@@ -471,12 +536,7 @@ impl Executor<'_> {
     }
 
     /// Copy files into the stage (COPY and ADD), without writing the layer.
-    fn copy(
-        &mut self,
-        out: &mut StageOut,
-        c: &kiln_ir::CopyFiles,
-        results: &[Option<StageOut>],
-    ) -> Result<(), BuildError> {
+    fn copy(&self, out: &mut StageOut, c: &kiln_ir::CopyFiles, results: &[Option<StageOut>]) -> Result<(), BuildError> {
         let image_entry;
         let (source_tree, origin) = match &c.from {
             CopySource::Context => (&self.input.context.tree, Origin::Context),
@@ -531,7 +591,13 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn run(&mut self, out: &mut StageOut, instruction: &Instruction, run: &kiln_ir::Run) -> Result<String, BuildError> {
+    fn run(
+        &self,
+        out: &mut StageOut,
+        instruction: &Instruction,
+        run: &kiln_ir::Run,
+        label: &str,
+    ) -> Result<String, BuildError> {
         if !run.mounts.is_empty() {
             return Err(BuildError::new("RUN --mount is not supported by kiln yet")
                 .hint("copy what the step needs into the stage with COPY first"));
@@ -568,6 +634,7 @@ impl Executor<'_> {
             timeout: self.input.step_timeout,
             output_limit: RUN_OUTPUT_LIMIT,
             sink: OutputSink::Capture,
+            stop: Some(self.stop.clone()),
         };
         let tree = std::mem::take(&mut out.tree);
         let (tree, outcome) = self.sandbox.run(tree, self.scratch.clone(), &spec);
@@ -590,14 +657,17 @@ impl Executor<'_> {
                 last_lines(&outcome.output)
             )));
         }
-        for line in String::from_utf8_lossy(&outcome.output).lines() {
-            self.progress.note(&format!("  {line}"));
+        // One block, each line naming its stage: stages built side by side stay readable.
+        let output: Vec<String> =
+            String::from_utf8_lossy(&outcome.output).lines().map(|line| format!("  [{label}] {line}")).collect();
+        if !output.is_empty() {
+            self.progress.note(&output.join("\n"));
         }
         self.commit(out, instruction)
     }
 
     fn config(
-        &mut self,
+        &self,
         out: &mut StageOut,
         instruction: &Instruction,
         change: &ConfigChange,

@@ -160,6 +160,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Build up to N stages at once (stages that do not depend on each other) [default: the
+    /// number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
     /// First build the target twice, each from scratch in a store of its own, and fail with
     /// what differs, layer by layer and file by file, unless both give the same image
     #[arg(long)]
@@ -481,6 +486,7 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         step_memory: args.step_memory.saturating_mul(1 << 20),
         use_cache,
         frontend_digest: parsed.frontend_digest.clone(),
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
     };
     if args.verify_reproducible {
         let step = progress.start("verifying that the build is reproducible: two builds in scratch stores".to_string());

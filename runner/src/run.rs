@@ -296,6 +296,7 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         timeout: request.timeout,
         output_limit: FILE_OUTPUT_LIMIT,
         sink: OutputSink::Terminal,
+        stop: None,
     };
     let sandbox = Sandbox::new(Some(store.root().join("compiled")));
     let (tree, outcome) = sandbox.run(tree, scratch, &spec);

@@ -6,6 +6,7 @@ mod crash;
 mod examples;
 mod kiln_run;
 mod oci;
+mod parallel;
 mod parse;
 mod run;
 mod sandbox;

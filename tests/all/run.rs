@@ -23,6 +23,15 @@ fn guest_context(sb: &Sandbox, dockerfile: &str) {
     );
 }
 
+/// What the programs of RUN steps printed, line by line, without the `  [stage] ` that
+/// names the stage each line came from.
+fn output_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("  ["))
+        .map(|l| l.split_once("] ").map_or("", |(_, text)| text).trim())
+        .collect()
+}
+
 fn build(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
     run(sb.kiln().args(["build", "--progress", "plain", "-t", "run-test"]).args(extra).arg("ctx"))
 }
@@ -95,11 +104,11 @@ fn user_environment_and_clock() {
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     for expected in ["  hi", "  mild", "  <unset>", "  1700000000"] {
-        assert!(log.lines().any(|l| l == expected), "{expected:?} in {log}");
+        assert!(output_lines(&log).contains(&expected.trim()), "{expected:?} in {log}");
     }
     // Preview 1 modules and preview 2 components both run in the WORKDIR.
-    assert_eq!(log.lines().filter(|l| *l == "  /work").count(), 2, "pwd in the WORKDIR: {log}");
-    assert!(log.contains("  in workdir"), "the component read the module's relative file: {log}");
+    assert_eq!(output_lines(&log).iter().filter(|l| **l == "/work").count(), 2, "pwd in the WORKDIR: {log}");
+    assert!(output_lines(&log).contains(&"in workdir"), "the component read the module's relative file: {log}");
     assert!(!log.contains("warning: WORKDIR"), "{log}");
     let image = oci::read(&sb.root(), Some("run-test:latest"));
     let file = image.entry(4, "tmp-owned");
@@ -242,7 +251,7 @@ fn uutils_coreutils_in_run_steps() {
     assert!(log.contains("exit code: 2"), "{log}");
     assert_eq!(log.matches("from the base image").count(), 4, "cat read through the links and in WORKDIR: {log}");
     assert!(!log.contains("warning: WORKDIR"), "uutils gets its working directory: {log}");
-    assert!(log.lines().any(|l| l.trim() == "data.txt"), "ls listed /moved: {log}");
+    assert!(output_lines(&log).contains(&"data.txt"), "ls listed /moved: {log}");
 
     // Build again without the failing step, and look at the layers.
     let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
@@ -311,7 +320,7 @@ fn programs_start_programs() {
     let out = build(&sb, &[]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
-    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("  ")).map(str::trim).collect();
+    let lines: Vec<&str> = output_lines(&log);
     assert_eq!(lines, ["status 0", "status 0", "status 4", "data here"], "{log}");
     let image = oci::read(&sb.root(), Some("run-test:latest"));
     let layer = image.layers.last().unwrap();
@@ -414,7 +423,7 @@ fn a_hostile_base_image_cannot_reach_the_host() {
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("dotdot!"), "the ../ entry was unpacked inside the rootfs: {log}");
-    assert!(!log.lines().any(|l| l.trim() == "etc" || l.trim() == "usr"), "a host directory was listed: {log}");
+    assert!(!output_lines(&log).iter().any(|l| *l == "etc" || *l == "usr"), "a host directory was listed: {log}");
     assert!(!std::env::temp_dir().join(&marker).exists(), "the layer wrote on the host");
     assert!(!std::path::Path::new("/").join(format!("{marker}-written")).exists(), "the step wrote on the host");
     let image = oci::read(&sb.root(), Some("evil-child:latest"));
@@ -444,7 +453,7 @@ fn pipes_connect_running_programs() {
     let out = build(&sb, &["--step-timeout", "600"]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
-    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("  ")).map(str::trim).collect();
+    let lines: Vec<&str> = output_lines(&log);
     let at = |needle: &str| lines.iter().position(|l| *l == needle).unwrap_or_else(|| panic!("{needle:?} in {log}"));
     assert_eq!(lines[at("10") + 1], "statuses 0 0", "cat | wc -c counted data.txt: {log}");
     assert_eq!(lines.iter().filter(|l| **l == "y").count(), 3, "head took three lines of yes: {log}");

@@ -58,6 +58,8 @@ pub struct RunSpec<'a> {
     pub output_limit: usize,
     /// Where the programs' standard output and error go.
     pub sink: OutputSink,
+    /// Set by someone else to stop the step (another stage of the build failed).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Where a step's standard output and error go (and those of the programs it starts that
@@ -184,6 +186,13 @@ pub struct Sandbox {
 
 /// What every program of one step shares: the engine, caches, limits, identity and the
 /// step's captured output. Children started through `kiln:sandbox/spawn` get the same.
+impl StepCtx {
+    /// Whether the step was told to stop (see [`RunSpec::stop`]).
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 pub(crate) struct StepCtx {
     engine: wasmtime::Engine,
     cache_dir: Option<std::path::PathBuf>,
@@ -198,6 +207,7 @@ pub(crate) struct StepCtx {
     pub(crate) output: MemoryOutputPipe,
     output_limit: usize,
     sink: OutputSink,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     memory_hit: std::sync::atomic::AtomicBool,
     warnings: std::sync::Mutex<Vec<String>>,
     /// Set when the step's first program has ended: programs it started and left running
@@ -280,6 +290,7 @@ impl Sandbox {
             output: MemoryOutputPipe::new(spec.output_limit),
             output_limit: spec.output_limit,
             sink: spec.sink,
+            stop: spec.stop.clone(),
             memory_hit: std::sync::atomic::AtomicBool::new(false),
             warnings: std::sync::Mutex::new(Vec::new()),
             done: std::sync::atomic::AtomicBool::new(false),
@@ -403,7 +414,8 @@ pub(crate) fn execute(
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         let abandoned = child && step.done.load(std::sync::atomic::Ordering::SeqCst);
-        if crate::cancel::requested() || abandoned || timeout.is_some_and(|t| started.elapsed() >= t) {
+        if crate::cancel::requested() || step.stopped() || abandoned || timeout.is_some_and(|t| started.elapsed() >= t)
+        {
             return Err(wasmtime::Trap::Interrupt.into());
         }
         Ok(wasmtime::UpdateDeadline::Continue(1))
@@ -425,7 +437,7 @@ pub(crate) fn execute(
             } else if memory_hit {
                 ctx.memory_hit.store(true, std::sync::atomic::Ordering::Relaxed);
                 Err(RunError::Memory(ctx.memory))
-            } else if crate::cancel::requested() {
+            } else if crate::cancel::requested() || ctx.stopped() {
                 Err(RunError::Cancelled)
             } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) = (e.downcast_ref::<wasmtime::Trap>(), ctx.timeout)
             {
