@@ -252,3 +252,25 @@ fn verify_reproducible_builds_twice_and_names_what_differs() {
     assert!(!report.contains("/same.txt"), "an equal file is not reported: {report}");
     assert!(kiln::verify::differences(&store, &a, &store, &a).is_empty());
 }
+
+/// The frontend is part of every key: the same Dockerfile through another frontend build
+/// (here the Dockerfile component with one extra custom section: other bytes, same language)
+/// is a cold build.
+#[test]
+fn another_frontend_is_a_cold_build() {
+    let sb = Sandbox::new();
+    project(&sb);
+    build(&sb, &[]);
+    let (cached, _) = build(&sb, &[]);
+    assert_eq!(cached, all_steps());
+    let builtin = crate::support::target_dir().join("wasm-frontends/wasm32-wasip2/wasm-frontend/kiln_dockerfile.wasm");
+    let mut other = std::fs::read(&builtin).expect("runner/build.rs built the Dockerfile component");
+    let name = b"kiln-test";
+    other.extend_from_slice(&[0, (name.len() + 1) as u8, name.len() as u8]);
+    other.extend_from_slice(name);
+    let path = sb.write("other-frontend.wasm", &other);
+    let (cached, _) = build(&sb, &["--frontend", path.to_str().unwrap()]);
+    assert!(cached.is_empty(), "{cached:?}");
+    let (cached, _) = build(&sb, &["--frontend", path.to_str().unwrap()]);
+    assert_eq!(cached, all_steps(), "and warm with it afterwards");
+}
