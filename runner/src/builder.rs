@@ -81,6 +81,9 @@ pub struct BuildInput<'a> {
     pub frontend_digest: String,
     /// How many stages may be built at once.
     pub jobs: usize,
+    /// Whether the caller needs the target's files ([`Built::tree`], for `-o local` and
+    /// the like); without it, a fully cached build never unpacks them.
+    pub keep_tree: bool,
 }
 
 /// Output of a RUN step kept for error messages and logs.
@@ -94,7 +97,7 @@ pub struct Built {
     pub config_digest: Digest,
     /// The config.
     pub config: ImageConfig,
-    /// The target stage's filesystem.
+    /// The target stage's filesystem (empty unless [`BuildInput::keep_tree`]).
     pub tree: Tree,
     /// The stages that were built, in order.
     pub built_stages: Vec<usize>,
@@ -108,6 +111,12 @@ struct StageOut {
     layers: Vec<Descriptor>,
     /// The cache key of everything so far: the base and every step.
     key: Key,
+    /// A base image whose files are not in `tree` yet (reference, platform): loaded only when
+    /// a step needs the files, so that a build whose steps all come from the cache never
+    /// unpacks its bases.
+    lazy_base: Option<(String, Option<String>)>,
+    /// Layers of cached steps not applied to `tree` yet, in order.
+    pending: Vec<CachedLayer>,
 }
 
 /// The stages a stage needs built first: its base, and the sources of its COPY --from and
@@ -173,7 +182,9 @@ struct Executor<'a> {
     input: &'a BuildInput<'a>,
     scratch: Arc<Scratch>,
     /// Base images loaded in this build, by reference (loaded once, under the lock).
-    images: Mutex<HashMap<String, Arc<(LoadedImage, Tree)>>>,
+    images: Mutex<HashMap<String, Arc<LoadedImage>>>,
+    /// Their filesystems, unpacked when a step first needs one.
+    trees: Mutex<HashMap<String, Arc<Tree>>>,
     /// Set when a stage fails: the others stop at their next step (or mid-RUN).
     stop: Arc<AtomicBool>,
     sandbox: Sandbox,
@@ -216,6 +227,7 @@ pub fn build(
         input,
         scratch: Arc::new(Scratch::new(scratch_dir)),
         images: Mutex::new(HashMap::new()),
+        trees: Mutex::new(HashMap::new()),
         stop: Arc::new(AtomicBool::new(false)),
         sandbox: Sandbox::new(Some(store.root().join("compiled"))),
         cache: Cache::new(store),
@@ -255,7 +267,8 @@ fn run_stages(exec: &Executor<'_>, order: &[usize], jobs: usize) -> Result<Vec<O
                 let sender = sender.clone();
                 running += 1;
                 scope.spawn(move || {
-                    let result = exec.stage(index, &inputs);
+                    let mut inputs = inputs;
+                    let result = exec.stage(index, &mut inputs);
                     let _ = sender.send((index, result));
                 });
             }
@@ -286,7 +299,7 @@ fn created(epoch: Option<i64>) -> String {
 }
 
 impl Executor<'_> {
-    fn stage(&self, index: usize, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
+    fn stage(&self, index: usize, results: &mut [Option<StageOut>]) -> Result<StageOut, BuildError> {
         let graph = self.input.graph;
         let stage = &graph.stages[index];
         let label = stage_label(graph, index);
@@ -322,18 +335,17 @@ impl Executor<'_> {
                 progress.failed(step, &e.message);
                 BuildError { message: format!("{text}: {}", e.message), ..e }.at(instruction.span)
             };
-            // COPY's key needs what it copies, so the copy is done first (it only links
-            // files into the tree; writing the layer is the expensive part).
-            let (key, copied) = match self.step_key(&mut out, instruction, results) {
-                Ok(keyed) => keyed,
+            let key = match self.step_key(&mut out, instruction, results) {
+                Ok(key) => key,
                 Err(e) => return Err(fail(self.progress, self.progress.start(text.clone()), e)),
             };
-            let cacheable = matches!(instruction.op, Op::Run(_) | Op::Copy(_));
+            // Steps that can add a layer are cached; the others only change the config.
+            let cacheable = matches!(instruction.op, Op::Run(_) | Op::Copy(_) | Op::Config(ConfigChange::Workdir(_)));
             if cacheable
                 && self.input.use_cache
                 && let Some(entry) = self.cache.get(&key)
             {
-                match self.reuse(&mut out, entry, copied.is_some()) {
+                match self.reuse(&mut out, entry) {
                     Ok(()) => {
                         self.progress.cached(&text);
                         out.key = key;
@@ -342,12 +354,12 @@ impl Executor<'_> {
                     Err(e) => tracing::warn!("not using a cached result of {text}: {}", e.message),
                 }
             }
+            if cacheable && let Err(e) = self.ready(&mut out) {
+                return Err(fail(self.progress, self.progress.start(text.clone()), e));
+            }
             let step = self.progress.start(text.clone());
             let layers_before = out.layers.len();
-            let result = match copied {
-                Some(changes) => self.commit_changes(&mut out, instruction, changes),
-                None => self.instruction(&mut out, instruction, results, &mut cmd_set, &label),
-            };
+            let result = self.instruction(&mut out, instruction, results, &mut cmd_set, &label);
             match result {
                 Ok(detail) => self.progress.done(step, &detail),
                 Err(e) => return Err(fail(self.progress, step, e)),
@@ -380,7 +392,14 @@ impl Executor<'_> {
                     ..ImageConfig::default()
                 };
                 let key = self.root_key.then(&[b"scratch", platform.as_bytes()]);
-                Ok(StageOut { tree: Tree::new(), config, layers: Vec::new(), key })
+                Ok(StageOut {
+                    tree: Tree::new(),
+                    config,
+                    layers: Vec::new(),
+                    key,
+                    lazy_base: None,
+                    pending: Vec::new(),
+                })
             }
             Base::Stage(i) => {
                 let mut out = results[*i as usize].clone().ok_or_else(|| BuildError::new("internal: stage order"))?;
@@ -388,20 +407,24 @@ impl Executor<'_> {
                 Ok(out)
             }
             Base::Image(reference) => {
-                let loaded = self.image(reference, stage.platform.as_deref())?;
-                let (image, tree) = &*loaded;
-                let mut tree = tree.clone();
-                tree.forget_changes();
+                let image = self.image(reference, stage.platform.as_deref())?;
                 let manifest =
                     serde_json::to_vec(&image.manifest).map_err(|e| BuildError::new(format!("internal: {e}")))?;
                 let key = self.root_key.then(&[b"image", &manifest]);
-                Ok(StageOut { tree, config: image.config.clone(), layers: image.manifest.layers().clone(), key })
+                Ok(StageOut {
+                    tree: Tree::new(),
+                    config: image.config.clone(),
+                    layers: image.manifest.layers().clone(),
+                    key,
+                    lazy_base: Some((reference.clone(), stage.platform.clone())),
+                    pending: Vec::new(),
+                })
             }
         }
     }
 
-    /// Load an image and its filesystem (once per build).
-    fn image(&self, reference: &str, platform: Option<&str>) -> Result<Arc<(LoadedImage, Tree)>, BuildError> {
+    /// Load an image (once per build): manifest and config, its blobs imported into the store.
+    fn image(&self, reference: &str, platform: Option<&str>) -> Result<Arc<LoadedImage>, BuildError> {
         let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = images.get(reference) {
             return Ok(found.clone());
@@ -421,10 +444,37 @@ impl Executor<'_> {
             }
         })?;
         loaded.import(self.store).map_err(|e| BuildError::new(e.to_string()))?;
-        let tree = loaded.rootfs(self.store, &self.scratch).map_err(|e| BuildError::new(e.to_string()))?;
-        let entry = Arc::new((loaded, tree));
+        let entry = Arc::new(loaded);
         images.insert(reference.to_string(), entry.clone());
         Ok(entry)
+    }
+
+    /// An image's filesystem (unpacked once per build).
+    fn image_tree(&self, reference: &str, platform: Option<&str>) -> Result<Arc<Tree>, BuildError> {
+        let image = self.image(reference, platform)?;
+        let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = trees.get(reference) {
+            return Ok(found.clone());
+        }
+        let tree = Arc::new(image.rootfs(self.store, &self.scratch).map_err(|e| BuildError::new(e.to_string()))?);
+        trees.insert(reference.to_string(), tree.clone());
+        Ok(tree)
+    }
+
+    /// Make the stage's files real: unpack a lazy base and apply the layers of cached steps.
+    fn ready(&self, out: &mut StageOut) -> Result<(), BuildError> {
+        if let Some((reference, platform)) = out.lazy_base.take() {
+            out.tree = (*self.image_tree(&reference, platform.as_deref())?).clone();
+        }
+        for layer in std::mem::take(&mut out.pending) {
+            let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
+            let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
+            let stream = layer::decompress(blob).map_err(|e| BuildError::new(e.to_string()))?;
+            layer::apply(&mut out.tree, stream, &self.scratch, &layer.digest)
+                .map_err(|e| BuildError::new(e.to_string()))?;
+        }
+        out.tree.forget_changes();
+        Ok(())
     }
 
     fn history(&self, out: &mut StageOut, instruction: &Instruction, empty_layer: bool) {
@@ -476,7 +526,7 @@ impl Executor<'_> {
         &self,
         out: &mut StageOut,
         instruction: &Instruction,
-        results: &[Option<StageOut>],
+        results: &mut [Option<StageOut>],
         cmd_set: &mut bool,
         label: &str,
     ) -> Result<String, BuildError> {
@@ -494,59 +544,88 @@ impl Executor<'_> {
         }
     }
 
-    /// The step's cache key, and for COPY the changes it made (the copy is done here: its
-    /// key needs what it copied).
+    /// The step's cache key: the stage's key so far, the instruction, and for COPY/ADD what
+    /// it copies. That is, from the context: the files it takes, copied into an empty tree
+    /// (paths, modes, owners, bytes; the stage's own files are fixed by the key so far); from
+    /// a stage: that stage's key; from an image: its manifest. None of it needs the stage's
+    /// files, so a cached step never unpacks them.
     fn step_key(
         &self,
         out: &mut StageOut,
         instruction: &Instruction,
-        results: &[Option<StageOut>],
-    ) -> Result<(Key, Option<Changes>), BuildError> {
+        results: &mut [Option<StageOut>],
+    ) -> Result<Key, BuildError> {
         let op = serde_json::to_vec(&instruction.op).map_err(|e| BuildError::new(format!("internal: {e}")))?;
         let key = out.key.then(&[&op, instruction.created_by.as_bytes()]);
-        let Op::Copy(c) = &instruction.op else { return Ok((key, None)) };
-        self.copy(out, c, results)?;
-        let changes = out.tree.take_changes();
-        let diff = layer::changes_digest(&out.tree, &changes, Some(self.layer_epoch()))
-            .map_err(|e| BuildError::new(e.to_string()))?
-            .map(|d| d.as_str().to_string())
-            .unwrap_or_default();
-        Ok((key.then(&[diff.as_bytes()]), Some(changes)))
+        let Op::Copy(c) = &instruction.op else { return Ok(key) };
+        let source: Vec<u8> = match &c.from {
+            CopySource::Context => {
+                let mut probe = StageOut {
+                    tree: Tree::new(),
+                    config: out.config.clone(),
+                    layers: Vec::new(),
+                    key: out.key.clone(),
+                    lazy_base: None,
+                    pending: Vec::new(),
+                };
+                // --chown by name reads the stage's /etc/passwd and /etc/group.
+                let by_name = c.chown.as_deref().is_some_and(|o| !o.chars().all(|ch| ch.is_ascii_digit() || ch == ':'));
+                if by_name {
+                    self.ready(out)?;
+                    probe.tree = out.tree.clone();
+                    probe.tree.forget_changes();
+                }
+                self.copy(&mut probe, c, results)?;
+                let changes = probe.tree.take_changes();
+                layer::changes_digest(&probe.tree, &changes, Some(self.layer_epoch()))
+                    .map_err(|e| BuildError::new(e.to_string()))?
+                    .map(|d| d.as_str().as_bytes().to_vec())
+                    .unwrap_or_default()
+            }
+            CopySource::Stage(i) => results
+                .get(*i as usize)
+                .and_then(|r| r.as_ref())
+                .ok_or_else(|| BuildError::new("internal: stage order"))?
+                .key
+                .as_str()
+                .as_bytes()
+                .to_vec(),
+            CopySource::Image(reference) => serde_json::to_vec(&self.image(reference, None)?.manifest)
+                .map_err(|e| BuildError::new(format!("internal: {e}")))?,
+        };
+        Ok(key.then(&[b"copy-source", &source]))
     }
 
-    /// Take a cached step's result. A COPY's files are in the tree already (`applied`); a
-    /// RUN's layer is unpacked into it.
-    fn reuse(&self, out: &mut StageOut, entry: Entry, applied: bool) -> Result<(), BuildError> {
+    /// Take a cached step's result: its config, and its layer (applied to the files when a
+    /// later step needs them).
+    fn reuse(&self, out: &mut StageOut, entry: Entry) -> Result<(), BuildError> {
         if let Some(layer) = &entry.layer {
             let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
-            if !applied {
-                // Unpacked into a copy, so that a failure leaves the stage as it was.
-                let mut tree = out.tree.clone();
-                let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
-                let stream = layer::decompress(blob).map_err(|e| BuildError::new(e.to_string()))?;
-                layer::apply(&mut tree, stream, &self.scratch, &layer.digest)
-                    .map_err(|e| BuildError::new(e.to_string()))?;
-                tree.forget_changes();
-                out.tree = tree;
-            }
             out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &digest, layer.size));
+            out.pending.push(layer.clone());
         }
         out.config = entry.config;
         Ok(())
     }
 
     /// Copy files into the stage (COPY and ADD), without writing the layer.
-    fn copy(&self, out: &mut StageOut, c: &kiln_ir::CopyFiles, results: &[Option<StageOut>]) -> Result<(), BuildError> {
+    fn copy(
+        &self,
+        out: &mut StageOut,
+        c: &kiln_ir::CopyFiles,
+        results: &mut [Option<StageOut>],
+    ) -> Result<(), BuildError> {
         let image_entry;
         let (source_tree, origin) = match &c.from {
             CopySource::Context => (&self.input.context.tree, Origin::Context),
             CopySource::Stage(i) => {
-                let tree = &results[*i as usize].as_ref().ok_or_else(|| BuildError::new("internal: stage order"))?.tree;
-                (tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
+                let source = results[*i as usize].as_mut().ok_or_else(|| BuildError::new("internal: stage order"))?;
+                self.ready(source)?;
+                (&source.tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
             }
             CopySource::Image(reference) => {
-                image_entry = self.image(reference, None)?;
-                (&image_entry.1, Origin::Image(reference.clone()))
+                image_entry = self.image_tree(reference, None)?;
+                (&*image_entry, Origin::Image(reference.clone()))
             }
         };
         let owner = match &c.chown {
@@ -742,6 +821,9 @@ impl Executor<'_> {
     /// Write the target's config and manifest into the store.
     fn export(&self, mut out: StageOut, built_stages: Vec<usize>) -> Result<Built, BuildError> {
         let err = |e: store::StoreError| BuildError::new(e.to_string());
+        if self.input.keep_tree {
+            self.ready(&mut out)?;
+        }
         out.config.created = Some(created(self.input.epoch));
         // Layers from Docker-format bases are described with their OCI media types.
         let layers: Vec<Descriptor> = out

@@ -487,6 +487,7 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         use_cache,
         frontend_digest: parsed.frontend_digest.clone(),
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
+        keep_tree: !outputs.is_empty(),
     };
     if args.verify_reproducible {
         let step = progress.start("verifying that the build is reproducible: two builds in scratch stores".to_string());
