@@ -36,7 +36,10 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 time_ms() {
     local start end
     start=$(now_ms)
-    "$@" >/dev/null 2>&1
+    if ! "$@" >/dev/null 2>&1; then
+        echo "failed: $*" >&2
+        exit 1
+    fi
     end=$(now_ms)
     echo $((end - start))
 }
