@@ -380,7 +380,8 @@ fn every_example_is_tested_and_in_the_readme() {
 }
 
 /// Bit-for-bit: each example gives one digest from the repository (cold, then warm) and from
-/// a copy elsewhere whose files have other times, built with `--no-cache` into another store.
+/// a copy elsewhere whose files have other times, built with `--no-cache`, `--jobs 1` and
+/// another umask into another store.
 /// The digests are printed (`-- --nocapture`) so that two machines can be compared.
 #[test]
 fn every_example_builds_to_the_same_digest_anywhere_cold_or_warm() {
@@ -396,9 +397,19 @@ fn every_example_builds_to_the_same_digest_anywhere_cold_or_warm() {
         let elsewhere = sandbox();
         let copy = example_copy(&elsewhere, name);
         touch_all(&copy, std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890));
-        let moved = id(&elsewhere, &["--no-cache"], &copy);
+        // Another umask too, and one stage at a time: neither may reach the image.
+        let out = Command::new("sh")
+            .args(["-c", "umask 077 && exec \"$@\"", "sh", env!("CARGO_BIN_EXE_kiln")])
+            .args(["build", "-q", "--no-cache", "--jobs", "1"])
+            .arg(&copy)
+            .env("KILN_HOME", elsewhere.root())
+            .env_remove("KILN_LOG")
+            .output()
+            .expect("sh runs kiln");
+        assert!(out.status.success(), "kiln build {}: {}", copy.display(), stderr(&out));
+        let moved = stdout(&out).trim().to_string();
         assert_eq!(cold, warm, "{name}: a warm build gives another image");
-        assert_eq!(cold, moved, "{name}: another path, other file times and no cache give another image");
+        assert_eq!(cold, moved, "{name}: another path, file times, umask, --jobs or no cache give another image");
         println!("example digest: {name} {cold}");
     }
 }
