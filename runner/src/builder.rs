@@ -268,7 +268,10 @@ fn run_stages(exec: &Executor<'_>, order: &[usize], jobs: usize) -> Result<Vec<O
                 running += 1;
                 scope.spawn(move || {
                     let mut inputs = inputs;
-                    let result = exec.stage(index, &mut inputs);
+                    // A panic must still report back, or the scheduler would wait for it forever.
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.stage(index, &mut inputs)))
+                            .unwrap_or_else(|_| Err(BuildError::new("internal error: building this stage panicked")));
                     let _ = sender.send((index, result));
                 });
             }
