@@ -822,11 +822,53 @@ impl Executor<'_> {
     }
 
     /// Write the target's config and manifest into the store.
+    /// An image built on `scratch` whose program (ENTRYPOINT, else CMD) is WebAssembly says so
+    /// in its platform, as the Wasm ecosystem expects: `wasip1/wasm` for a core module,
+    /// `wasip2/wasm` for a component. Images on a base image keep the base's platform.
+    fn mark_wasm(&self, out: &mut StageOut) -> Result<(), BuildError> {
+        if out.lazy_base.is_some() || out.config.os != "linux" {
+            return Ok(());
+        }
+        let config = &out.config.config;
+        let Some(program) = config.entrypoint.iter().chain(config.cmd.iter()).find_map(|argv| argv.first()).cloned()
+        else {
+            return Ok(());
+        };
+        self.ready(out)?;
+        let cwd = rootfs::clean(out.config.config.working_dir.as_deref().unwrap_or("/"));
+        let candidates: Vec<String> = if program.contains('/') {
+            vec![program]
+        } else {
+            let path = out.config.env("PATH").unwrap_or(DEFAULT_PATH).to_string();
+            path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{program}")).collect()
+        };
+        let found = candidates.iter().find_map(|c| {
+            let path = out.tree.resolve(&cwd, c, true).ok()?;
+            match out.tree.get(&path) {
+                Some(rootfs::Node { kind: rootfs::Kind::File(data), .. }) => Some(data.clone()),
+                _ => None,
+            }
+        });
+        let Some(data) = found else { return Ok(()) };
+        let mut head = [0u8; 8];
+        let read = data.content.open().and_then(|mut r| std::io::Read::read_exact(&mut r, &mut head));
+        let os = match (read, head) {
+            (Ok(()), [0, b'a', b's', b'm', 1, 0, 0, 0]) => "wasip1",
+            (Ok(()), [0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => "wasip2",
+            _ => return Ok(()),
+        };
+        out.config.os = os.into();
+        out.config.architecture = "wasm".into();
+        out.config.variant = None;
+        Ok(())
+    }
+
     fn export(&self, mut out: StageOut, built_stages: Vec<usize>) -> Result<Built, BuildError> {
         let err = |e: store::StoreError| BuildError::new(e.to_string());
         if self.input.keep_tree {
             self.ready(&mut out)?;
         }
+        self.mark_wasm(&mut out)?;
         out.config.created = Some(created(self.input.epoch));
         // Layers from Docker-format bases are described with their OCI media types.
         let layers: Vec<Descriptor> = out

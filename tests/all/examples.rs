@@ -207,6 +207,8 @@ fn single_and_multi_stage_build_the_same_program_and_only_multi_stage_drops_the_
     // The final image is the program and nothing else: one layer, no build tool.
     assert_eq!(files(&sb, "hello:multi"), set(&["bin/", "bin/hello"]));
     let multi = oci::read(&sb.root(), Some("hello:multi"));
+    // Its program is a WASI preview 1 module, and its platform says so.
+    assert_eq!((&multi.config["os"], &multi.config["architecture"]), (&json!("wasip1"), &json!("wasm")));
     assert_eq!(multi.layers.len(), 1);
     assert_eq!(multi.config["config"]["Entrypoint"], json!(["/bin/hello"]));
     let single_files = files(&sb, "hello:single");

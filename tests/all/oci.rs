@@ -135,8 +135,17 @@ pub fn validate(layout: &Path, tag: &str) {
 pub fn validate_with(layout: &Path, tag: &str, image_tool: bool) {
     let unpack = tempfile::tempdir().unwrap();
     let bundle = unpack.path().join("bundle");
+    // umoci makes a Linux runtime bundle, and refuses other platforms (a `wasip1/wasm`
+    // image); for those it unpacks the root filesystem alone.
+    let linux = {
+        let out =
+            tool("skopeo").args(["inspect", "--config", &format!("oci:{}:{tag}", layout.display())]).output().unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        config["os"].as_str().is_none_or(|os| os == "linux")
+    };
     let out = tool("umoci")
-        .args(["unpack", "--rootless", "--image"])
+        .args(if linux { ["unpack", "--rootless", "--image"] } else { ["raw", "unpack", "--rootless"] })
+        .args((!linux).then_some("--image"))
         .arg(format!("{}:{tag}", layout.display()))
         .arg(&bundle)
         .output()
