@@ -25,7 +25,7 @@ use crate::ignore::Matcher;
 use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
 use crate::progress::Progress;
-use crate::rootfs::{self, Changes, Meta, Tree};
+use crate::rootfs::{self, Meta, Tree};
 use crate::sandbox::{OutputSink, RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
 
@@ -499,16 +499,6 @@ impl Executor<'_> {
     /// Write what the step changed as a layer (or record an empty one).
     fn commit(&self, out: &mut StageOut, instruction: &Instruction) -> Result<String, BuildError> {
         let changes = out.tree.take_changes();
-        self.commit_changes(out, instruction, changes)
-    }
-
-    /// Write `changes` as the step's layer (or record an empty one).
-    fn commit_changes(
-        &self,
-        out: &mut StageOut,
-        instruction: &Instruction,
-        changes: Changes,
-    ) -> Result<String, BuildError> {
         let written = layer::write_changes(self.store, &out.tree, &changes, Some(self.layer_epoch()))
             .map_err(|e| BuildError::new(e.to_string()))?;
         match written {

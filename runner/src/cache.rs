@@ -8,14 +8,13 @@
 //! missing or does not match its digest, is a miss, and the step runs again and overwrites
 //! it. This module never decides what a key contains; the builder does.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::image::ImageConfig;
-use crate::store::{Digest, Store};
+use crate::store::{Digest, HashingWriter, Store};
 
 /// A cache key: a sha256 over the parts that decide a step's result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,20 +107,42 @@ impl<'a> Cache<'a> {
 
     fn blob_matches(&self, digest: &Digest, size: u64) -> bool {
         let Ok(mut file) = self.store.open_blob(digest) else { return false };
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        let mut total = 0u64;
-        loop {
-            match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buffer[..n]);
-                    total += n as u64;
+        let mut hashing = HashingWriter::new(std::io::sink());
+        if std::io::copy(&mut file, &mut hashing).is_err() {
+            return false;
+        }
+        let (_, actual, written) = hashing.finish();
+        written == size && actual == *digest
+    }
+
+    /// Remove the entries that can only miss (unreadable, or their layer is gone, as after
+    /// `Store::prune`), except those written at or after `keep_since` (a build still running
+    /// may be writing them). Returns how many went.
+    pub fn prune(&self, keep_since: Option<std::time::SystemTime>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let young = keep_since.is_some_and(|since| {
+                entry.metadata().and_then(|m| m.modified()).is_ok_and(|modified| modified >= since)
+            });
+            if young {
+                continue;
+            }
+            let parsed: Option<Entry> =
+                std::fs::read(entry.path()).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let useful = match parsed {
+                None => false,
+                // No layer (an empty COPY, say): nothing of it can be gone.
+                Some(Entry { layer: None, .. }) => true,
+                Some(Entry { layer: Some(layer), .. }) => {
+                    Digest::parse(&layer.digest).is_ok_and(|d| self.store.has_blob(&d))
                 }
-                Err(_) => return false,
+            };
+            if !useful && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
             }
         }
-        total == size && format!("sha256:{}", hex::encode(hasher.finalize())) == digest.as_str()
+        removed
     }
 
     /// Record what the step with `key` produced. A failure to write only costs a rebuild

@@ -788,11 +788,12 @@ fn prune(root: &Path) -> ExitCode {
     store.clean_stale();
     match store.prune() {
         Ok(report) => {
+            let cache_entries = crate::cache::Cache::new(&store).prune(store.oldest_live_build());
             say!(
                 "Removed {} blobs ({}) and {} cached build steps",
                 report.blobs,
                 human_size(report.bytes),
-                report.cache_entries
+                cache_entries
             );
             ExitCode::SUCCESS
         }

@@ -367,9 +367,9 @@ impl Store {
     }
 
     /// Remove every blob no tag reaches (through its manifest or index, to configs and
-    /// layers) and every cache entry whose layer is gone with them. Safe while other builds
-    /// run: the index lock keeps tags still, and a blob or cache entry newer than the oldest
-    /// live build's scratch directory may belong to that build, so it stays.
+    /// layers). Safe while other builds run: the index lock keeps tags still, and a blob newer
+    /// than the oldest live build's scratch directory ([`Store::oldest_live_build`]) may
+    /// belong to that build, so it stays. (Cache entries are the cache's: `Cache::prune`.)
     pub fn prune(&self) -> Result<PruneReport> {
         let _lock = self.lock()?;
         let mut reachable: HashSet<String> = HashSet::new();
@@ -413,34 +413,11 @@ impl Store {
                 report.bytes += size;
             }
         }
-        // Cache entries whose layer is gone would only ever miss: remove them too.
-        let cache = self.root.join("cache");
-        if let Ok(entries) = fs::read_dir(&cache) {
-            for entry in entries.flatten() {
-                if young(&entry.path()) {
-                    continue;
-                }
-                let layer = fs::read(entry.path())
-                    .ok()
-                    .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                    .map(|json| json["layer"]["digest"].as_str().map(str::to_string));
-                let keep = match layer {
-                    // Unreadable: useless.
-                    None => false,
-                    // No layer (an empty COPY, say): nothing of it can be gone.
-                    Some(None) => true,
-                    Some(Some(digest)) => Digest::parse(&digest).is_ok_and(|d| self.has_blob(&d)),
-                };
-                if !keep && fs::remove_file(entry.path()).is_ok() {
-                    report.cache_entries += 1;
-                }
-            }
-        }
         Ok(report)
     }
 
     /// When the oldest build still running (its scratch directory locked) started.
-    fn oldest_live_build(&self) -> Option<std::time::SystemTime> {
+    pub fn oldest_live_build(&self) -> Option<std::time::SystemTime> {
         let entries = fs::read_dir(self.tmp_dir()).ok()?;
         entries
             .flatten()
@@ -468,8 +445,6 @@ pub struct PruneReport {
     pub blobs: usize,
     /// Their bytes.
     pub bytes: u64,
-    /// Cache entries removed.
-    pub cache_entries: usize,
 }
 
 /// A build's private scratch directory under `tmp/`, removed when dropped. It holds a lock

@@ -6,13 +6,11 @@
 //! only reads the main store (its blobs are hard-linked, never changed) and never tags.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageManifest};
-use sha2::{Digest as _, Sha256};
 
-use crate::store::{Store, StoreError, descriptor_digest};
+use crate::store::{HashingWriter, Store, StoreError, descriptor_digest};
 
 /// A store at `dir` holding what `main` holds (blobs hard-linked, or copied where links are
 /// impossible; the same tags) but no cached build steps. Compiled programs are shared, as
@@ -115,14 +113,9 @@ fn entries(store: &Store, layer: &Descriptor) -> BTreeMap<String, String> {
         let mut entry = entry;
         let header = entry.header().clone();
         let path = entry.path().map(|p| p.to_string_lossy().trim_end_matches('/').to_string()).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        let mut buffer = [0u8; 8192];
-        while let Ok(n) = entry.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
+        let mut hashing = HashingWriter::new(std::io::sink());
+        let _ = std::io::copy(&mut entry, &mut hashing);
+        let (_, content, _) = hashing.finish();
         let link = header.link_name().ok().flatten().map(|l| format!(" -> {}", l.display())).unwrap_or_default();
         out.insert(
             path,
@@ -134,7 +127,7 @@ fn entries(store: &Store, layer: &Descriptor) -> BTreeMap<String, String> {
                 header.gid().unwrap_or(0),
                 header.mtime().unwrap_or(0),
                 header.size().unwrap_or(0),
-                &hex::encode(hasher.finalize())[..16],
+                &content.hex()[..16],
             ),
         );
     }

@@ -8,7 +8,7 @@
 use brush_parser::ast::{BinaryPredicate, TestExpr, UnaryPredicate};
 
 use crate::arith::parse_number;
-use crate::state::{Flow, Res, Shell, Var, is_name};
+use crate::state::{Flow, Options, Res, Shell, Var, is_name};
 
 /// What a command name is, before functions are considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +373,7 @@ fn set(sh: &mut Shell, args: &[String]) -> Res {
                 i += 1;
                 let Some(name) = args.get(i) else {
                     let mut text = String::new();
-                    for (name, value) in option_list(sh) {
+                    for (name, _, value) in sh.opts.list() {
                         text.push_str(&format!("{name:<16}{}\n", if value { "on" } else { "off" }));
                     }
                     let _ = sh.fds.write(1, text.as_bytes());
@@ -395,47 +395,24 @@ fn set(sh: &mut Shell, args: &[String]) -> Res {
     Ok(0)
 }
 
-fn option_list(sh: &Shell) -> Vec<(&'static str, bool)> {
-    vec![
-        ("allexport", sh.opts.allexport),
-        ("errexit", sh.opts.errexit),
-        ("noclobber", sh.opts.noclobber),
-        ("noglob", sh.opts.noglob),
-        ("nounset", sh.opts.nounset),
-        ("pipefail", sh.opts.pipefail),
-        ("verbose", sh.opts.verbose),
-        ("xtrace", sh.opts.xtrace),
-    ]
-}
-
 /// Turn a one-letter option on or off; false when there is no such option.
 pub fn set_flag(sh: &mut Shell, flag: char, on: bool) -> bool {
-    match flag {
-        'e' => sh.opts.errexit = on,
-        'u' => sh.opts.nounset = on,
-        'x' => sh.opts.xtrace = on,
-        'f' => sh.opts.noglob = on,
-        'a' => sh.opts.allexport = on,
-        'C' => sh.opts.noclobber = on,
-        'v' => sh.opts.verbose = on,
+    match Options::TABLE.iter().find(|(_, letter, _)| *letter == Some(flag)) {
+        Some((_, _, field)) => *field(&mut sh.opts) = on,
         // Accepted for compatibility; they change nothing in a sandbox without job control.
-        'h' | 'm' | 'b' | 'n' | 'E' | 'T' | 'B' | 'H' | 'P' => {}
-        _ => return false,
+        None if "hmbnETBHP".contains(flag) => {}
+        None => return false,
     }
     true
 }
 
 /// Turn a `-o` option on or off; false when there is no such option.
 pub fn set_named(sh: &mut Shell, name: &str, on: bool) -> bool {
+    if let Some((_, _, field)) = Options::TABLE.iter().find(|(option, _, _)| *option == name) {
+        *field(&mut sh.opts) = on;
+        return true;
+    }
     match name {
-        "errexit" => sh.opts.errexit = on,
-        "nounset" => sh.opts.nounset = on,
-        "xtrace" => sh.opts.xtrace = on,
-        "noglob" => sh.opts.noglob = on,
-        "allexport" => sh.opts.allexport = on,
-        "noclobber" => sh.opts.noclobber = on,
-        "verbose" => sh.opts.verbose = on,
-        "pipefail" => sh.opts.pipefail = on,
         "posix"
         | "monitor"
         | "notify"

@@ -305,20 +305,10 @@ impl Shell {
                 let result = (|| {
                     for value in values {
                         self.set(&clause.variable_name, value).map_err(|e| self.fatal(e))?;
-                        match self.run_list(&clause.body.list) {
-                            Ok(s) => status = s,
-                            Err(Flow::Break(n)) => {
-                                if n > 1 {
-                                    return Err(Flow::Break(n - 1));
-                                }
-                                break;
-                            }
-                            Err(Flow::Continue(n)) => {
-                                if n > 1 {
-                                    return Err(Flow::Continue(n - 1));
-                                }
-                            }
-                            Err(other) => return Err(other),
+                        match self.loop_body(&clause.body.list)? {
+                            Step::Next(s) => status = s,
+                            Step::Skip => {}
+                            Step::Leave => break,
                         }
                     }
                     Ok(status)
@@ -336,20 +326,10 @@ impl Shell {
                         if (test == 0) == until {
                             break;
                         }
-                        match self.run_list(&clause.1.list) {
-                            Ok(s) => status = s,
-                            Err(Flow::Break(n)) => {
-                                if n > 1 {
-                                    return Err(Flow::Break(n - 1));
-                                }
-                                break;
-                            }
-                            Err(Flow::Continue(n)) => {
-                                if n > 1 {
-                                    return Err(Flow::Continue(n - 1));
-                                }
-                            }
-                            Err(other) => return Err(other),
+                        match self.loop_body(&clause.1.list)? {
+                            Step::Next(s) => status = s,
+                            Step::Skip => {}
+                            Step::Leave => break,
                         }
                     }
                     Ok(status)
@@ -397,6 +377,19 @@ impl Shell {
                 self.error("coproc is bash syntax; kiln's sh is POSIX");
                 Err(Flow::Exit(2))
             }
+        }
+    }
+
+    /// Run one pass of a loop's body: `break`/`continue` for this loop end here, those for
+    /// outer loops go on up one level less.
+    fn loop_body(&mut self, list: &ast::CompoundList) -> Result<Step, Flow> {
+        match self.run_list(list) {
+            Ok(status) => Ok(Step::Next(status)),
+            Err(Flow::Break(1)) => Ok(Step::Leave),
+            Err(Flow::Break(n)) => Err(Flow::Break(n - 1)),
+            Err(Flow::Continue(1)) => Ok(Step::Skip),
+            Err(Flow::Continue(n)) => Err(Flow::Continue(n - 1)),
+            Err(other) => Err(other),
         }
     }
 
@@ -792,6 +785,16 @@ impl Shell {
 
 /// A program's argv and environment, ready to start.
 type Prepared = (Vec<String>, Vec<(String, String)>);
+
+/// What a loop does after one pass of its body.
+enum Step {
+    /// Go on; the body's status.
+    Next(i32),
+    /// `continue`: on with the next pass, the loop's status as it was.
+    Skip,
+    /// `break`.
+    Leave,
+}
 
 /// A simple command's items in source order: prefix, command word, suffix.
 fn simple_items(simple: &ast::SimpleCommand) -> Vec<CommandPrefixOrSuffixItem> {

@@ -453,21 +453,11 @@ impl Shell {
 
     /// `$-`.
     fn flags(&self) -> String {
-        let mut flags = String::new();
-        for (on, c) in [
-            (self.opts.allexport, 'a'),
-            (self.opts.noclobber, 'C'),
-            (self.opts.errexit, 'e'),
-            (self.opts.noglob, 'f'),
-            (self.opts.nounset, 'u'),
-            (self.opts.verbose, 'v'),
-            (self.opts.xtrace, 'x'),
-        ] {
-            if on {
-                flags.push(c);
-            }
-        }
-        flags
+        // `$-` lists the letters of the options that are on, in alphabetical order.
+        let mut letters: Vec<char> =
+            self.opts.list().into_iter().filter_map(|(_, letter, on)| letter.filter(|_| on)).collect();
+        letters.sort_by_key(|c| c.to_ascii_lowercase());
+        letters.into_iter().collect()
     }
 
     /// Pathname expansion of one field. Empty when nothing matches.

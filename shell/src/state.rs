@@ -43,6 +43,30 @@ pub struct Options {
     pub verbose: bool,
 }
 
+/// Where one option's flag lives in [`Options`].
+pub type OptionField = fn(&mut Options) -> &mut bool;
+
+impl Options {
+    /// Every option: its `set -o` name, its letter (if it has one), and where it lives. The
+    /// one table that `set -x`, `set -o name`, `set -o` and `$-` all read.
+    pub const TABLE: [(&'static str, Option<char>, OptionField); 8] = [
+        ("allexport", Some('a'), |o| &mut o.allexport),
+        ("errexit", Some('e'), |o| &mut o.errexit),
+        ("noclobber", Some('C'), |o| &mut o.noclobber),
+        ("noglob", Some('f'), |o| &mut o.noglob),
+        ("nounset", Some('u'), |o| &mut o.nounset),
+        ("pipefail", None, |o| &mut o.pipefail),
+        ("verbose", Some('v'), |o| &mut o.verbose),
+        ("xtrace", Some('x'), |o| &mut o.xtrace),
+    ];
+
+    /// Each option's name, letter and state, in `set -o` order.
+    pub fn list(&self) -> Vec<(&'static str, Option<char>, bool)> {
+        let mut copy = self.clone();
+        Self::TABLE.iter().map(|(name, letter, field)| (*name, *letter, *field(&mut copy))).collect()
+    }
+}
+
 /// How a command ends besides its status: the unwinding that `exit`, `return`, `break` and
 /// `continue` (and a fatal error) start, carried up until the construct that ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
