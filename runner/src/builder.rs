@@ -25,6 +25,7 @@ use crate::ignore::Matcher;
 use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
 use crate::progress::Progress;
+use crate::registry::{Registry, RegistryError};
 use crate::rootfs::{self, Meta, Tree};
 use crate::sandbox::{OutputSink, RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
@@ -81,6 +82,13 @@ pub struct BuildInput<'a> {
     pub frontend_digest: String,
     /// How many stages may be built at once.
     pub jobs: usize,
+    /// Where images not in the store come from (none: only the store and OCI layouts).
+    pub registry: Option<&'a Registry>,
+    /// Pull base images even when the store has them (`--pull`).
+    pub always_pull: bool,
+    /// Whether `platform` was asked for (`--platform`): then it is the only platform taken
+    /// from a multi-platform base. Otherwise a stage that RUNs prefers the base's WASI image.
+    pub platform_explicit: bool,
     /// Whether the caller needs the target's files ([`Built::tree`], for `-o local` and
     /// the like); without it, a fully cached build never unpacks them.
     pub keep_tree: bool,
@@ -114,7 +122,7 @@ struct StageOut {
     /// A base image whose files are not in `tree` yet (reference, platform): loaded only when
     /// a step needs the files, so that a build whose steps all come from the cache never
     /// unpacks its bases.
-    lazy_base: Option<(String, Option<String>)>,
+    lazy_base: Option<(String, Vec<String>)>,
     /// Layers of cached steps not applied to `tree` yet, in order.
     pending: Vec<CachedLayer>,
 }
@@ -410,7 +418,9 @@ impl Executor<'_> {
                 Ok(out)
             }
             Base::Image(reference) => {
-                let image = self.image(reference, stage.platform.as_deref())?;
+                let runs = stage.instructions.iter().any(|i| matches!(i.op, Op::Run(_)));
+                let platforms = self.platforms(stage.platform.as_deref(), runs);
+                let image = self.image(reference, &platforms)?;
                 let manifest =
                     serde_json::to_vec(&image.manifest).map_err(|e| BuildError::new(format!("internal: {e}")))?;
                 let key = self.root_key.then(&[b"image", &manifest]);
@@ -419,55 +429,84 @@ impl Executor<'_> {
                     config: image.config.clone(),
                     layers: image.manifest.layers().clone(),
                     key,
-                    lazy_base: Some((reference.clone(), stage.platform.clone())),
+                    lazy_base: Some((reference.clone(), platforms)),
                     pending: Vec::new(),
                 })
             }
         }
     }
 
-    /// Load an image (once per build): manifest and config, its blobs imported into the store.
-    fn image(&self, reference: &str, platform: Option<&str>) -> Result<Arc<LoadedImage>, BuildError> {
+    /// The platforms to take from a multi-platform image, most wanted first: the stage's
+    /// `FROM --platform`, else `--platform`; without either, a stage that RUNs prefers a
+    /// WASI image (what its RUN steps can execute), then the target platform.
+    fn platforms(&self, stage_platform: Option<&str>, runs: bool) -> Vec<String> {
+        if let Some(p) = stage_platform {
+            return vec![p.to_string()];
+        }
+        let target = self.input.platform.clone();
+        if runs && !self.input.platform_explicit {
+            vec!["wasip2/wasm".into(), "wasip1/wasm".into(), "wasi/wasm".into(), target]
+        } else {
+            vec![target]
+        }
+    }
+
+    /// Load an image (once per build): manifest and config, its blobs imported into the
+    /// store; pulled from its registry when the store does not have it.
+    fn image(&self, reference: &str, platforms: &[String]) -> Result<Arc<LoadedImage>, BuildError> {
+        let id = format!("{reference} {}", platforms.join(","));
         let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = images.get(reference) {
+        if let Some(found) = images.get(&id) {
             return Ok(found.clone());
         }
-        let platform = platform.unwrap_or(&self.input.platform);
-        let loaded = image::load(self.store, reference, platform).map_err(|e| {
-            let hint = match e {
-                image::ImageError::NotFound { .. } => {
-                    Some("images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])")
-                }
-                _ => None,
-            };
-            let err = BuildError::new(e.to_string());
-            match hint {
-                Some(h) => err.hint(h),
-                None => err,
+        let loaded = match self.input.registry {
+            Some(registry) => {
+                let report = |line: &str| self.progress.note(&format!("pulling {reference}: {line}"));
+                registry.resolve(self.store, reference, platforms, self.input.always_pull, &report).map_err(|e| {
+                    let err = BuildError::new(e.to_string());
+                    match e {
+                        RegistryError::Unreachable { .. } | RegistryError::NotFound { .. } if !self.input.always_pull => {
+                            err.hint(format!(
+                                "{reference} is not in kiln's store (`kiln images`), so kiln tried its registry; build or pull it first, or name an OCI layout (oci-layout://DIR[:TAG])"
+                            ))
+                        }
+                        _ => err,
+                    }
+                })?
             }
-        })?;
+            None => image::load(self.store, reference, platforms).map_err(|e| {
+                let err = BuildError::new(e.to_string());
+                match e {
+                    image::ImageError::NotFound { .. } => err.hint(
+                        "images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])",
+                    ),
+                    _ => err,
+                }
+            })?,
+        };
         loaded.import(self.store).map_err(|e| BuildError::new(e.to_string()))?;
         let entry = Arc::new(loaded);
-        images.insert(reference.to_string(), entry.clone());
+        images.insert(id, entry.clone());
         Ok(entry)
     }
 
     /// An image's filesystem (unpacked once per build).
-    fn image_tree(&self, reference: &str, platform: Option<&str>) -> Result<Arc<Tree>, BuildError> {
-        let image = self.image(reference, platform)?;
+    fn image_tree(&self, reference: &str, platforms: &[String]) -> Result<Arc<Tree>, BuildError> {
+        let image = self.image(reference, platforms)?;
+        let id = image.manifest_digest.to_string();
         let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = trees.get(reference) {
+        if let Some(found) = trees.get(&id) {
             return Ok(found.clone());
         }
         let tree = Arc::new(image.rootfs(self.store, &self.scratch).map_err(|e| BuildError::new(e.to_string()))?);
-        trees.insert(reference.to_string(), tree.clone());
+        trees.insert(id, tree.clone());
         Ok(tree)
     }
 
     /// Make the stage's files real: unpack a lazy base and apply the layers of cached steps.
     fn ready(&self, out: &mut StageOut) -> Result<(), BuildError> {
-        if let Some((reference, platform)) = out.lazy_base.take() {
-            out.tree = (*self.image_tree(&reference, platform.as_deref())?).clone();
+        if let Some((reference, platforms)) = out.lazy_base.take() {
+            out.tree = (*self.image_tree(&reference, &platforms)?).clone();
         }
         for layer in std::mem::take(&mut out.pending) {
             let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
@@ -583,8 +622,10 @@ impl Executor<'_> {
                 .as_str()
                 .as_bytes()
                 .to_vec(),
-            CopySource::Image(reference) => serde_json::to_vec(&self.image(reference, None)?.manifest)
-                .map_err(|e| BuildError::new(format!("internal: {e}")))?,
+            CopySource::Image(reference) => {
+                serde_json::to_vec(&self.image(reference, &self.platforms(None, false))?.manifest)
+                    .map_err(|e| BuildError::new(format!("internal: {e}")))?
+            }
         };
         Ok(key.then(&[b"copy-source", &source]))
     }
@@ -617,7 +658,7 @@ impl Executor<'_> {
                 (&source.tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
             }
             CopySource::Image(reference) => {
-                image_entry = self.image_tree(reference, None)?;
+                image_entry = self.image_tree(reference, &self.platforms(None, false))?;
                 (&*image_entry, Origin::Image(reference.clone()))
             }
         };

@@ -37,6 +37,7 @@ use crate::frontend::{Frontend, FrontendLimits};
 use crate::image::{self, ImageConfig};
 use crate::platform;
 use crate::progress::{self, Progress};
+use crate::registry::{self, Registry, RegistryOptions};
 use crate::store::{self, Store};
 
 /// Builds OCI images from Dockerfiles with no privileges.
@@ -46,6 +47,16 @@ pub struct Cli {
     /// kiln's store (images, cache, compiled modules) [default: $XDG_DATA_HOME/kiln]
     #[arg(long, global = true, env = "KILN_HOME", value_name = "DIR")]
     pub root: Option<PathBuf>,
+
+    /// Talk to this registry over plain HTTP, without TLS (repeat, or separate with commas)
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
+    pub insecure_registries: Vec<String>,
 
     /// Log more (-v: debug, -vv: trace)
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -73,6 +84,14 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Remove blobs and cached build steps that no tag references
     Prune,
+    /// Pull an image from a registry into the store
+    Pull(PullArgs),
+    /// Push an image of the store to a registry
+    Push(PushArgs),
+    /// Log in to a registry (saved in Docker's config.json, which docker shares)
+    Login(LoginArgs),
+    /// Forget the credentials for a registry
+    Logout(LogoutArgs),
     /// Run an image's command in the sandbox, on a throwaway copy of its filesystem
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
@@ -174,7 +193,16 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: progress::Mode,
 
-    /// Also write the result as type=oci|oci-archive|docker|local,dest=PATH
+    /// Pull base images even when the store has them
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Push the result to a registry under each -t name (as -o type=registry)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Also write the result as type=oci|oci-archive|docker|local,dest=PATH, or push it with
+    /// type=registry[,name=REF]
     #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
     pub outputs: Vec<String>,
 
@@ -189,6 +217,53 @@ pub struct BuildArgs {
     /// Memory each program of a RUN step may use, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub step_memory: usize,
+}
+
+/// `kiln pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// [REGISTRY/]REPOSITORY[:TAG][@DIGEST] (Docker Hub by default)
+    pub image: String,
+
+    /// The platform to pick from a multi-platform image (os/arch[/variant]) [default: linux/<host arch>]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+}
+
+/// `kiln push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// NAME[:TAG] or image ID of an image in the store
+    pub image: String,
+
+    /// Where to push it [default: IMAGE's name]
+    pub destination: Option<String>,
+}
+
+/// `kiln login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (host[:port]) [default: Docker Hub]
+    pub server: Option<String>,
+
+    /// User name
+    #[arg(short, long)]
+    pub username: Option<String>,
+
+    /// Password (visible to other users of the machine; prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `kiln logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (host[:port]) [default: Docker Hub]
+    pub server: Option<String>,
 }
 
 /// An image argument.
@@ -245,15 +320,20 @@ pub struct ParseArgs {
 /// Run the command line; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let root = store_root(cli.root.as_deref());
+    let registry = Arc::new(Registry::new(RegistryOptions { insecure: cli.insecure_registries.clone() }));
     match cli.command {
         Command::Parse(args) => parse(&args, &root),
-        Command::Build(args) => build(&args, &root),
+        Command::Build(args) => build(&args, &root, &registry),
+        Command::Pull(args) => pull(&args, &root, &registry),
+        Command::Push(args) => push(&args, &root, &registry),
+        Command::Login(args) => login(&args, &registry),
+        Command::Logout(args) => logout(&args),
         Command::Images => images(&root),
         Command::History(arg) => history(&arg.image, &root),
         Command::Inspect(arg) => inspect(&arg.image, &root),
         Command::Rmi(args) => rmi(&args.images, &root),
         Command::Prune => prune(&root),
-        Command::Run(args) => run_image(&args, &root),
+        Command::Run(args) => run_image(&args, &root, &registry),
     }
 }
 
@@ -298,6 +378,9 @@ fn build_args(raw: &[String]) -> Result<Vec<KeyValue>, String> {
 /// build reports the missing image if it really needs it.
 struct StoreImages {
     store: Option<Store>,
+    /// Where images missing from the store are pulled from (`kiln build`; `kiln parse`
+    /// never reaches a registry).
+    registry: Option<Arc<Registry>>,
 }
 
 impl ImageResolver for StoreImages {
@@ -305,8 +388,14 @@ impl ImageResolver for StoreImages {
         let Some(store) = &self.store else {
             return Err(format!("{reference}: kiln's store is not available"));
         };
-        let target = platform.map_or_else(platform::default_target, str::to_string);
-        let loaded = image::load(store, reference, &target).map_err(|e| e.to_string())?;
+        let target = [platform.map_or_else(platform::default_target, str::to_string)];
+        let loaded = match &self.registry {
+            Some(registry) => {
+                let report = |line: &str| eprintln!("pulling {reference}: {line}");
+                registry.resolve(store, reference, &target, false, &report).map_err(|e| e.to_string())?
+            }
+            None => image::load(store, reference, &target).map_err(|e| e.to_string())?,
+        };
         Ok(resolver_config(&loaded.config))
     }
 }
@@ -334,7 +423,12 @@ struct Parsed {
 }
 
 /// Read the build file, run the frontend and print its diagnostics. `Err` is the exit code.
-fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<Parsed, ExitCode> {
+fn run_frontend(
+    args: &ParseArgs,
+    root: &Path,
+    store: Option<Store>,
+    registry: Option<Arc<Registry>>,
+) -> Result<Parsed, ExitCode> {
     let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     let file_name = file.display().to_string();
     let contents = if file == Path::new("-") {
@@ -384,7 +478,7 @@ fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<P
         },
     };
     let frontend = frontend.map_err(error)?;
-    match frontend.parse(&request, Arc::new(StoreImages { store })) {
+    match frontend.parse(&request, Arc::new(StoreImages { store, registry })) {
         Err(e) => Err(error(e)),
         Ok(Err(diagnostics)) => {
             for d in &diagnostics {
@@ -406,7 +500,7 @@ fn run_frontend(args: &ParseArgs, root: &Path, store: Option<Store>) -> Result<P
 fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
     // The store is optional for parsing: without one, base images are simply unknown.
     let store = Store::open(root).ok();
-    let parsed = match run_frontend(args, root, store) {
+    let parsed = match run_frontend(args, root, store, None) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -437,7 +531,7 @@ fn source_date_epoch(build_args: &[KeyValue]) -> Result<Option<i64>, String> {
     }
 }
 
-fn build(args: &BuildArgs, root: &Path) -> ExitCode {
+fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
     // Check every flag before doing any work.
     let mut names = Vec::new();
     for tag in &args.tags {
@@ -447,10 +541,26 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         }
     }
     let mut outputs = Vec::new();
+    let mut pushes: Vec<String> = Vec::new();
     for o in &args.outputs {
         match export::parse_output(o) {
+            Ok(export::Output::Registry(to)) if to.is_empty() => pushes.extend(names.iter().cloned()),
+            Ok(export::Output::Registry(to)) => pushes.extend(to),
             Ok(out) => outputs.push(out),
             Err(e) => return usage(e),
+        }
+    }
+    if args.push {
+        pushes.extend(names.iter().cloned());
+    }
+    let pushes_asked = args.push || args.outputs.iter().any(|o| o.contains("registry") || o.contains("push=true"));
+    if pushes_asked && pushes.is_empty() {
+        return usage("pushing needs a name: add -t REGISTRY/NAME:TAG (or name= in -o type=registry)");
+    }
+    pushes.dedup();
+    for to in &pushes {
+        if let Err(e) = registry::parse_reference(to) {
+            return usage(e);
         }
     }
     let store = match Store::open(root) {
@@ -459,7 +569,7 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
     };
     store.clean_stale();
     let mode = if args.quiet { progress::Mode::Quiet } else { args.progress };
-    let parsed = match run_frontend(&args.parse, root, Some(store.clone())) {
+    let parsed = match run_frontend(&args.parse, root, Some(store.clone()), Some(registry.clone())) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -488,6 +598,9 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         frontend_digest: parsed.frontend_digest.clone(),
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
         keep_tree: !outputs.is_empty(),
+        registry: Some(registry),
+        always_pull: args.pull,
+        platform_explicit: args.parse.platform.is_some(),
     };
     if args.verify_reproducible {
         let step = progress.start("verifying that the build is reproducible: two builds in scratch stores".to_string());
@@ -538,6 +651,17 @@ fn build(args: &BuildArgs, root: &Path) -> ExitCode {
         }
         progress.note(&format!("naming to {}", names.join(", ")));
     }
+    for to in &pushes {
+        let step = progress.start(format!("pushing {to}"));
+        let report = |line: &str| progress.note(&format!("  {line}"));
+        match registry.push(&store, &built.manifest, to, &report) {
+            Ok(pushed) => progress.done(step, &push_summary(&pushed)),
+            Err(e) => {
+                progress.failed(step, &e.to_string());
+                return error(e);
+            }
+        }
+    }
     drop(scratch);
     say!("{}", built.config_digest);
     ExitCode::SUCCESS
@@ -567,6 +691,7 @@ fn describe(output: &export::Output) -> String {
         export::Output::OciArchive(p) => format!("OCI archive {}", p.display()),
         export::Output::Docker(p) => format!("docker archive {}", p.display()),
         export::Output::Local(p) => format!("directory {}", p.display()),
+        export::Output::Registry(names) => format!("registry {}", names.join(", ")),
     }
 }
 
@@ -806,13 +931,13 @@ fn prune(root: &Path) -> ExitCode {
 
 /// Load an image for `kiln run` the way FROM finds it (a store tag or `oci-layout://`), or
 /// by its ID as `kiln inspect` does.
-fn load_image(store: &Store, wanted: &str, platform: &str) -> Result<image::LoadedImage, image::ImageError> {
-    match image::load(store, wanted, platform) {
+fn load_image(store: &Store, wanted: &str, platforms: &[String]) -> Result<image::LoadedImage, image::ImageError> {
+    match image::load(store, wanted, platforms) {
         Err(not_found @ image::ImageError::NotFound { .. })
             if matches!(image::parse_ref(wanted), image::ImageRef::Store(_)) =>
         {
             match find_image(store, wanted) {
-                Ok(found) => image::load_from_store(store, wanted, &found.manifest, platform),
+                Ok(found) => image::load_from_store(store, wanted, &found.manifest, platforms),
                 Err(_) => Err(not_found),
             }
         }
@@ -820,7 +945,7 @@ fn load_image(store: &Store, wanted: &str, platform: &str) -> Result<image::Load
     }
 }
 
-fn run_image(args: &RunArgs, root: &Path) -> ExitCode {
+fn run_image(args: &RunArgs, root: &Path, registry: &Registry) -> ExitCode {
     let fail = |e: crate::run::RunImageError| {
         eprintln!("error: {e}");
         if let Some(hint) = e.hint() {
@@ -836,9 +961,25 @@ fn run_image(args: &RunArgs, root: &Path) -> ExitCode {
         }
     };
     store.clean_stale();
-    let platform = args.platform.clone().unwrap_or_else(platform::default_target);
-    let loaded = match load_image(&store, args.image(), &platform) {
+    let platforms = match &args.platform {
+        Some(p) => vec![p.clone()],
+        // What `kiln run` can execute first: a WASI image, else the Linux one.
+        None => vec!["wasip2/wasm".into(), "wasip1/wasm".into(), "wasi/wasm".into(), platform::default_target()],
+    };
+    let loaded = match load_image(&store, args.image(), &platforms) {
         Ok(l) => l,
+        Err(image::ImageError::NotFound { .. })
+            if matches!(image::parse_ref(args.image()), image::ImageRef::Store(_)) =>
+        {
+            let report = |line: &str| eprintln!("pulling {}: {line}", args.image());
+            match registry.resolve(&store, args.image(), &platforms, false, &report) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(125);
+                }
+            }
+        }
         Err(e) => return fail(e.into()),
     };
     let request = crate::run::RunRequest {
@@ -861,6 +1002,116 @@ fn run_image(args: &RunArgs, root: &Path) -> ExitCode {
             ExitCode::from(code)
         }
         Err(e) => fail(e),
+    }
+}
+
+fn push_summary(pushed: &registry::Pushed) -> String {
+    format!(
+        "{} ({} blob(s) uploaded, {} bytes; {} already there; {} mounted)",
+        pushed.digest, pushed.uploaded.0, pushed.uploaded.1, pushed.present, pushed.mounted
+    )
+}
+
+fn pull(args: &PullArgs, root: &Path, registry: &Registry) -> ExitCode {
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => return error(format!("cannot open kiln's store: {e}")),
+    };
+    let platforms = vec![args.platform.clone().unwrap_or_else(platform::default_target)];
+    let report = |line: &str| eprintln!("{line}");
+    match registry.pull(&store, &args.image, &platforms, &report) {
+        Ok(pulled) => {
+            let platform = pulled.platform.map(|p| format!(" ({p})")).unwrap_or_default();
+            eprintln!(
+                "pulled {}{platform}: {} blob(s) downloaded, {} bytes",
+                pulled.name, pulled.downloaded.0, pulled.downloaded.1
+            );
+            say!("{}", pulled.manifest.digest());
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
+    }
+}
+
+fn push(args: &PushArgs, root: &Path, registry: &Registry) -> ExitCode {
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => return error(format!("cannot open kiln's store: {e}")),
+    };
+    let found = match find_image(&store, &args.image) {
+        Ok(f) => f,
+        Err(e) => return error(e),
+    };
+    let by_id = !found.names.contains(&image::normalize_name(&args.image));
+    let destination = match &args.destination {
+        Some(d) => d.clone(),
+        None if !by_id => args.image.clone(),
+        None => {
+            return usage(format!(
+                "{} is an image ID: give a destination, e.g. kiln push {} REGISTRY/NAME:TAG",
+                args.image, args.image
+            ));
+        }
+    };
+    let report = |line: &str| eprintln!("{line}");
+    match registry.push(&store, &found.manifest, &destination, &report) {
+        Ok(pushed) => {
+            eprintln!("pushed {}: {}", pushed.reference, push_summary(&pushed));
+            say!("{}", pushed.digest);
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
+    }
+}
+
+fn read_password(args: &LoginArgs) -> Result<String, String> {
+    if args.password_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if let Some(p) = &args.password {
+        return Ok(p.clone());
+    }
+    Err("give the password with --password-stdin (or -p); kiln does not prompt for it".into())
+}
+
+fn login(args: &LoginArgs, registry: &Registry) -> ExitCode {
+    let server = args.server.clone().unwrap_or_else(|| "docker.io".into());
+    let Some(user) = &args.username else {
+        return usage("give the user name with -u USER (kiln does not prompt for it)");
+    };
+    let password = match read_password(args) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    if args.password.is_some() {
+        eprintln!("warning: a password on the command line can be seen by other users; prefer --password-stdin");
+    }
+    match registry.login(&server, user, &password) {
+        Ok(path) => {
+            eprintln!("credentials saved in {}", path.display());
+            say!("Login Succeeded");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
+    }
+}
+
+fn logout(args: &LogoutArgs) -> ExitCode {
+    let server = args.server.clone().unwrap_or_else(|| "docker.io".into());
+    let path = registry::auth::config_path();
+    match registry::auth::remove(&path, &server) {
+        Ok(true) => {
+            say!("Removing login credentials for {server}");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("not logged in to {server}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
     }
 }
 

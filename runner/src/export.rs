@@ -27,6 +27,9 @@ pub enum Output {
     Docker(PathBuf),
     /// `type=local,dest=DIR`: the final filesystem as files.
     Local(PathBuf),
+    /// `type=registry[,name=REF]` (or `type=image,push=true`): push to a registry, under
+    /// `name` (comma-free; repeat the output for several) or else every `-t` name.
+    Registry(Vec<String>),
 }
 
 /// Parse `-o` the way `docker build` does: `type=...,dest=...`, or a bare path for `local`.
@@ -36,14 +39,36 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
     }
     let mut kind = None;
     let mut dest = None;
+    let mut names = Vec::new();
+    let mut push = false;
     for field in text.split(',') {
         let (key, value) =
             field.split_once('=').ok_or_else(|| format!("invalid output field {field:?} in {text:?}"))?;
         match key.trim() {
             "type" => kind = Some(value.trim().to_string()),
             "dest" => dest = Some(PathBuf::from(value.trim())),
-            other => return Err(format!("unknown output option {other:?} in {text:?} (kiln knows type= and dest=)")),
+            "name" => names.push(value.trim().to_string()),
+            "push" => {
+                push = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("push={other:?} in {text:?}: use push=true or push=false")),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown output option {other:?} in {text:?} (kiln knows type=, dest=, name= and push=)"
+                ));
+            }
         }
+    }
+    match kind.as_deref() {
+        Some("registry") => return Ok(Output::Registry(names)),
+        Some("image") if push => return Ok(Output::Registry(names)),
+        Some("image") => {
+            return Err(format!("output {text:?}: images are always stored; add push=true to push them"));
+        }
+        _ => {}
     }
     let dest = dest.ok_or_else(|| format!("output {text:?} needs dest=PATH"))?;
     match kind.as_deref() {
@@ -51,7 +76,7 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
         Some("oci-archive") => Ok(Output::OciArchive(dest)),
         Some("docker") => Ok(Output::Docker(dest)),
         Some("local") | None => Ok(Output::Local(dest)),
-        Some(other) => Err(format!("unknown output type {other:?}: use oci, oci-archive, docker or local")),
+        Some(other) => Err(format!("unknown output type {other:?}: use oci, oci-archive, docker, local or registry")),
     }
 }
 
@@ -298,6 +323,10 @@ pub fn write(
             write_archive(store, manifest, names, dest, false).map(|_| None).map_err(fail(dest))
         }
         Output::Docker(dest) => write_archive(store, manifest, names, dest, true).map(|_| None).map_err(fail(dest)),
+        Output::Registry(_) => Err(ExportError {
+            dest: "registry".into(),
+            detail: "internal: registry outputs are pushed by the caller".into(),
+        }),
         Output::Local(dest) => {
             let skipped = write_local(tree, dest).map_err(fail(dest))?;
             Ok((skipped > 0).then(|| {
@@ -316,7 +345,10 @@ mod tests {
         assert_eq!(parse_output("type=oci,dest=out").unwrap(), Output::Oci("out".into()));
         assert_eq!(parse_output("type=docker,dest=a.tar").unwrap(), Output::Docker("a.tar".into()));
         assert_eq!(parse_output("dir").unwrap(), Output::Local("dir".into()));
-        assert!(parse_output("type=registry,dest=x").is_err());
+        assert_eq!(parse_output("type=registry").unwrap(), Output::Registry(vec![]));
+        assert_eq!(parse_output("type=image,name=r/a:1,push=true").unwrap(), Output::Registry(vec!["r/a:1".into()]));
+        assert!(parse_output("type=image,name=r/a:1").is_err());
+        assert!(parse_output("type=nope,dest=x").is_err());
         assert!(parse_output("type=oci").is_err());
         assert_eq!(tag_of("a/b:1.0"), "1.0");
         assert_eq!(tag_of("localhost:5000/a"), "latest");

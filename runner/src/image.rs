@@ -298,21 +298,40 @@ fn digest_of(reference: &str, d: &Descriptor) -> Result<Digest, ImageError> {
     store::descriptor_digest(d).map_err(|e| malformed(reference, e.to_string()))
 }
 
-/// Pick a manifest from an index for `platform` (`os/arch[/variant]`).
-fn pick_platform<'a>(index: &'a ImageIndex, platform: &str) -> Option<&'a Descriptor> {
-    let mut wanted = platform.split('/');
-    let (os, arch, variant) = (wanted.next(), wanted.next(), wanted.next());
-    index.manifests().iter().find(|d| {
-        d.platform().as_ref().is_some_and(|p| {
-            Some(p.os().to_string().as_str()) == os
-                && Some(p.architecture().to_string().as_str()) == arch
-                && (variant.is_none() || p.variant().as_deref() == variant)
-        })
-    })
+/// `os/arch[/variant]` of an index entry.
+pub fn platform_of(d: &Descriptor) -> Option<String> {
+    let p = d.platform().as_ref()?;
+    let mut text = format!("{}/{}", p.os(), p.architecture());
+    if let Some(v) = p.variant() {
+        text.push('/');
+        text.push_str(v);
+    }
+    Some(text)
 }
 
-/// Load an image for `platform`.
-pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImage, ImageError> {
+/// Whether a media type names an index (OCI's, or Docker's manifest list).
+pub fn is_index(media_type: &MediaType) -> bool {
+    match media_type {
+        MediaType::ImageIndex => true,
+        MediaType::Other(t) => t == "application/vnd.docker.distribution.manifest.list.v2+json",
+        _ => false,
+    }
+}
+
+/// Pick a manifest from an index: the first platform of `wanted` (`os/arch[/variant]`,
+/// most wanted first; an `os/arch` matches any variant) that it offers, else its only entry.
+pub fn pick_platform<'a>(index: &'a ImageIndex, wanted: &[String]) -> Option<&'a Descriptor> {
+    let matches = |d: &Descriptor, w: &str| {
+        platform_of(d).is_some_and(|p| p == w || (w.matches('/').count() == 1 && p.starts_with(&format!("{w}/"))))
+    };
+    wanted
+        .iter()
+        .find_map(|w| index.manifests().iter().find(|d| matches(d, w)))
+        .or_else(|| (index.manifests().len() == 1).then(|| &index.manifests()[0]))
+}
+
+/// Load an image, picking the first of `platforms` an index offers.
+pub fn load(store: &Store, reference: &str, platforms: &[String]) -> Result<LoadedImage, ImageError> {
     match parse_ref(reference) {
         ImageRef::Store(name) => {
             let descriptor = find_in_store(store, &name)?.ok_or_else(|| ImageError::NotFound {
@@ -321,7 +340,7 @@ pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImag
                     "no image tagged {name} in kiln's store (kiln does not pull from registries yet; build or import it first)"
                 ),
             })?;
-            load_from_store(store, reference, &descriptor, platform)
+            load_from_store(store, reference, &descriptor, platforms)
         }
         ImageRef::Layout { dir, tag } => {
             let index_path = dir.join("index.json");
@@ -351,7 +370,7 @@ pub fn load(store: &Store, reference: &str, platform: &str) -> Result<LoadedImag
                 }
             })?;
             let read = |digest: &Digest| layout_blob(&dir, digest, reference);
-            resolve_descriptor(reference, &descriptor, platform, &read, Some(dir.clone()))
+            resolve_descriptor(reference, &descriptor, platforms, &read, Some(dir.clone()))
         }
     }
 }
@@ -363,10 +382,10 @@ pub fn load_from_store(
     store: &Store,
     reference: &str,
     descriptor: &Descriptor,
-    platform: &str,
+    platforms: &[String],
 ) -> Result<LoadedImage, ImageError> {
     let read = |digest: &Digest| store.read_blob(digest).map_err(ImageError::from);
-    resolve_descriptor(reference, descriptor, platform, &read, None)
+    resolve_descriptor(reference, descriptor, platforms, &read, None)
 }
 
 /// Look a name up in the store, trying Docker Hub's spellings too.
@@ -385,25 +404,42 @@ type BlobReader<'a> = dyn Fn(&Digest) -> Result<Vec<u8>, ImageError> + 'a;
 fn resolve_descriptor(
     reference: &str,
     descriptor: &Descriptor,
-    platform: &str,
+    platforms: &[String],
     read: &BlobReader<'_>,
     layout: Option<PathBuf>,
 ) -> Result<LoadedImage, ImageError> {
     let mut descriptor = descriptor.clone();
+    let mut from_index = false;
     for _ in 0..4 {
         let digest = digest_of(reference, &descriptor)?;
-        let bytes = read(&digest)?;
+        let bytes = match read(&digest) {
+            Err(ImageError::Store(StoreError::Io { source, .. }))
+                if from_index && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                // A pulled index keeps only the platforms pulled so far.
+                return Err(ImageError::NotFound {
+                    reference: reference.to_string(),
+                    detail: format!("the store has its index but not its image for {}", platforms.join(" or ")),
+                });
+            }
+            other => other?,
+        };
         match descriptor.media_type() {
-            MediaType::ImageIndex => {
+            media if is_index(media) => {
                 let index: ImageIndex =
                     serde_json::from_slice(&bytes).map_err(|e| malformed(reference, format!("index {digest}: {e}")))?;
-                descriptor = pick_platform(&index, platform)
-                    .or_else(|| (index.manifests().len() == 1).then(|| &index.manifests()[0]))
-                    .cloned()
-                    .ok_or_else(|| ImageError::NotFound {
+                descriptor = pick_platform(&index, platforms).cloned().ok_or_else(|| {
+                    let offered: Vec<String> = index.manifests().iter().filter_map(platform_of).collect();
+                    ImageError::NotFound {
                         reference: reference.to_string(),
-                        detail: format!("it has no manifest for platform {platform}"),
-                    })?;
+                        detail: format!(
+                            "it has no image for {} (it offers {}); choose one with --platform",
+                            platforms.join(" or "),
+                            offered.join(", ")
+                        ),
+                    }
+                })?;
+                from_index = true;
             }
             _ => {
                 let manifest: ImageManifest = serde_json::from_slice(&bytes)

@@ -26,6 +26,7 @@ pub mod image;
 pub mod layer;
 pub mod platform;
 pub mod progress;
+pub mod registry;
 pub mod rootfs;
 pub mod run;
 pub mod sandbox;

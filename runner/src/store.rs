@@ -6,6 +6,8 @@
 //! <root>/blobs/sha256/<hex>  content-addressed blobs shared by every image
 //! <root>/tmp/                half-written files; anything here may be deleted
 //! <root>/compiled/           compiled WebAssembly (see `frontend::cache`)
+//! <root>/cache/              build-step results (see `cache`)
+//! <root>/sources/<hex>       registry repositories known to hold a blob (see `registry::sources`)
 //! <root>/lock                flock(2) target serialising index updates
 //! ```
 //!
@@ -26,6 +28,11 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
+
+/// Docker's media types for a manifest and a manifest list (OCI's are in `MediaType`).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// See [`DOCKER_MANIFEST`].
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The annotation naming a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -379,18 +386,21 @@ impl Store {
             if !reachable.insert(digest.hex().to_string()) {
                 continue;
             }
+            // A pulled index keeps only the platforms pulled: its other entries are absent.
+            if !self.has_blob(&digest) {
+                continue;
+            }
             match descriptor.media_type() {
-                MediaType::ImageManifest => {
-                    let manifest: ImageManifest = self.read_json(&digest)?;
-                    reachable.insert(descriptor_digest(manifest.config())?.hex().to_string());
-                    for layer in manifest.layers() {
-                        reachable.insert(descriptor_digest(layer)?.hex().to_string());
-                    }
-                }
                 MediaType::ImageIndex => {
                     let index: ImageIndex = self.read_json(&digest)?;
                     pending.extend(index.manifests().iter().cloned());
                 }
+                MediaType::Other(t) if t == DOCKER_MANIFEST_LIST => {
+                    let index: ImageIndex = self.read_json(&digest)?;
+                    pending.extend(index.manifests().iter().cloned());
+                }
+                MediaType::ImageManifest => self.reach_manifest(&digest, &mut reachable)?,
+                MediaType::Other(t) if t == DOCKER_MANIFEST => self.reach_manifest(&digest, &mut reachable)?,
                 _ => {}
             }
         }
@@ -411,9 +421,21 @@ impl Store {
             if fs::remove_file(entry.path()).is_ok() {
                 report.blobs += 1;
                 report.bytes += size;
+                // What registries were known to hold it (see `registry::sources`).
+                let _ = fs::remove_file(self.root.join("sources").join(&name));
             }
         }
         Ok(report)
+    }
+
+    /// Mark a manifest's config and layers reachable.
+    fn reach_manifest(&self, digest: &Digest, reachable: &mut HashSet<String>) -> Result<()> {
+        let manifest: ImageManifest = self.read_json(digest)?;
+        reachable.insert(descriptor_digest(manifest.config())?.hex().to_string());
+        for layer in manifest.layers() {
+            reachable.insert(descriptor_digest(layer)?.hex().to_string());
+        }
+        Ok(())
     }
 
     /// When the oldest build still running (its scratch directory locked) started.

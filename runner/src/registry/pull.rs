@@ -1,0 +1,339 @@
+//! Pulling: a reference's manifest (picked from an index by platform), its config and
+//! layers, each verified against its digest as it streams into the store, then a tag.
+
+use std::io::Write as _;
+
+use futures_util::StreamExt as _;
+use oci_client::manifest::OciDescriptor;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use serde_json::Value;
+
+use super::{Registry, RegistryError, auth, sources};
+use crate::image::{self, pick_platform as pick, platform_of};
+use crate::store::{self, Digest, Store, StoreError};
+
+/// Manifest media types kiln reads.
+const ACCEPTED: [&str; 4] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// How many blobs download at once.
+const PARALLEL_DOWNLOADS: usize = 3;
+
+/// An image now in the store.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The tag it got (`docker.io/library/alpine:latest`).
+    pub name: String,
+    /// What the tag names: the index the registry sent, or the manifest when it sent one.
+    /// An index is kept whole, so another platform can be pulled into it later; the store
+    /// then holds only the platforms pulled.
+    pub tagged: Descriptor,
+    /// The platform's manifest.
+    pub manifest: Descriptor,
+    /// The platform picked from an index, if the reference named one.
+    pub platform: Option<String>,
+    /// Blobs downloaded, and their bytes (blobs already in the store are not).
+    pub downloaded: (usize, u64),
+}
+
+/// The media type a manifest document declares, else what its shape says.
+pub(super) fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(bytes).ok()?;
+    if let Some(t) = doc.get("mediaType").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    if doc.get("manifests").is_some() {
+        Some(MediaType::ImageIndex.to_string())
+    } else if doc.get("config").is_some() {
+        Some(MediaType::ImageManifest.to_string())
+    } else {
+        None
+    }
+}
+
+fn is_index(media_type: &str) -> bool {
+    image::is_index(&media_type_of(media_type))
+}
+
+pub(super) fn media_type_of(text: &str) -> MediaType {
+    match text {
+        "application/vnd.oci.image.manifest.v1+json" => MediaType::ImageManifest,
+        "application/vnd.oci.image.index.v1+json" => MediaType::ImageIndex,
+        other => MediaType::Other(other.to_string()),
+    }
+}
+
+impl Registry {
+    /// Pull `reference` into the store and tag it with its full name. From an index, the
+    /// first of `platforms` it offers is taken. `report` hears one line per event.
+    ///
+    /// # Errors
+    ///
+    /// The reference is invalid; the registry cannot be reached, refuses access, or has no
+    /// such image or platform; content does not match its digest; the store fails. Nothing
+    /// is tagged then, and no blob that failed its check is kept.
+    pub fn pull(
+        &self,
+        store: &Store,
+        reference: &str,
+        platforms: &[String],
+        report: &(dyn Fn(&str) + Sync),
+    ) -> Result<Pulled, RegistryError> {
+        let parsed = super::parse_reference(reference)?;
+        let inner = self.inner()?;
+        let credentials = self.credentials(&parsed)?;
+        let explain = |e| self.explain(&parsed, &credentials, e);
+        let whole = parsed.whole();
+        let mismatch = |what: String, expected: &str, actual: &Digest| RegistryError::DigestMismatch {
+            reference: whole.clone(),
+            what,
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        };
+        let unsupported = |detail: String| RegistryError::Unsupported { reference: whole.clone(), detail };
+
+        inner.runtime.block_on(async {
+            let client = &inner.client;
+            let (mut bytes, mut digest) =
+                client.pull_manifest_raw(&parsed, &credentials.auth, &ACCEPTED).await.map_err(explain)?;
+            let mut picked_platform = None;
+            let mut index_doc: Option<(Vec<u8>, Digest, String)> = None;
+            let mut target = parsed.clone();
+            for _ in 0..2 {
+                let actual = Digest::of(&bytes);
+                if actual.as_str() != digest {
+                    return Err(mismatch("the manifest".into(), &digest, &actual));
+                }
+                if let Some(wanted) = parsed.digest().filter(|_| target.digest() == parsed.digest())
+                    && wanted != actual.as_str()
+                {
+                    return Err(mismatch("the manifest".into(), wanted, &actual));
+                }
+                let media = declared_media_type(&bytes).ok_or_else(|| {
+                    unsupported(
+                        "the registry sent a manifest kiln cannot read (no mediaType, config or manifests)".into(),
+                    )
+                })?;
+                if !is_index(&media) {
+                    break;
+                }
+                let index: ImageIndex =
+                    serde_json::from_slice(&bytes).map_err(|e| unsupported(format!("its index is malformed: {e}")))?;
+                let entry = pick(&index, platforms).ok_or_else(|| {
+                    let offered: Vec<String> = index.manifests().iter().filter_map(platform_of).collect();
+                    unsupported(format!(
+                        "it has no image for {} (it offers {}); choose one with --platform",
+                        platforms.join(" or "),
+                        offered.join(", ")
+                    ))
+                })?;
+                picked_platform = platform_of(entry);
+                target = parsed.clone_with_digest(entry.digest().to_string());
+                let child = entry.digest().to_string();
+                let (child_bytes, child_digest) =
+                    client.pull_manifest_raw(&target, &credentials.auth, &ACCEPTED).await.map_err(explain)?;
+                if child_digest != child {
+                    return Err(mismatch("the platform's manifest".into(), &child, &Digest::of(&child_bytes)));
+                }
+                index_doc = Some((bytes.to_vec(), actual, media.clone()));
+                (bytes, digest) = (child_bytes, child_digest);
+            }
+            let media = declared_media_type(&bytes).unwrap_or_default();
+            if is_index(&media) {
+                return Err(unsupported("its index names another index; kiln follows one level".into()));
+            }
+            let version = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["schemaVersion"].as_i64());
+            if version != Some(2) {
+                return Err(unsupported(
+                    "it uses Docker's schema 1 manifest, which kiln does not read; re-push it with a current tool"
+                        .into(),
+                ));
+            }
+            let manifest: ImageManifest =
+                serde_json::from_slice(&bytes).map_err(|e| unsupported(format!("its manifest is malformed: {e}")))?;
+
+            // Config and layers, verified as they stream into the store.
+            let mut wanted: Vec<&Descriptor> = vec![manifest.config()];
+            wanted.extend(manifest.layers().iter());
+            let mut missing = Vec::new();
+            for d in &wanted {
+                let digest = Digest::parse(d.digest().as_ref())
+                    .map_err(|_| unsupported(format!("it names a blob by {}, which kiln cannot check", d.digest())))?;
+                if !store.has_blob(&digest) {
+                    missing.push(((*d).clone(), digest));
+                }
+            }
+            let results: Vec<Result<u64, RegistryError>> = futures_util::stream::iter(missing.iter())
+                .map(|(d, digest)| {
+                    let target = &target;
+                    let explain = &explain;
+                    let mismatch = &mismatch;
+                    async move {
+                        let descriptor = OciDescriptor {
+                            media_type: d.media_type().to_string(),
+                            digest: digest.to_string(),
+                            size: d.size() as i64,
+                            ..OciDescriptor::default()
+                        };
+                        let mut stream = client.pull_blob_stream(target, &descriptor).await.map_err(explain)?;
+                        let mut writer = store.blob_writer()?;
+                        let tmp = store.tmp_dir();
+                        while let Some(chunk) = stream.next().await {
+                            // A digest failure shows up here, as the stream ends.
+                            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
+                                registry: target.registry().to_string(),
+                                detail: format!("downloading {digest}: {e}"),
+                            })?;
+                            writer.write_all(&chunk).map_err(|source| StoreError::Io {
+                                action: "write",
+                                path: tmp.clone(),
+                                source,
+                            })?;
+                        }
+                        let (_, size) = writer.commit_checked(Some(digest)).map_err(|e| match e {
+                            StoreError::DigestMismatch { actual, .. } => mismatch(
+                                format!("blob {digest}"),
+                                digest.as_str(),
+                                &Digest::parse(&actual).unwrap_or_else(|_| Digest::of(b"")),
+                            ),
+                            other => other.into(),
+                        })?;
+                        report(&format!("{digest}: downloaded {}", human(size)));
+                        Ok(size)
+                    }
+                })
+                .buffer_unordered(PARALLEL_DOWNLOADS)
+                .collect()
+                .await;
+            let mut downloaded = (0usize, 0u64);
+            for r in results {
+                downloaded.0 += 1;
+                downloaded.1 += r?;
+            }
+
+            // The manifest last: only a complete image is ever tagged.
+            let manifest_digest = Digest::parse(&digest).map_err(|e| unsupported(e.to_string()))?;
+            store.import_blob(&manifest_digest, &mut &bytes[..])?;
+            let descriptor = store::descriptor(media_type_of(&media), &manifest_digest, bytes.len() as u64);
+            let mut all: Vec<Digest> = missing.into_iter().map(|(_, d)| d).collect();
+            all.push(manifest_digest);
+            let tagged = match index_doc {
+                Some((index_bytes, index_digest, index_media)) => {
+                    store.import_blob(&index_digest, &mut &index_bytes[..])?;
+                    all.push(index_digest.clone());
+                    store::descriptor(media_type_of(&index_media), &index_digest, index_bytes.len() as u64)
+                }
+                None => descriptor.clone(),
+            };
+            let name = whole.clone();
+            store.tag(std::slice::from_ref(&name), &tagged)?;
+            sources::record(store, &all, &format!("{}/{}", parsed.registry(), parsed.repository()));
+            Ok(Pulled { name, tagged, manifest: descriptor, platform: picked_platform, downloaded })
+        })
+    }
+
+    /// Check `user`/`password` against `registry` the way `docker login` does (the
+    /// registry's `/v2/` endpoint, through its token service if it has one), then save
+    /// them in Docker's client configuration.
+    ///
+    /// # Errors
+    ///
+    /// The registry cannot be reached or refuses the credentials; the file cannot be written.
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<std::path::PathBuf, RegistryError> {
+        let parsed = super::parse_reference(&format!("{registry}/kiln-login-check"))?;
+        let inner = self.inner()?;
+        let host = parsed.resolve_registry().to_string();
+        let scheme = if self.is_insecure(parsed.registry()) { "http" } else { "https" };
+        let refused = |detail: String| RegistryError::Unauthorized {
+            reference: format!("login to {registry}"),
+            registry: registry.to_string(),
+            detail,
+            advice: "check the user name and password".into(),
+        };
+        inner.runtime.block_on(async {
+            let http = reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(20))
+                .build()
+                .map_err(|e| RegistryError::Unreachable { registry: registry.into(), detail: e.to_string() })?;
+            let url = format!("{scheme}://{host}/v2/");
+            let transport = |e: reqwest::Error| self.transport(&parsed, &e);
+            let first = http.get(&url).send().await.map_err(transport)?;
+            if first.status().is_success() {
+                return Ok(());
+            }
+            let challenge =
+                first.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let answer = if let Some(params) = challenge.strip_prefix("Bearer ") {
+                let param = |name: &str| {
+                    params.split(',').find_map(|p| {
+                        let (k, v) = p.trim().split_once('=')?;
+                        (k == name).then(|| v.trim_matches('"').to_string())
+                    })
+                };
+                let realm =
+                    param("realm").ok_or_else(|| refused(format!("its challenge has no realm: {challenge}")))?;
+                let mut query = vec![("account", user.to_string())];
+                if let Some(service) = param("service") {
+                    query.push(("service", service));
+                }
+                http.get(&realm).query(&query).basic_auth(user, Some(password)).send().await.map_err(transport)?
+            } else {
+                http.get(&url).basic_auth(user, Some(password)).send().await.map_err(transport)?
+            };
+            if answer.status().is_success() { Ok(()) } else { Err(refused(format!("HTTP {}", answer.status()))) }
+        })?;
+        let path = auth::config_path();
+        auth::save(&path, parsed.registry(), user, password)?;
+        Ok(path)
+    }
+}
+
+/// A byte count for people.
+pub(super) fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_picked_in_order_of_preference() {
+        let index: ImageIndex = serde_json::from_str(
+            r#"{"schemaVersion":2,"manifests":[
+              {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+              {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":1,"platform":{"os":"linux","architecture":"amd64"}},
+              {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1,"platform":{"os":"wasip1","architecture":"wasm"}}]}"#,
+        )
+        .unwrap();
+        let got = |w: &[&str]| {
+            let w: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+            pick(&index, &w).map(|d| d.digest().to_string()[7..8].to_string())
+        };
+        assert_eq!(got(&["wasip2/wasm", "wasip1/wasm", "linux/amd64"]).as_deref(), Some("3"));
+        assert_eq!(got(&["linux/amd64"]).as_deref(), Some("2"));
+        assert_eq!(got(&["linux/arm64"]).as_deref(), Some("1"), "a variant is matched by os/arch");
+        assert_eq!(got(&["linux/riscv64"]), None);
+    }
+
+    #[test]
+    fn media_types_are_read_from_the_document() {
+        const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+        assert_eq!(
+            declared_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(declared_media_type(format!(r#"{{"mediaType":"{DOCKER_LIST}"}}"#).as_bytes()).unwrap(), DOCKER_LIST);
+        assert!(is_index(DOCKER_LIST));
+        assert_eq!(human(1536), "1.5 KiB");
+    }
+}
