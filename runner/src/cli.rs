@@ -201,7 +201,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
 
-    /// Also write the result as type=oci|oci-archive|docker|local,dest=PATH, or push it with
+    /// Also write the result as type=oci|oci-archive|docker|local,dest=PATH, its WebAssembly
+    /// program as a Wasm OCI artifact with type=wasm,dest=DIR, or push it with
     /// type=registry[,name=REF]
     #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
     pub outputs: Vec<String>,
@@ -691,6 +692,7 @@ fn describe(output: &export::Output) -> String {
         export::Output::OciArchive(p) => format!("OCI archive {}", p.display()),
         export::Output::Docker(p) => format!("docker archive {}", p.display()),
         export::Output::Local(p) => format!("directory {}", p.display()),
+        export::Output::Wasm(p) => format!("Wasm OCI artifact {}", p.display()),
         export::Output::Registry(names) => format!("registry {}", names.join(", ")),
     }
 }
@@ -740,7 +742,18 @@ fn manifest_and_config(
     store: &Store,
     d: &oci_spec::image::Descriptor,
 ) -> Result<(oci_spec::image::ImageManifest, store::Digest), String> {
-    let digest = store::descriptor_digest(d).map_err(|e| e.to_string())?;
+    let mut digest = store::descriptor_digest(d).map_err(|e| e.to_string())?;
+    if image::is_index(d.media_type()) {
+        // A pulled index: the host's platform if the store has it, else any it has.
+        let index: oci_spec::image::ImageIndex = store.read_json(&digest).map_err(|e| e.to_string())?;
+        let present =
+            |c: &&oci_spec::image::Descriptor| store::descriptor_digest(c).is_ok_and(|digest| store.has_blob(&digest));
+        let child = image::pick_platform(&index, &[platform::default_target()])
+            .filter(present)
+            .or_else(|| index.manifests().iter().find(present))
+            .ok_or_else(|| format!("the store holds no image of the index {digest}"))?;
+        digest = store::descriptor_digest(child).map_err(|e| e.to_string())?;
+    }
     let manifest = store.manifest(&digest).map_err(|e| e.to_string())?;
     let config = store::descriptor_digest(manifest.config()).map_err(|e| e.to_string())?;
     Ok((manifest, config))

@@ -215,10 +215,22 @@ pub fn check_store(root: &Path) {
     }
     for d in index["manifests"].as_array().unwrap() {
         let digest = d["digest"].as_str().unwrap();
-        let manifest: Value = serde_json::from_slice(&blob(root, digest)).unwrap();
-        blob(root, manifest["config"]["digest"].as_str().unwrap());
-        for l in manifest["layers"].as_array().unwrap() {
-            blob(root, l["digest"].as_str().unwrap());
+        let document: Value = serde_json::from_slice(&blob(root, digest)).unwrap();
+        // A pulled index keeps only the platforms pulled; at least one must be complete.
+        let manifests: Vec<Value> = match document["manifests"].as_array() {
+            Some(children) => children
+                .iter()
+                .filter_map(|c| std::fs::read(root.join("blobs").join(c["digest"].as_str()?.replace(':', "/"))).ok())
+                .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+                .collect(),
+            None => vec![document],
+        };
+        assert!(!manifests.is_empty(), "the index {digest} has at least one platform in the store");
+        for manifest in manifests {
+            blob(root, manifest["config"]["digest"].as_str().unwrap());
+            for l in manifest["layers"].as_array().unwrap() {
+                blob(root, l["digest"].as_str().unwrap());
+            }
         }
     }
 }

@@ -44,10 +44,16 @@ impl Sandbox {
         path
     }
 
-    /// `kiln` with this sandbox's store and nothing from the caller's kiln environment.
+    /// `kiln` with this sandbox's store and Docker client configuration, and nothing from
+    /// the caller's kiln environment.
     pub fn kiln(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        cmd.env("KILN_HOME", self.root()).env_remove("KILN_LOG").current_dir(self.dir.path());
+        // Registry credentials too: `kiln login` writes Docker's config there.
+        cmd.env("KILN_HOME", self.root())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("KILN_LOG")
+            .env_remove("KILN_INSECURE_REGISTRIES")
+            .current_dir(self.dir.path());
         cmd
     }
 }

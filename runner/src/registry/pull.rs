@@ -183,10 +183,24 @@ impl Registry {
                         let mut writer = store.blob_writer()?;
                         let tmp = store.tmp_dir();
                         while let Some(chunk) = stream.next().await {
-                            // A digest failure shows up here, as the stream ends.
-                            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                                registry: target.registry().to_string(),
-                                detail: format!("downloading {digest}: {e}"),
+                            // A digest failure shows up here, as the stream ends; the
+                            // blob writer is dropped with it, so nothing is kept.
+                            let chunk = chunk.map_err(|e| {
+                                use oci_client::errors::DigestError;
+                                match e.get_ref().and_then(|inner| inner.downcast_ref::<DigestError>()) {
+                                    Some(DigestError::VerificationError { actual, .. }) => {
+                                        RegistryError::DigestMismatch {
+                                            reference: target.whole(),
+                                            what: format!("blob {digest}"),
+                                            expected: digest.to_string(),
+                                            actual: actual.clone(),
+                                        }
+                                    }
+                                    _ => RegistryError::Unreachable {
+                                        registry: target.registry().to_string(),
+                                        detail: format!("the download of {digest} broke off: {e}"),
+                                    },
+                                }
                             })?;
                             writer.write_all(&chunk).map_err(|source| StoreError::Io {
                                 action: "write",
