@@ -8,6 +8,8 @@ mod kiln_run;
 mod oci;
 mod parallel;
 mod parse;
+mod peers;
+mod registry;
 mod run;
 mod sandbox;
 mod shell;
