@@ -342,7 +342,6 @@ fn programs_start_programs() {
 /// inside the stage's tree, and a RUN step that follows them stays inside it.
 #[test]
 fn a_hostile_base_image_cannot_reach_the_host() {
-    use sha2::Digest;
     let sb = Sandbox::new();
     let (p1, _) = run_guests();
     let guest = std::fs::read(p1).unwrap();
@@ -378,11 +377,40 @@ fn a_hostile_base_image_cannot_reach_the_host() {
         }
         b.finish().unwrap();
     }
+    let layout = sb.dir.path().join("hostile");
+    layout_with_layer(&layout, &tar_bytes, "evil");
+
+    sb.write(
+        "ctx/Dockerfile",
+        format!(
+            "FROM oci-layout://{}:evil\n\
+             RUN [\"guest\", \"cat\", \"/tmp/{marker}\", \";\", \"ls\", \"/hostroot\", \";\", \"write\", \"/climb/{marker}-written\", \"x\", \";\", \"ls\", \"/climb\"]\n",
+            layout.display()
+        ),
+    );
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "evil-child", "ctx"]));
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("dotdot!"), "the ../ entry was unpacked inside the rootfs: {log}");
+    assert!(!output_lines(&log).iter().any(|l| *l == "etc" || *l == "usr"), "a host directory was listed: {log}");
+    assert!(!std::env::temp_dir().join(&marker).exists(), "the layer wrote on the host");
+    assert!(!std::path::Path::new("/").join(format!("{marker}-written")).exists(), "the step wrote on the host");
+    let image = oci::read(&sb.root(), Some("evil-child:latest"));
+    assert!(
+        image.layers.last().unwrap().iter().any(|e| e.path == format!("{marker}-written")),
+        "the write stayed in the image"
+    );
+    check_store(&sb.root());
+}
+
+/// Write an OCI layout at `layout` holding one Linux image, tagged `tag`, whose only layer
+/// is `tar_bytes` (gzipped).
+fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
+    use sha2::Digest;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
     let layer = gz.finish().unwrap();
     let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
-    let layout = sb.dir.path().join("hostile");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let put = |bytes: &[u8]| {
         let h = hex(bytes);
@@ -408,29 +436,79 @@ fn a_hostile_base_image_cannot_reach_the_host() {
     std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{manifest_hex}"),
-        "size": manifest_bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "evil"}}]});
+        "size": manifest_bytes.len(), "annotations": {"org.opencontainers.image.ref.name": tag}}]});
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
 
+/// Layers that try to reach the host through hardlinks, or carry device nodes: a hardlink out
+/// of the root is refused with the layer and entry named; device nodes and FIFOs stay entries
+/// of the image (kiln never makes them on the host), and `-o local` skips them with a warning.
+#[test]
+fn hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host() {
+    let sb = Sandbox::new();
+    let layer = |entries: &dyn Fn(&mut tar::Builder<&mut Vec<u8>>)| {
+        let mut bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut bytes);
+            entries(&mut b);
+            b.finish().unwrap();
+        }
+        bytes
+    };
+    let header = |kind: EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    let linked_out = layer(&|b| {
+        let mut h = header(EntryType::Link);
+        let target = b"../../../../etc/passwd";
+        h.as_old_mut().linkname[..target.len()].copy_from_slice(target);
+        h.as_old_mut().name[..6].copy_from_slice(b"stolen");
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+    });
+    layout_with_layer(&sb.dir.path().join("linked"), &linked_out, "linked");
     sb.write(
         "ctx/Dockerfile",
-        format!(
-            "FROM oci-layout://{}:evil\n\
-             RUN [\"guest\", \"cat\", \"/tmp/{marker}\", \";\", \"ls\", \"/hostroot\", \";\", \"write\", \"/climb/{marker}-written\", \"x\", \";\", \"ls\", \"/climb\"]\n",
-            layout.display()
-        ),
+        format!("FROM oci-layout://{}:linked\nCOPY Dockerfile /\n", sb.dir.path().join("linked").display()),
     );
-    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "evil-child", "ctx"]));
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("dotdot!"), "the ../ entry was unpacked inside the rootfs: {log}");
-    assert!(!output_lines(&log).iter().any(|l| *l == "etc" || *l == "usr"), "a host directory was listed: {log}");
-    assert!(!std::env::temp_dir().join(&marker).exists(), "the layer wrote on the host");
-    assert!(!std::path::Path::new("/").join(format!("{marker}-written")).exists(), "the step wrote on the host");
-    let image = oci::read(&sb.root(), Some("evil-child:latest"));
-    assert!(
-        image.layers.last().unwrap().iter().any(|e| e.path == format!("{marker}-written")),
-        "the write stayed in the image"
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "linked", "ctx"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("stolen") && err.contains("hardlink to /etc/passwd which is not a file"), "{err}");
+    assert!(err.contains("nothing was tagged"), "{err}");
+
+    let devices = layer(&|b| {
+        let mut h = header(EntryType::Char);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "dev/null", &[][..]).unwrap();
+        let mut h = header(EntryType::Fifo);
+        b.append_data(&mut h, "run/fifo", &[][..]).unwrap();
+        let mut h = header(EntryType::Regular);
+        h.set_size(3);
+        b.append_data(&mut h, "etc/ok", &b"ok\n"[..]).unwrap();
+    });
+    layout_with_layer(&sb.dir.path().join("devices"), &devices, "devices");
+    sb.write(
+        "ctx/Dockerfile",
+        format!("FROM oci-layout://{}:devices\nCOPY Dockerfile /\n", sb.dir.path().join("devices").display()),
     );
+    let files = sb.dir.path().join("files");
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "devices", "-o"]).arg(&files).arg("ctx"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 device or FIFO entries"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(files.join("etc/ok")).unwrap(), "ok\n");
+    assert!(!files.join("dev/null").exists() && !files.join("run/fifo").exists());
+    let image = oci::read(&sb.root(), Some("devices:latest"));
+    let first = &image.layers[0];
+    assert!(first.iter().any(|e| e.path == "dev/null"), "the device node is kept in the image");
     check_store(&sb.root());
 }
 
