@@ -1,5 +1,6 @@
 //! Outputs of a build besides store tags: an OCI layout directory, an OCI archive, a
-//! `docker load` archive, and the final filesystem as plain files.
+//! `docker load` archive, the final filesystem as plain files, and the image's WebAssembly
+//! program as a Wasm OCI artifact (its content is [`crate::wasm_artifact`]'s).
 //!
 //! Each output is written beside its destination under a temporary name and renamed into
 //! place at the end, so a failed or interrupted build never leaves a half-written output
@@ -13,8 +14,10 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::{Dir, Permissions, PermissionsExt};
 use oci_spec::image::{Descriptor, ImageIndexBuilder, ImageManifest, MediaType};
 
+use crate::image::ImageConfig;
 use crate::rootfs::{self, Kind, Node, Tree};
 use crate::store::{self, Digest, Store};
+use crate::wasm_artifact;
 
 /// One `-o` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub enum Output {
     Docker(PathBuf),
     /// `type=local,dest=DIR`: the final filesystem as files.
     Local(PathBuf),
+    /// `type=wasm,dest=DIR`: the image's WebAssembly program as a one-component Wasm OCI
+    /// artifact, in an OCI layout directory.
+    Wasm(PathBuf),
     /// `type=registry[,name=REF]` (or `type=image,push=true`): push to a registry, under
     /// `name` (comma-free; repeat the output for several) or else every `-t` name.
     Registry(Vec<String>),
@@ -76,7 +82,10 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
         Some("oci-archive") => Ok(Output::OciArchive(dest)),
         Some("docker") => Ok(Output::Docker(dest)),
         Some("local") | None => Ok(Output::Local(dest)),
-        Some(other) => Err(format!("unknown output type {other:?}: use oci, oci-archive, docker, local or registry")),
+        Some("wasm") => Ok(Output::Wasm(dest)),
+        Some(other) => {
+            Err(format!("unknown output type {other:?}: use oci, oci-archive, docker, local, wasm or registry"))
+        }
     }
 }
 
@@ -137,6 +146,12 @@ fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Pa
         let to = blob_dir.join(digest.hex());
         fs::copy(store.blob_path(digest), &to).map_err(|e| format!("copy blob {digest}: {e}"))?;
     }
+    write_index(dir, manifest, names)?;
+    Ok(blobs)
+}
+
+/// Write `oci-layout` and an `index.json` listing `manifest` under each of `names` into `dir`.
+fn write_index(dir: &Path, manifest: &Descriptor, names: &[String]) -> Result<(), String> {
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| e.to_string())?;
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
@@ -145,8 +160,24 @@ fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Pa
         .build()
         .map_err(|e| e.to_string())?;
     let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
-    fs::write(dir.join("index.json"), bytes).map_err(|e| e.to_string())?;
-    Ok(blobs)
+    fs::write(dir.join("index.json"), bytes).map_err(|e| e.to_string())
+}
+
+/// Write the image's program as a Wasm OCI artifact: an OCI layout at `dest`, atomically.
+fn write_wasm(store: &Store, manifest: &Descriptor, names: &[String], tree: &Tree, dest: &Path) -> Result<(), String> {
+    let (parsed, _) = image_blobs(store, manifest)?;
+    let config_digest = store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?;
+    let config: ImageConfig = store.read_json(&config_digest).map_err(|e| e.to_string())?;
+    let artifact = wasm_artifact::package(&config, tree).map_err(|e| e.to_string())?;
+    let staging = sibling_tmp(dest)?;
+    let blob_dir = staging.path().join("blobs").join("sha256");
+    fs::create_dir_all(&blob_dir).map_err(|e| format!("create {}: {e}", blob_dir.display()))?;
+    for blob in &artifact.blobs {
+        fs::write(blob_dir.join(blob.digest.hex()), &blob.bytes)
+            .map_err(|e| format!("write blob {}: {e}", blob.digest))?;
+    }
+    write_index(staging.path(), &artifact.manifest, names)?;
+    replace_dir(staging, dest)
 }
 
 /// The directory `dest` is in.
@@ -327,6 +358,7 @@ pub fn write(
             dest: "registry".into(),
             detail: "internal: registry outputs are pushed by the caller".into(),
         }),
+        Output::Wasm(dest) => write_wasm(store, manifest, names, tree, dest).map(|_| None).map_err(fail(dest)),
         Output::Local(dest) => {
             let skipped = write_local(tree, dest).map_err(fail(dest))?;
             Ok((skipped > 0).then(|| {
@@ -350,6 +382,10 @@ mod tests {
         assert!(parse_output("type=image,name=r/a:1").is_err());
         assert!(parse_output("type=nope,dest=x").is_err());
         assert!(parse_output("type=oci").is_err());
+        assert_eq!(parse_output("type=wasm,dest=out").unwrap(), Output::Wasm("out".into()));
+        let no_dest = parse_output("type=wasm").unwrap_err();
+        assert!(no_dest.contains("needs dest=PATH"), "{no_dest}");
+        assert!(parse_output("type=nope,dest=x").unwrap_err().contains("wasm"));
         assert_eq!(tag_of("a/b:1.0"), "1.0");
         assert_eq!(tag_of("localhost:5000/a"), "latest");
     }

@@ -32,5 +32,6 @@ pub mod run;
 pub mod sandbox;
 pub mod store;
 pub mod verify;
+pub mod wasm_artifact;
 
 pub use kiln_ir as ir;

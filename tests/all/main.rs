@@ -14,3 +14,4 @@ mod run;
 mod sandbox;
 mod shell;
 mod support;
+mod wasm_artifact;

@@ -62,8 +62,8 @@ pub enum ProgramError {
     Empty,
 }
 
-/// The largest program kiln loads.
-const MAX_PROGRAM: u64 = 512 << 20;
+/// The largest program kiln loads (and exports as a Wasm artifact).
+pub(crate) const MAX_PROGRAM: u64 = 512 << 20;
 
 /// A program file found in the tree.
 pub struct Found {
@@ -173,7 +173,7 @@ fn kiln_shell() -> Found {
 }
 
 /// What a file's first bytes say it is.
-fn describe(bytes: &[u8]) -> &'static str {
+pub(crate) fn describe(bytes: &[u8]) -> &'static str {
     match bytes {
         [0x7f, b'E', b'L', b'F', ..] => "a Linux ELF executable",
         [b'M', b'Z', ..] => "a Windows executable",
