@@ -382,6 +382,8 @@ struct StoreImages {
     /// Where images missing from the store are pulled from (`kiln build`; `kiln parse`
     /// never reaches a registry).
     registry: Option<Arc<Registry>>,
+    /// Whether pulls are reported on stderr.
+    quiet: bool,
 }
 
 impl ImageResolver for StoreImages {
@@ -392,7 +394,11 @@ impl ImageResolver for StoreImages {
         let target = [platform.map_or_else(platform::default_target, str::to_string)];
         let loaded = match &self.registry {
             Some(registry) => {
-                let report = |line: &str| eprintln!("pulling {reference}: {line}");
+                let report = |line: &str| {
+                    if !self.quiet {
+                        eprintln!("pulling {reference}: {line}");
+                    }
+                };
                 registry.resolve(store, reference, &target, false, &report).map_err(|e| e.to_string())?
             }
             None => image::load(store, reference, &target).map_err(|e| e.to_string())?,
@@ -429,6 +435,7 @@ fn run_frontend(
     root: &Path,
     store: Option<Store>,
     registry: Option<Arc<Registry>>,
+    quiet: bool,
 ) -> Result<Parsed, ExitCode> {
     let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     let file_name = file.display().to_string();
@@ -479,7 +486,7 @@ fn run_frontend(
         },
     };
     let frontend = frontend.map_err(error)?;
-    match frontend.parse(&request, Arc::new(StoreImages { store, registry })) {
+    match frontend.parse(&request, Arc::new(StoreImages { store, registry, quiet })) {
         Err(e) => Err(error(e)),
         Ok(Err(diagnostics)) => {
             for d in &diagnostics {
@@ -501,7 +508,7 @@ fn run_frontend(
 fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
     // The store is optional for parsing: without one, base images are simply unknown.
     let store = Store::open(root).ok();
-    let parsed = match run_frontend(args, root, store, None) {
+    let parsed = match run_frontend(args, root, store, None, true) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -570,7 +577,13 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
     };
     store.clean_stale();
     let mode = if args.quiet { progress::Mode::Quiet } else { args.progress };
-    let parsed = match run_frontend(&args.parse, root, Some(store.clone()), Some(registry.clone())) {
+    let parsed = match run_frontend(
+        &args.parse,
+        root,
+        Some(store.clone()),
+        Some(registry.clone()),
+        mode == progress::Mode::Quiet,
+    ) {
         Ok(p) => p,
         Err(code) => return code,
     };

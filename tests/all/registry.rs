@@ -118,6 +118,14 @@ fn from_pulls_a_missing_base_and_uses_the_store_after() {
     let images = stdout(&run(sb.kiln().arg("images")));
     assert!(images.contains(&format!("{}/kiln/base", registry.addr)), "the base is tagged:\n{images}");
 
+    // COPY --from=<image> pulls too.
+    let other = Sandbox::new();
+    let files = other.dir.path().join("files");
+    let copy_from = format!("FROM scratch\nCOPY --from={base} /message.txt /from-image.txt\n");
+    let out = build(&other, &copy_from, &[&insecure, "-o", &files.display().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(files.join("from-image.txt")).unwrap(), "made by a WASI builder stage\n");
+
     // Once in the store, the registry is not needed.
     drop(registry);
     let out = build(&sb, &dockerfile, &[&insecure, "-t", "app:2"]);

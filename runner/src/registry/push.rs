@@ -62,11 +62,22 @@ impl Registry {
             if manifest.media_type() == &MediaType::ImageIndex || is_docker_list(manifest.media_type()) {
                 let index: ImageIndex = serde_json::from_slice(&bytes)
                     .map_err(|e| StoreError::Corrupt { path: store.blob_path(&top), detail: e.to_string() })?;
+                let total = index.manifests().len();
                 for child in index.manifests() {
                     let digest = store::descriptor_digest(child)?;
-                    if store.has_blob(&digest) {
-                        manifests.push((child.clone(), store.read_blob(&digest)?));
+                    if !store.has_blob(&digest) {
+                        let held = index.manifests().iter().filter(|c| {
+                            store::descriptor_digest(c).is_ok_and(|d| store.has_blob(&d))
+                        });
+                        return Err(RegistryError::Unsupported {
+                            reference: parsed.whole(),
+                            detail: format!(
+                                "the image is a multi-platform index of which kiln's store holds {} of {total} platforms (those pulled); push one platform's image by its ID (`kiln images`) instead",
+                                held.count()
+                            ),
+                        });
                     }
+                    manifests.push((child.clone(), store.read_blob(&digest)?));
                 }
             }
             manifests.push((manifest.clone(), bytes));
