@@ -408,7 +408,7 @@ fn a_hostile_base_image_cannot_reach_the_host() {
 fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
     use sha2::Digest;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+    std::io::Write::write_all(&mut gz, tar_bytes).unwrap();
     let layer = gz.finish().unwrap();
     let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
@@ -421,7 +421,7 @@ fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&tar_bytes))]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(tar_bytes))]},
     });
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_hex = put(&config_bytes);
