@@ -283,12 +283,13 @@ impl Registry {
                     detail: format!("HTTP {code} at {url}: {}", first_line(&message)),
                 },
             },
-            OciDistributionError::DigestError(e) => RegistryError::DigestMismatch {
-                reference: whole,
-                what: "content".into(),
-                expected: String::new(),
-                actual: e.to_string(),
-            },
+            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
+                expected,
+                actual,
+            }) => RegistryError::DigestMismatch { reference: whole, what: "the manifest".into(), expected, actual },
+            OciDistributionError::DigestError(e) => {
+                RegistryError::Protocol { reference: whole, registry, detail: format!("a digest it sent: {e}") }
+            }
             OciDistributionError::RequestError(e) => match e.status().map(|s| s.as_u16()) {
                 Some(401 | 403) => unauthorized(e.to_string()),
                 Some(404) => RegistryError::NotFound { reference: whole, detail: e.to_string() },
