@@ -1,13 +1,13 @@
-//! Builds the WebAssembly components kiln embeds: the Dockerfile frontend and kiln's
-//! sandboxed shell, both for `wasm32-wasip2`.
+//! Builds the WebAssembly components kiln embeds: the Dockerfile and Earthfile frontends and
+//! kiln's sandboxed shell, all for `wasm32-wasip2`.
 //!
 //! `cargo build` of the `kiln` crate alone must give a working binary, so this script runs
 //! nested `cargo build`s (profile `wasm-frontend`) in their own target directory
 //! (`<target>/wasm-frontends`, shared by all profiles, so a nested build never waits on the
 //! outer build's lock), then copies each component to `OUT_DIR` for `include_bytes!`.
 //!
-//! `KILN_DOCKERFILE_WASM=<path>` / `KILN_SH_WASM=<path>` skip a nested build and embed that
-//! file instead.
+//! `KILN_DOCKERFILE_WASM=<path>`, `KILN_EARTHFILE_WASM=<path>` and `KILN_SH_WASM=<path>` skip
+//! a nested build and embed that file instead.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,14 @@ const EMBEDDED: &[Embedded] = &[
         cargo_args: &["-p", "kiln-dockerfile", "--lib", "--features", "component"],
         built: "kiln_dockerfile.wasm",
         what: "the Dockerfile frontend",
+    },
+    Embedded {
+        out: "earthfile.wasm",
+        prebuilt_var: "KILN_EARTHFILE_WASM",
+        inputs: &["frontends/earthfile", "ir", "wit/kiln-build.wit"],
+        cargo_args: &["-p", "kiln-earthfile", "--lib", "--features", "component"],
+        built: "kiln_earthfile.wasm",
+        what: "the Earthfile frontend",
     },
     Embedded {
         out: "sh.wasm",

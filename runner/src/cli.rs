@@ -33,7 +33,7 @@ use crate::builder::{self, BuildInput};
 use crate::context::BuildContext;
 use crate::diagnostics;
 use crate::export;
-use crate::frontend::{Frontend, FrontendLimits};
+use crate::frontend::{Frontend, FrontendLimits, select};
 use crate::image::{self, ImageConfig};
 use crate::platform;
 use crate::progress::{self, Progress};
@@ -92,6 +92,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Forget the credentials for a registry
     Logout(LogoutArgs),
+    /// Manage frontend components published as images (Wasm OCI artifacts)
+    #[command(subcommand)]
+    Frontend(FrontendCommand),
     /// Run an image's command in the sandbox, on a throwaway copy of its filesystem
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
@@ -241,6 +244,32 @@ pub struct PushArgs {
     pub destination: Option<String>,
 }
 
+/// `kiln frontend ...`.
+#[derive(Debug, Subcommand)]
+pub enum FrontendCommand {
+    /// Put a frontend component into the store under a name
+    Add {
+        /// The component (.wasm)
+        file: PathBuf,
+        /// NAME[:TAG] to give it
+        name: String,
+    },
+    /// Publish a frontend component to a registry (and keep it in the store)
+    Push {
+        /// The component (.wasm)
+        file: PathBuf,
+        /// REGISTRY/REPOSITORY[:TAG]
+        reference: String,
+    },
+    /// Pull a frontend from a registry into the store
+    Pull {
+        /// REGISTRY/REPOSITORY[:TAG][@DIGEST]
+        reference: String,
+    },
+    /// List the frontends in the store
+    Ls,
+}
+
 /// `kiln login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -293,13 +322,15 @@ pub struct ParseArgs {
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     pub build_args: Vec<String>,
 
-    /// The stage to build [default: the last one]
+    /// The stage to build [default: the last one; for an Earthfile, +build]
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
 
-    /// A frontend component to use instead of the built-in Dockerfile frontend
-    #[arg(long, value_name = "PATH.wasm")]
-    pub frontend: Option<PathBuf>,
+    /// The frontend that parses the build file, instead of what its `# syntax=` line or its
+    /// name says: a built-in (dockerfile, earthfile), a PATH.wasm component, or an image
+    /// reference to a frontend pushed with `kiln frontend push`
+    #[arg(long, value_name = "REF")]
+    pub frontend: Option<String>,
 
     /// The platform to build for (os/arch[/variant]) [default: linux/<host arch>]
     #[arg(long, value_name = "PLATFORM")]
@@ -323,12 +354,13 @@ pub fn run(cli: Cli) -> ExitCode {
     let root = store_root(cli.root.as_deref());
     let registry = Arc::new(Registry::new(RegistryOptions { insecure: cli.insecure_registries.clone() }));
     match cli.command {
-        Command::Parse(args) => parse(&args, &root),
+        Command::Parse(args) => parse(&args, &root, &registry),
         Command::Build(args) => build(&args, &root, &registry),
         Command::Pull(args) => pull(&args, &root, &registry),
         Command::Push(args) => push(&args, &root, &registry),
         Command::Login(args) => login(&args, &registry),
         Command::Logout(args) => logout(&args),
+        Command::Frontend(command) => frontend_command(&command, &root, &registry),
         Command::Images => images(&root),
         Command::History(arg) => history(&arg.image, &root),
         Command::Inspect(arg) => inspect(&arg.image, &root),
@@ -435,6 +467,7 @@ fn run_frontend(
     root: &Path,
     store: Option<Store>,
     registry: Option<Arc<Registry>>,
+    pull_bases: bool,
     quiet: bool,
 ) -> Result<Parsed, ExitCode> {
     let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
@@ -474,19 +507,17 @@ fn run_frontend(
         ..FrontendLimits::default()
     };
     let cache = Some(root.join("compiled"));
-    let (frontend, frontend_digest) = match &args.frontend {
-        None => {
-            (Frontend::dockerfile(cache, limits), crate::frontend::sha256_hex(crate::frontend::DOCKERFILE_FRONTEND))
+    let (reference, reason) = select::choose(args.frontend.as_deref(), &request.contents, &file);
+    let fetched = select::fetch(&reference, store.as_ref(), registry.as_deref()).map_err(|e| match reason {
+        select::Reason::Directive(line) => {
+            error(format!("{file_name}:{line}: the # syntax= line names a frontend kiln cannot get: {e}"))
         }
-        Some(path) => match std::fs::read(path) {
-            Ok(wasm) => {
-                (Frontend::load(&wasm, &path.display().to_string(), cache, limits), crate::frontend::sha256_hex(&wasm))
-            }
-            Err(e) => return Err(error(format!("cannot read the frontend {}: {e}", path.display()))),
-        },
-    };
+        _ => error(e),
+    })?;
+    let frontend_digest = crate::frontend::sha256_hex(&fetched.wasm);
+    let frontend = Frontend::load(&fetched.wasm, &fetched.origin, cache, limits);
     let frontend = frontend.map_err(error)?;
-    match frontend.parse(&request, Arc::new(StoreImages { store, registry, quiet })) {
+    match frontend.parse(&request, Arc::new(StoreImages { store, registry: registry.filter(|_| pull_bases), quiet })) {
         Err(e) => Err(error(e)),
         Ok(Err(diagnostics)) => {
             for d in &diagnostics {
@@ -505,10 +536,11 @@ fn run_frontend(
     }
 }
 
-fn parse(args: &ParseArgs, root: &Path) -> ExitCode {
-    // The store is optional for parsing: without one, base images are simply unknown.
+fn parse(args: &ParseArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
+    // The store is optional for parsing: without one, base images are simply unknown. A
+    // frontend named by an image may be pulled; base images never are.
     let store = Store::open(root).ok();
-    let parsed = match run_frontend(args, root, store, None, true) {
+    let parsed = match run_frontend(args, root, store, Some(registry.clone()), false, true) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -582,6 +614,7 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         root,
         Some(store.clone()),
         Some(registry.clone()),
+        true,
         mode == progress::Mode::Quiet,
     ) {
         Ok(p) => p,
@@ -1135,6 +1168,63 @@ fn logout(args: &LogoutArgs) -> ExitCode {
         }
         Ok(false) => {
             eprintln!("not logged in to {server}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(e),
+    }
+}
+
+/// `kiln frontend add|push|pull|ls`.
+fn frontend_command(command: &FrontendCommand, root: &Path, registry: &Registry) -> ExitCode {
+    let store = match Store::open(root) {
+        Ok(s) => s,
+        Err(e) => return error(format!("cannot open kiln's store: {e}")),
+    };
+    // A component is checked to be a frontend before it is stored or published.
+    let checked = |file: &Path| -> Result<Vec<u8>, String> {
+        let wasm = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        Frontend::load(&wasm, &file.display().to_string(), Some(root.join("compiled")), FrontendLimits::default())
+            .map_err(|e| e.to_string())?;
+        Ok(wasm)
+    };
+    let name_of = |reference: &str| registry::parse_reference(reference).map(|r| r.whole()).map_err(|e| e.to_string());
+    let result = match command {
+        FrontendCommand::Add { file, name } => (|| {
+            let name = image::validate_tag(name)?;
+            let d = select::add(&store, checked(file)?, &file.display().to_string(), &name)?;
+            Ok(format!("{name} {}", d.digest()))
+        })(),
+        FrontendCommand::Push { file, reference } => (|| {
+            let name = name_of(reference)?;
+            let d = select::add(&store, checked(file)?, &file.display().to_string(), &name)?;
+            let report = |line: &str| eprintln!("{line}");
+            let pushed = registry.push(&store, &d, &name, &report).map_err(|e| e.to_string())?;
+            Ok(format!("{} {}", pushed.reference, pushed.digest))
+        })(),
+        FrontendCommand::Pull { reference } => (|| {
+            let report = |line: &str| eprintln!("{line}");
+            let pulled = registry.pull(&store, reference, &[], &report).map_err(|e| e.to_string())?;
+            // Only a frontend is kept under the name: anything else is untagged again.
+            let fetched = select::fetch(&select::FrontendRef::Image(pulled.name.clone()), Some(&store), None);
+            let valid = fetched.and_then(|f| {
+                Frontend::load(&f.wasm, &f.origin, Some(root.join("compiled")), FrontendLimits::default())
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = valid {
+                let _ = store.untag(&pulled.name);
+                return Err(format!("{reference} is not a kiln frontend, so it was not kept: {e}"));
+            }
+            Ok(format!("{} {}", pulled.name, pulled.manifest.digest()))
+        })(),
+        FrontendCommand::Ls => select::list(&store).map(|frontends| {
+            frontends.iter().map(|(name, digest)| format!("{name} {digest}")).collect::<Vec<_>>().join("\n")
+        }),
+    };
+    match result {
+        Ok(text) => {
+            if !text.is_empty() {
+                say!("{text}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => error(e),

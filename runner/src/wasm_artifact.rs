@@ -171,6 +171,18 @@ pub fn package(config: &ImageConfig, tree: &Tree) -> Result<Artifact, WasmArtifa
     Ok(Artifact { manifest, blobs, program: path, adapted })
 }
 
+/// Make the artifact for a component on its own (a frontend, say): `created` goes into its
+/// config as it is (RFC 3339).
+///
+/// # Errors
+/// When `component` is not a valid component.
+pub fn package_component(component: Vec<u8>, created: String, name: &str) -> Result<Artifact, WasmArtifactError> {
+    let info = describe(&component).map_err(|detail| WasmArtifactError::Invalid { path: name.into(), detail })?;
+    let (manifest, blobs) = assemble(component, info, created, None)
+        .map_err(|detail| WasmArtifactError::Invalid { path: name.into(), detail })?;
+    Ok(Artifact { manifest, blobs, program: name.into(), adapted: false })
+}
+
 /// The image's program (ENTRYPOINT's first word, else CMD's): its path and its file.
 fn find_program(config: &ImageConfig, tree: &Tree) -> Result<(String, std::sync::Arc<FileData>), WasmArtifactError> {
     let run = &config.config;

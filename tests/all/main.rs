@@ -4,6 +4,7 @@ mod build;
 mod cache;
 mod crash;
 mod examples;
+mod frontends;
 mod kiln_run;
 mod oci;
 mod parallel;

@@ -15,6 +15,7 @@
 mod bindings;
 pub mod cache;
 mod sandbox;
+pub mod select;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -185,6 +186,14 @@ impl Frontend {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| FrontendError::Engine(e.to_string()))?;
         bindings::Frontend::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| FrontendError::Engine(e.to_string()))?;
+        let imports: Vec<String> =
+            component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect();
+        // Built against another version of the contract: say which, rather than which
+        // import the linker tripped on.
+        let other_version = imports.iter().find_map(|name| {
+            let version = name.strip_prefix("kiln:build/")?.split_once('@')?.1;
+            (!version.starts_with("0.1.")).then(|| version.to_string())
+        });
         let incompatible = |detail: String| FrontendError::Incompatible {
             origin: origin.to_string(),
             exports: component
@@ -193,7 +202,12 @@ impl Frontend {
                 .map(|(name, _)| name.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            detail,
+            detail: match &other_version {
+                Some(v) => {
+                    format!("it was built against kiln:build@{v}, and this kiln implements kiln:build@0.1; {detail}")
+                }
+                None => format!("it imports [{}]; {detail}", imports.join(", ")),
+            },
         };
         let pre = linker.instantiate_pre(&component).map_err(|e| incompatible(format!("{e:#}")))?;
         let pre = bindings::FrontendPre::new(pre).map_err(|e| incompatible(format!("{e:#}")))?;
