@@ -15,7 +15,17 @@ use crate::support::{Sandbox, coreutils, run, stderr, stdout, target_dir, wasm_t
 
 /// The examples this file tests; every other directory in `examples/` is tested elsewhere
 /// (see `every_example_is_tested_and_in_the_readme`).
-const TOOLBOX_EXAMPLES: &[&str] = &["single-vs-multi", "named-stages", "healthcheck", "test-stage", "copy-from-image"];
+const TOOLBOX_EXAMPLES: &[&str] =
+    &["single-vs-multi", "named-stages", "healthcheck", "test-stage", "copy-from-image", "earthfile-hello"];
+
+/// The build file of an example: its Dockerfile, or the file another frontend reads.
+fn build_file(dir: &Path) -> PathBuf {
+    ["Dockerfile", "Earthfile", "Kilnfile.toml"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{} has no build file", dir.display()))
+}
 
 /// The toolbox built once per test run: a store holding kiln-toolbox:latest, with the
 /// programs the examples run already compiled into its cache, and the same image as an OCI
@@ -255,6 +265,30 @@ fn stages_are_copied_from_by_name_and_by_index() {
     assert_eq!((out.as_str(), err.as_str()), ("", "usage: greet [NAME]\n"));
 }
 
+/// The Earthfile take on named-stages: one `+wasm` target instantiated once per program
+/// (`COPY (+wasm/greet.wasm --NAME=greet)`), the image on scratch; chosen by the file's name.
+#[test]
+fn the_earthfile_example_builds_with_the_earthfile_frontend() {
+    let sb = sandbox();
+    let dir = example("earthfile-hello");
+    let earthfile = dir.join("Earthfile");
+    let log = build_ok(&sb, &["-t", "greet:earthly", "-f", earthfile.to_str().unwrap()], &dir);
+    assert!(log.contains("SAVE IMAGE names the image greet:earthly"), "the SAVE IMAGE hint: {log}");
+    assert_eq!(files(&sb, "greet:earthly"), set(&["bin/", "bin/greet", "bin/version"]));
+    validate(&sb.root(), "greet:earthly");
+    assert_eq!(kiln_run(&sb, &["greet:earthly"], 0).0, "hello, kiln!\n");
+    assert_eq!(kiln_run(&sb, &["greet:earthly", "Earthly"], 0).0, "hello, Earthly!\n");
+    assert_eq!(kiln_run(&sb, &["--entrypoint", "/bin/version", "greet:earthly"], 0).0, "greet 1.0\n");
+    // --target takes Earthly's +name.
+    let out = kiln_build(&sb, &["--target", "+nope", "-f", earthfile.to_str().unwrap()], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("+build") && stderr(&out).contains("+wasm"),
+        "the targets are listed: {}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn the_app_and_its_health_check_are_built_in_stages_of_their_own() {
     let sb = sandbox();
@@ -372,10 +406,10 @@ fn every_example_is_tested_and_in_the_readme() {
         );
         assert!(readme.contains(&format!("`{path}`")), "README.md has no line for {path}");
         assert!(dir.path().join("README.md").is_file(), "{path} has no README.md");
-        let dockerfile = std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap();
+        let build_file = std::fs::read_to_string(build_file(&dir.path())).unwrap();
         assert_eq!(
             TOOLBOX_EXAMPLES.contains(&name.as_str()),
-            dockerfile.contains("kiln-toolbox"),
+            build_file.contains("kiln-toolbox"),
             "{path}: the examples tested here are the ones built on kiln-toolbox"
         );
     }
@@ -394,15 +428,18 @@ fn every_example_builds_to_the_same_digest_anywhere_cold_or_warm() {
     };
     for name in TOOLBOX_EXAMPLES {
         let here = sandbox();
-        let cold = id(&here, &[], &example(name));
-        let warm = id(&here, &[], &example(name));
+        let file = build_file(&example(name));
+        let file = file.to_str().unwrap();
+        let cold = id(&here, &["-f", file], &example(name));
+        let warm = id(&here, &["-f", file], &example(name));
         let elsewhere = sandbox();
         let copy = example_copy(&elsewhere, name);
         touch_all(&copy, std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890));
         // Another umask too, and one stage at a time: neither may reach the image.
         let out = Command::new("sh")
             .args(["-c", "umask 077 && exec \"$@\"", "sh", env!("CARGO_BIN_EXE_kiln")])
-            .args(["build", "-q", "--no-cache", "--jobs", "1"])
+            .args(["build", "-q", "--no-cache", "--jobs", "1", "-f"])
+            .arg(build_file(&copy))
             .arg(&copy)
             .env("KILN_HOME", elsewhere.root())
             .env_remove("KILN_LOG")
