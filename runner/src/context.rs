@@ -66,10 +66,15 @@ impl BuildContext {
             let name = f.file_name()?.to_str()?;
             Some(f.with_file_name(format!("{name}.dockerignore")))
         });
-        let ignore_file = match specific.filter(|p| p.is_file()) {
-            Some(p) => Some(p),
-            None => Some(root.join(".dockerignore")).filter(|p| p.is_file()),
-        };
+        // An Earthfile's context is filtered by Earthly's ignore files, which use the same
+        // syntax; anything else by Docker's.
+        let earthfile = build_file
+            .and_then(|f| f.file_name())
+            .is_some_and(|n| n.eq_ignore_ascii_case("Earthfile") || n.to_string_lossy().ends_with(".earth"));
+        let shared: &[&str] = if earthfile { &[".earthlyignore", ".earthignore"] } else { &[".dockerignore"] };
+        let ignore_file = specific
+            .filter(|p| p.is_file() && !earthfile)
+            .or_else(|| shared.iter().map(|name| root.join(name)).find(|p| p.is_file()));
         let ignore = match &ignore_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -182,6 +187,9 @@ mod tests {
         std::fs::write(root.join("b"), "").unwrap();
         std::fs::write(root.join(".dockerignore"), "a\n").unwrap();
         std::fs::write(root.join("Dockerfile.dockerignore"), "b\n").unwrap();
+        std::fs::write(root.join(".earthlyignore"), "c\n").unwrap();
+        let earthly = BuildContext::load(root, Some(&root.join("Earthfile"))).unwrap();
+        assert_eq!(earthly.ignore_file.as_deref(), Some(root.join(".earthlyignore").as_path()));
         let ctx = BuildContext::load(root, Some(&root.join("Dockerfile"))).unwrap();
         assert!(ctx.tree.get(&["a".into()]).is_some());
         assert!(ctx.tree.get(&["b".into()]).is_none());
