@@ -77,6 +77,8 @@ fn frontends_are_published_pulled_and_verified_like_images() {
     assert_eq!(instructions_of_first_stage(&out), 0, "the published frontend parsed it");
     let listed = stdout(&run(user.kiln().args(["frontend", "ls"])));
     assert!(listed.contains(&reference), "pulled into the store: {listed}");
+    let out = run(user.kiln().args([&insecure, "build", "-q", "-t", "by-published-frontend:1", "ctx"]));
+    assert!(out.status.success(), "kiln build with the pulled frontend:\n{}", stderr(&out));
 
     // Pinned by digest: the right one works offline (from the store); a wrong one is refused.
     user.write("ctx/Dockerfile", format!("# syntax={}/frontends/hostile@{digest}\nFROM scratch\n", registry.addr));

@@ -92,8 +92,8 @@ pub fn syntax_directive(contents: &[u8]) -> Option<(String, u32)> {
     let text = String::from_utf8_lossy(&contents[..contents.len().min(64 << 10)]);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (n, line) in text.lines().enumerate() {
-        let Some(rest) = line.trim().strip_prefix('#') else { return None };
-        let Some((key, value)) = rest.split_once('=') else { return None };
+        let rest = line.trim().strip_prefix('#')?;
+        let (key, value) = rest.split_once('=')?;
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return None;
