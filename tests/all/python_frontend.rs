@@ -4,8 +4,8 @@
 //!
 //! The component is built once per test run by `frontends/toml-py/build.sh` (which installs
 //! componentize-py from PyPI into the target directory the first time). It carries CPython, so
-//! compiling it takes seconds: the parse tests share one store, whose compiled-module cache is
-//! filled once.
+//! compiling it takes seconds: the parse tests share one store in the target directory, whose
+//! compiled-module cache is filled once per component.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -21,7 +21,7 @@ const EXAMPLE: &str = "examples/python-frontend";
 /// `frontends/toml.wasm`, built once per test run, and a store with it already compiled.
 struct Built {
     wasm: PathBuf,
-    store: tempfile::TempDir,
+    store: PathBuf,
 }
 
 fn built() -> &'static Built {
@@ -32,12 +32,20 @@ fn built() -> &'static Built {
         assert!(out.status.success(), "frontends/toml-py/build.sh failed:\n{}", stderr(&out));
         let wasm = workspace().join("frontends/toml.wasm");
         assert!(wasm.is_file(), "build.sh did not leave {}", wasm.display());
-        let store = tempfile::tempdir().expect("temp dir");
+        // The store outlives the run, so a later run finds the component compiled; it starts
+        // afresh when the component changed (its stamp is the component's size and time).
+        let store = target_dir().join("toml-py-test-store");
+        let meta = std::fs::metadata(&wasm).expect("stat toml.wasm");
+        let stamp = format!("{} {:?}\n", meta.len(), meta.modified().expect("mtime"));
+        if std::fs::read_to_string(store.join("stamp")).ok().as_deref() != Some(stamp.as_str()) {
+            let _ = std::fs::remove_dir_all(&store);
+            std::fs::create_dir_all(&store).expect("create the store");
+            std::fs::write(store.join("stamp"), &stamp).expect("write the stamp");
+        }
         // Compile it into the shared store once, so the tests below only instantiate it.
         let sb = Sandbox::new();
         let file = sb.write("Kilnfile.toml", "[[stage]]\nfrom = \"scratch\"\n");
-        let out =
-            run(sb.kiln().env("KILN_HOME", store.path()).arg("parse").arg("--frontend").arg(&wasm).arg("-f").arg(file));
+        let out = run(sb.kiln().env("KILN_HOME", &store).arg("parse").arg("--frontend").arg(&wasm).arg("-f").arg(file));
         assert!(out.status.success(), "the TOML frontend does not parse a one-stage file: {}", stderr(&out));
         Built { wasm, store }
     })
@@ -46,7 +54,7 @@ fn built() -> &'static Built {
 /// `kiln parse --frontend frontends/toml.wasm` in the sandbox, with the shared store.
 fn parse(sb: &Sandbox) -> Command {
     let mut cmd = sb.kiln();
-    cmd.env("KILN_HOME", built().store.path()).arg("parse").arg("--frontend").arg(&built().wasm);
+    cmd.env("KILN_HOME", &built().store).arg("parse").arg("--frontend").arg(&built().wasm);
     cmd
 }
 
