@@ -27,6 +27,10 @@ struct Embedded {
     built: &'static str,
     /// What it is, for messages.
     what: &'static str,
+    /// The nested build's target directory under `<target>`. The Earthfile frontend has one
+    /// of its own: it depends on the Dockerfile frontend's library, and building that as a
+    /// dependency (without the `component` feature) would overwrite the Dockerfile component.
+    target_subdir: &'static str,
 }
 
 const EMBEDDED: &[Embedded] = &[
@@ -37,6 +41,7 @@ const EMBEDDED: &[Embedded] = &[
         cargo_args: &["-p", "kiln-dockerfile", "--lib", "--features", "component"],
         built: "kiln_dockerfile.wasm",
         what: "the Dockerfile frontend",
+        target_subdir: "wasm-frontends",
     },
     Embedded {
         out: "earthfile.wasm",
@@ -45,6 +50,7 @@ const EMBEDDED: &[Embedded] = &[
         cargo_args: &["-p", "kiln-earthfile", "--lib", "--features", "component"],
         built: "kiln_earthfile.wasm",
         what: "the Earthfile frontend",
+        target_subdir: "wasm-frontends-earthfile",
     },
     Embedded {
         out: "sh.wasm",
@@ -53,6 +59,7 @@ const EMBEDDED: &[Embedded] = &[
         cargo_args: &["-p", "kiln-sh", "--bin", "sh"],
         built: "sh.wasm",
         what: "kiln's shell",
+        target_subdir: "wasm-frontends",
     },
 ];
 
@@ -83,7 +90,7 @@ fn build(component: &Embedded, workspace: &Path, out_dir: &Path) {
     }
 
     ensure_wasm_target();
-    let target_dir = find_target_dir(out_dir).join("wasm-frontends");
+    let target_dir = find_target_dir(out_dir).join(component.target_subdir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)

@@ -1034,7 +1034,10 @@ fn run_image(args: &RunArgs, root: &Path, registry: &Registry) -> ExitCode {
             match registry.resolve(&store, args.image(), &platforms, false, &report) {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: image {} is not in kiln's store, and pulling it failed: {e}", args.image());
+                    eprintln!(
+                        "hint: images come from kiln's store (`kiln images`), a registry (`kiln pull`), or an OCI layout (oci-layout://DIR[:TAG])"
+                    );
                     return ExitCode::from(125);
                 }
             }
