@@ -10,6 +10,7 @@ mod oci;
 mod parallel;
 mod parse;
 mod peers;
+mod python_frontend;
 mod registry;
 mod run;
 mod sandbox;

@@ -231,3 +231,29 @@ fn python_frontend_builds_the_same_image_as_the_dockerfile() {
     let out = run(sb.kiln().args(["run", "hello:toml"]));
     assert_eq!(stdout(&out), "hello from a WASI program\n", "{}", stderr(&out));
 }
+
+/// The example's first line, `# syntax=./frontends/toml.wasm`, selects the Python frontend
+/// when kiln runs from the repository root, as the README says to build it: no `--frontend`.
+#[test]
+fn the_syntax_line_selects_the_python_frontend() {
+    let sb = Sandbox::new();
+    let with_flag = ir(&parse_example(&[]));
+    let out = run(sb.kiln().env("KILN_HOME", &built().store).current_dir(workspace()).args([
+        "parse",
+        "-f",
+        "examples/python-frontend/Kilnfile.toml",
+        EXAMPLE,
+    ]));
+    assert_eq!(ir(&out), with_flag, "the # syntax= line picked frontends/toml.wasm");
+    // Elsewhere, the relative path names nothing, and the error says which line asked for it.
+    let out = run(sb
+        .kiln()
+        .env("KILN_HOME", &built().store)
+        .arg("parse")
+        .arg("-f")
+        .arg(workspace().join("examples/python-frontend/Kilnfile.toml"))
+        .arg(workspace().join(EXAMPLE)));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Kilnfile.toml:1") && err.contains("relative to the current directory"), "{err}");
+}
