@@ -33,6 +33,46 @@ pub struct Position {
     pub column: u32,
 }
 
+impl Position {
+    /// The position of byte `offset` of a build file (a bad UTF-8 sequence, a NUL byte): the
+    /// characters before it on its line are counted, whatever comes after.
+    ///
+    /// ```
+    /// use kiln_ir::Position;
+    /// assert_eq!(Position::of_byte("ab\nçd".as_bytes(), 5), Position { line: 2, column: 2 });
+    /// ```
+    pub fn of_byte(bytes: &[u8], offset: usize) -> Position {
+        let before = &bytes[..offset.min(bytes.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Position { line: line as u32, column: column as u32 }
+    }
+}
+
+/// Join a path onto a directory as the IR's paths are joined (Go's `path.Join("/", dir, p)`):
+/// `.` and `..` are resolved lexically and never climb above `/`.
+///
+/// ```
+/// assert_eq!(kiln_ir::join_path("/app", "sub/../x"), "/app/x");
+/// assert_eq!(kiln_ir::join_path("/app", "/abs"), "/abs");
+/// assert_eq!(kiln_ir::join_path("/", "../.."), "/");
+/// ```
+pub fn join_path(dir: &str, p: &str) -> String {
+    let combined = if p.starts_with('/') { p.to_string() } else { format!("{dir}/{p}") };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in combined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// A range of a build file, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Span {

@@ -673,22 +673,6 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Join a path onto a directory the way `path.Join("/", dir, p)` does.
-fn join_path(dir: &str, p: &str) -> String {
-    let combined = if p.starts_with('/') { p.to_string() } else { format!("{dir}/{p}") };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in combined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// Signals STOPSIGNAL accepts by name (with or without `SIG`).
 const SIGNALS: [&str; 31] = [
     "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL", "PROF",
@@ -811,7 +795,7 @@ impl Dispatch<'_, '_> {
             Command::Arg(decls) => self.dispatch_arg(state, decls, span).and_then(|(op, created)| one(op, created)),
             Command::Workdir(dir) => {
                 let dir = self.expand(state, dir, span)?;
-                state.workdir = join_path(&state.workdir, &dir);
+                state.workdir = kiln_ir::join_path(&state.workdir, &dir);
                 let created = format!("WORKDIR {}", state.workdir);
                 one(Op::Config(ConfigChange::Workdir(dir)), created)
             }
@@ -1084,7 +1068,7 @@ impl Dispatch<'_, '_> {
                     return Err(());
                 }
             };
-            let target = spec.target.as_ref().map(|t| join_path(&state.workdir, t));
+            let target = spec.target.as_ref().map(|t| kiln_ir::join_path(&state.workdir, t));
             let from_source = |from: &Option<String>| -> Result<Option<CopySource>, String> {
                 match from {
                     None => Ok(None),
@@ -1238,10 +1222,10 @@ mod tests {
 
     #[test]
     fn joins_paths_like_go() {
-        assert_eq!(join_path("/", "app"), "/app");
-        assert_eq!(join_path("/app", "sub/../x"), "/app/x");
-        assert_eq!(join_path("/app", "/abs"), "/abs");
-        assert_eq!(join_path("/", "../.."), "/");
+        assert_eq!(kiln_ir::join_path("/", "app"), "/app");
+        assert_eq!(kiln_ir::join_path("/app", "sub/../x"), "/app/x");
+        assert_eq!(kiln_ir::join_path("/app", "/abs"), "/abs");
+        assert_eq!(kiln_ir::join_path("/", "../.."), "/");
     }
 
     #[test]

@@ -33,15 +33,6 @@ mod component;
 
 use kiln_ir::{BuildGraph, Diagnostic, ImageResolver, Position, Request, Span};
 
-/// Where the first byte that is not UTF-8 sits, as a 1-based line and column.
-fn invalid_utf8_position(bytes: &[u8], valid_up_to: usize) -> Position {
-    let before = &bytes[..valid_up_to];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    Position { line: line as u32, column: column as u32 }
-}
-
 /// Parse a Dockerfile into the stage IR.
 ///
 /// # Errors
@@ -51,7 +42,7 @@ pub fn parse(request: &Request, resolver: &dyn ImageResolver) -> Result<BuildGra
     let text = match std::str::from_utf8(&request.contents) {
         Ok(text) => text,
         Err(e) => {
-            let at = invalid_utf8_position(&request.contents, e.valid_up_to());
+            let at = Position::of_byte(&request.contents, e.valid_up_to());
             return Err(vec![
                 Diagnostic::error("the file is not valid UTF-8", Some(Span { start: at, end: at }))
                     .with_hint("save the Dockerfile as UTF-8")

@@ -482,25 +482,9 @@ fn finish(records: Vec<StageRecord>, top: u32) -> (Vec<Stage>, u32) {
     (stages, target)
 }
 
-/// Join a path onto a directory, cleaning `.` and `..` (never above `/`).
-fn join_path(dir: &str, p: &str) -> String {
-    let combined = if p.starts_with('/') { p.to_string() } else { format!("{dir}/{p}") };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in combined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// A relative path, cleaned: no leading `/`, no `.`, `..` resolved (never above the top).
 fn clean_relative(p: &str) -> String {
-    join_path("/", p).trim_start_matches('/').to_string()
+    kiln_ir::join_path("/", p).trim_start_matches('/').to_string()
 }
 
 fn has_wildcard(p: &str) -> bool {
@@ -949,7 +933,7 @@ impl<'a> Converter<'a> {
                 self.before_file_change(ev, s.span);
                 let Some(dir) = self.expand(ev, &w.text, w.span) else { return };
                 let Some(seg) = ev.seg.as_mut() else { return };
-                seg.state.workdir = join_path(&seg.state.workdir, &dir);
+                seg.state.workdir = kiln_ir::join_path(&seg.state.workdir, &dir);
                 let created = format!("WORKDIR {}", seg.state.workdir);
                 self.push(ev, s, Op::Config(ConfigChange::Workdir(dir)), created);
             }
@@ -1466,7 +1450,7 @@ impl<'a> Converter<'a> {
                 return None;
             }
         };
-        let target = spec.target.as_ref().map(|t| join_path(workdir, t));
+        let target = spec.target.as_ref().map(|t| kiln_ir::join_path(workdir, t));
         let kind = match spec.kind {
             mounts::MountType::Cache => {
                 let Some(target) = target.clone() else {
@@ -1758,7 +1742,7 @@ impl<'a> Converter<'a> {
             None => String::new(),
         };
         let Some(seg) = ev.seg.as_mut() else { return };
-        let abs = join_path(&seg.state.workdir, &src);
+        let abs = kiln_ir::join_path(&seg.state.workdir, &src);
         if abs == "/" {
             return self.fail(
                 "SAVE ARTIFACT cannot save the root directory",
@@ -1983,8 +1967,8 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(join_path("/src", "out/../bin/app"), "/src/bin/app");
-        assert_eq!(join_path("/src", "/abs"), "/abs");
+        assert_eq!(kiln_ir::join_path("/src", "out/../bin/app"), "/src/bin/app");
+        assert_eq!(kiln_ir::join_path("/src", "/abs"), "/abs");
         assert_eq!(clean_relative("/a/./b/"), "a/b");
         assert_eq!(parent("/out/app"), "/out");
         assert_eq!(parent("/app"), "/");

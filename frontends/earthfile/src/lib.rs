@@ -52,15 +52,6 @@ use kiln_ir::{BuildGraph, Diagnostic, ImageResolver, Position, Request, Span};
 /// The largest Earthfile kiln reads, in bytes.
 pub const MAX_FILE_BYTES: usize = 1 << 20;
 
-/// Where the first byte that is not UTF-8 sits, as a 1-based line and column.
-fn invalid_utf8_position(bytes: &[u8], valid_up_to: usize) -> Position {
-    let before = &bytes[..valid_up_to];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    Position { line: line as u32, column: column as u32 }
-}
-
 /// Parse an Earthfile into the stage IR.
 ///
 /// The target is `request.target` (`+name` or `name`), or `+build` when none is given.
@@ -101,7 +92,7 @@ pub fn parse(request: &Request, host: &dyn ImageResolver) -> Result<BuildGraph, 
     let text = match std::str::from_utf8(&request.contents) {
         Ok(text) => text,
         Err(e) => {
-            let at = invalid_utf8_position(&request.contents, e.valid_up_to());
+            let at = Position::of_byte(&request.contents, e.valid_up_to());
             return Err(vec![
                 Diagnostic::error("the file is not valid UTF-8", Some(Span { start: at, end: at }))
                     .with_hint("save the Earthfile as UTF-8")
@@ -110,7 +101,7 @@ pub fn parse(request: &Request, host: &dyn ImageResolver) -> Result<BuildGraph, 
         }
     };
     if let Some(nul) = text.find('\0') {
-        let at = invalid_utf8_position(text.as_bytes(), nul);
+        let at = Position::of_byte(text.as_bytes(), nul);
         return Err(vec![
             Diagnostic::error("the file contains a NUL character", Some(Span { start: at, end: at }))
                 .with_hint("an Earthfile is text; check that -f names the right file")
