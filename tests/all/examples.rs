@@ -104,7 +104,7 @@ fn remove_stale_toolboxes() {
 
 /// A sandbox whose store starts as a copy of the toolbox's. Blobs and compiled programs are
 /// content-addressed and never rewritten, so they are hard-linked when the file system allows.
-fn sandbox() -> Sandbox {
+pub(crate) fn sandbox() -> Sandbox {
     let sb = Sandbox::new();
     copy_tree(&toolbox().store(), &sb.root(), &|rel| rel.starts_with("blobs") || rel.starts_with("compiled"));
     sb

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::support::{Sandbox, coreutils, run, stderr, stdout, target_dir, wasm_tools, workspace};
+use crate::support::{Sandbox, run, stderr, stdout, target_dir, workspace};
 
 /// The example, relative to the workspace.
 const EXAMPLE: &str = "examples/python-frontend";
@@ -202,18 +202,8 @@ fn python_frontend_target_and_build_args() {
 /// single-vs-multi gives, and it runs.
 #[test]
 fn python_frontend_builds_the_same_image_as_the_dockerfile() {
-    let sb = Sandbox::new();
-    coreutils();
-    wasm_tools();
-    let out = run(Command::new(workspace().join("scripts/toolbox"))
-        .env("KILN", env!("CARGO_BIN_EXE_kiln"))
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("KILN_HOME")
-        .env_remove("KILN_LOG")
-        .arg("--root")
-        .arg(sb.root())
-        .args(["--progress", "plain"]));
-    assert!(out.status.success(), "scripts/toolbox failed:\n{}", stderr(&out));
+    // A store holding the toolbox the toolbox examples share (built once per test run).
+    let sb = crate::examples::sandbox();
     let example = workspace().join(EXAMPLE);
     let out = run(sb
         .kiln()

@@ -15,6 +15,7 @@
 //! unpacks a layer: layers are applied to in-memory trees by [`crate::layer`].
 
 pub mod auth;
+mod login;
 mod pull;
 mod push;
 mod sources;
