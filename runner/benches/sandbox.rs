@@ -82,6 +82,8 @@ fn spawn_bench(work: &Path) {
         memory: 1 << 30,
         timeout: None,
         output_limit: 1 << 20,
+        output_budget: u64::MAX,
+        processes: 64,
         sink: OutputSink::Capture,
         stop: None,
     };
@@ -134,7 +136,7 @@ fn snapshot_bench(work: &Path) {
         tree.insert(&clean("/usr/share/pkg7/sub0/file7"), file(&format!("changed {round}\n"))).unwrap();
         let start = Instant::now();
         let changes = tree.take_changes();
-        let layer = layer::write_changes(&store, &tree, &changes, Some(0)).unwrap().expect("one change");
+        let layer = layer::write_changes(&store, &tree, &changes, Some(0), u64::MAX).unwrap().expect("one change");
         times.push(start.elapsed());
         assert!(layer.size < 1024);
     }

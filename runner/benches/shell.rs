@@ -76,6 +76,8 @@ fn main() {
             memory: 1 << 30,
             timeout: None,
             output_limit: 1 << 20,
+            output_budget: u64::MAX,
+            processes: 64,
             sink: OutputSink::Capture,
             stop: None,
         };

@@ -73,8 +73,8 @@ pub struct BuildInput<'a> {
     pub epoch: Option<i64>,
     /// Wall time each RUN step may take, if limited.
     pub step_timeout: Option<std::time::Duration>,
-    /// Memory each program a RUN step starts may use, bytes.
-    pub step_memory: usize,
+    /// What the build may consume: memory, programs and output of RUN steps, layer sizes.
+    pub limits: crate::limits::Limits,
     /// Whether cached step results may be used (`--no-cache` turns this off; results are
     /// recorded either way).
     pub use_cache: bool,
@@ -233,7 +233,7 @@ pub fn build(
         store,
         progress,
         input,
-        scratch: Arc::new(Scratch::new(scratch_dir)),
+        scratch: Arc::new(Scratch::with_layer_limit(scratch_dir, input.limits.layer_size)),
         images: Mutex::new(HashMap::new()),
         trees: Mutex::new(HashMap::new()),
         stop: Arc::new(AtomicBool::new(false)),
@@ -538,8 +538,9 @@ impl Executor<'_> {
     /// Write what the step changed as a layer (or record an empty one).
     fn commit(&self, out: &mut StageOut, instruction: &Instruction) -> Result<String, BuildError> {
         let changes = out.tree.take_changes();
-        let written = layer::write_changes(self.store, &out.tree, &changes, Some(self.layer_epoch()))
-            .map_err(|e| BuildError::new(e.to_string()))?;
+        let written =
+            layer::write_changes(self.store, &out.tree, &changes, Some(self.layer_epoch()), self.scratch.layer_limit())
+                .map_err(|e| BuildError::new(e.to_string()))?;
         match written {
             Some(l) => {
                 out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
@@ -743,9 +744,11 @@ impl Executor<'_> {
             owner,
             epoch: self.input.epoch.unwrap_or(0),
             seed,
-            memory: self.input.step_memory,
+            memory: usize::try_from(self.input.limits.step_memory).unwrap_or(usize::MAX),
             timeout: self.input.step_timeout,
             output_limit: RUN_OUTPUT_LIMIT,
+            output_budget: self.input.limits.step_output,
+            processes: self.input.limits.step_processes,
             sink: OutputSink::Capture,
             stop: Some(self.stop.clone()),
         };
@@ -753,9 +756,24 @@ impl Executor<'_> {
         let (tree, outcome) = self.sandbox.run(tree, self.scratch.clone(), &spec);
         out.tree = tree;
         let outcome = outcome.map_err(|e| {
+            use crate::limits::{Limit, exceeded, human_size};
+            use crate::sandbox::RunError;
+            let limits = &self.input.limits;
             let mut message = e.to_string();
-            if let crate::sandbox::RunError::Trap { output, .. } = &e {
-                message.push_str(&last_lines(output));
+            match &e {
+                RunError::Trap { output, .. } => message.push_str(&last_lines(output)),
+                RunError::Memory(_) => {
+                    message =
+                        format!("{message}: {}", exceeded(Limit::StepMemory, &(limits.step_memory >> 20).to_string()));
+                }
+                RunError::Output(_) => {
+                    message = format!("{message}: {}", exceeded(Limit::StepOutput, &human_size(limits.step_output)));
+                }
+                RunError::Processes(_) => {
+                    message =
+                        format!("{message}: {}", exceeded(Limit::StepProcesses, &limits.step_processes.to_string()));
+                }
+                _ => {}
             }
             BuildError::new(message)
         })?;
@@ -775,6 +793,12 @@ impl Executor<'_> {
             String::from_utf8_lossy(&outcome.output).lines().map(|line| format!("  [{label}] {line}")).collect();
         if !output.is_empty() {
             self.progress.note(&output.join("\n"));
+        }
+        if outcome.output_clipped {
+            self.progress.note(&format!(
+                "  [{label}] [output clipped: the log keeps the first {} of a step]",
+                crate::limits::human_size(RUN_OUTPUT_LIMIT as u64)
+            ));
         }
         self.commit(out, instruction)
     }

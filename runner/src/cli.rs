@@ -35,6 +35,7 @@ use crate::diagnostics;
 use crate::export;
 use crate::frontend::{Frontend, FrontendLimits, select};
 use crate::image::{self, ImageConfig};
+use crate::limits::{self, Limit, Limits};
 use crate::platform;
 use crate::progress::{self, Progress};
 use crate::registry::{self, Registry, RegistryOptions};
@@ -139,6 +140,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub memory: usize,
 
+    /// Programs that may run at the same time (the program and those it starts)
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_STEP_PROCESSES)]
+    pub processes: usize,
+
     /// The platform to pick from a multi-platform image (os/arch[/variant]) [default: linux/<host arch>]
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
@@ -219,8 +224,42 @@ pub struct BuildArgs {
     pub step_timeout: Option<u64>,
 
     /// Memory each program of a RUN step may use, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    pub step_memory: usize,
+    #[arg(long, value_name = "MIB", env = "KILN_STEP_MEMORY", default_value_t = limits::DEFAULT_STEP_MEMORY >> 20)]
+    pub step_memory: u64,
+
+    /// Programs one RUN step may run at the same time
+    #[arg(long, value_name = "N", env = "KILN_STEP_PROCESSES", default_value_t = limits::DEFAULT_STEP_PROCESSES)]
+    pub step_processes: usize,
+
+    /// Output (stdout and stderr) one RUN step may write; the log keeps its first 4 MiB
+    /// (bytes, or with k, m, g) [default: 1g]
+    #[arg(long, value_name = "SIZE", env = "KILN_STEP_OUTPUT", value_parser = limits::parse_size,
+          default_value_t = limits::DEFAULT_STEP_OUTPUT, hide_default_value = true)]
+    pub step_output: u64,
+
+    /// Files, directories and links the build context may hold after .dockerignore
+    #[arg(long, value_name = "N", env = "KILN_MAX_CONTEXT_FILES", default_value_t = limits::DEFAULT_CONTEXT_FILES)]
+    pub max_context_files: u64,
+
+    /// Uncompressed size of one layer, unpacked from an image or archive or written by a step
+    /// (bytes, or with k, m, g) [default: 8g]
+    #[arg(long, value_name = "SIZE", env = "KILN_MAX_LAYER_SIZE", value_parser = limits::parse_size,
+          default_value_t = limits::DEFAULT_LAYER_SIZE, hide_default_value = true)]
+    pub max_layer_size: u64,
+}
+
+impl BuildArgs {
+    /// The limits this build runs under.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            step_memory: self.step_memory.saturating_mul(1 << 20),
+            step_processes: self.step_processes.max(1),
+            step_output: self.step_output,
+            context_files: self.max_context_files,
+            layer_size: self.max_layer_size,
+            build_file_size: self.parse.max_build_file_size,
+        }
+    }
 }
 
 /// `kiln pull`.
@@ -343,6 +382,11 @@ pub struct ParseArgs {
     /// Memory the frontend may use, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub frontend_memory: usize,
+
+    /// Largest build file kiln reads (bytes, or with k, m, g) [default: 4m]
+    #[arg(long, value_name = "SIZE", env = "KILN_MAX_BUILD_FILE_SIZE", value_parser = limits::parse_size,
+          default_value_t = limits::DEFAULT_BUILD_FILE_SIZE, hide_default_value = true)]
+    pub max_build_file_size: u64,
 
     /// The build context directory
     #[arg(default_value = ".")]
@@ -472,14 +516,21 @@ fn run_frontend(
 ) -> Result<Parsed, ExitCode> {
     let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     let file_name = file.display().to_string();
-    let contents = if file == Path::new("-") {
+    let limit = args.max_build_file_size;
+    // Read at most one byte more than the limit: a huge file, or a device that never ends,
+    // is refused without being read whole.
+    let read_bounded = |reader: &mut dyn std::io::Read| -> std::io::Result<Vec<u8>> {
         let mut buf = Vec::new();
-        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf) {
-            return Err(error(format!("cannot read the build file from standard input: {e}")));
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, limit.saturating_add(1)), &mut buf)?;
+        Ok(buf)
+    };
+    let contents = if file == Path::new("-") {
+        match read_bounded(&mut std::io::stdin()) {
+            Ok(c) => c,
+            Err(e) => return Err(error(format!("cannot read the build file from standard input: {e}"))),
         }
-        buf
     } else {
-        match std::fs::read(&file) {
+        match std::fs::File::open(&file).and_then(|mut f| read_bounded(&mut f)) {
             Ok(c) => c,
             Err(e) => {
                 return Err(error(format!(
@@ -488,6 +539,13 @@ fn run_frontend(
             }
         }
     };
+    if contents.len() as u64 > limit {
+        return Err(error(format!(
+            "{file_name}: the build file is larger than {}: {}",
+            limits::human_size(limit),
+            limits::exceeded(Limit::BuildFileSize, &limits::human_size(limit))
+        )));
+    }
     let build_args = build_args(&args.build_args).map_err(error)?;
     let target_platform = match &args.platform {
         Some(p) => p.clone(),
@@ -625,7 +683,8 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         Err(e) => return usage(e),
     };
     let file = args.parse.file.clone().unwrap_or_else(|| args.parse.context.join("Dockerfile"));
-    let context = match BuildContext::load(&args.parse.context, (file != Path::new("-")).then_some(file.as_path())) {
+    let build_file = (file != Path::new("-")).then_some(file.as_path());
+    let context = match BuildContext::load(&args.parse.context, build_file, args.max_context_files) {
         Ok(c) => c,
         Err(e) => return error(e),
     };
@@ -640,7 +699,7 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         platform: parsed.target_platform.clone(),
         epoch,
         step_timeout: args.step_timeout.map(Duration::from_secs),
-        step_memory: args.step_memory.saturating_mul(1 << 20),
+        limits: args.limits(),
         use_cache,
         frontend_digest: parsed.frontend_digest.clone(),
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
@@ -1051,6 +1110,7 @@ fn run_image(args: &RunArgs, root: &Path, registry: &Registry) -> ExitCode {
         workdir: args.workdir.as_deref(),
         timeout: args.timeout.map(Duration::from_secs),
         memory: args.memory.saturating_mul(1 << 20),
+        processes: args.processes.max(1),
     };
     match crate::run::run(&store, &loaded, &request) {
         Ok(finished) => {

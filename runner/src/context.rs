@@ -27,6 +27,15 @@ pub enum ContextError {
         /// Why.
         source: std::io::Error,
     },
+    /// The context holds more entries than the build may read.
+    #[error("the build context {} holds more than {limit} files, directories and links: {}; or leave what the build does not need out with .dockerignore",
+        root.display(), crate::limits::exceeded(crate::limits::Limit::ContextFiles, &limit.to_string()))]
+    TooManyFiles {
+        /// The context directory.
+        root: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// A `.dockerignore` line is malformed.
     #[error("{file}:{line}: {detail}")]
     Ignore {
@@ -52,9 +61,10 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
-    /// Open `root` and walk it. `build_file` is the Dockerfile's path (for
+    /// Open `root` and walk it, refusing a context of more than `max_files` entries (after
+    /// the ignore file). `build_file` is the Dockerfile's path (for
     /// `<Dockerfile>.dockerignore`).
-    pub fn load(root: &Path, build_file: Option<&Path>) -> Result<Self, ContextError> {
+    pub fn load(root: &Path, build_file: Option<&Path>, max_files: u64) -> Result<Self, ContextError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ContextError::Io { path, source }
@@ -88,7 +98,8 @@ impl BuildContext {
         };
 
         let mut children = std::collections::BTreeMap::new();
-        walk(&dir, root, Path::new(""), &ignore, &mut children)?;
+        let mut budget = Budget { left: max_files, limit: max_files };
+        walk(&dir, root, Path::new(""), &ignore, &mut budget, &mut children)?;
         let root_meta = dir.dir_metadata().map_err(io(root))?;
         let mut tree = Tree::new();
         tree.insert(&[], Node::dir(meta_of(&root_meta))).expect("the root always exists");
@@ -109,11 +120,18 @@ fn meta_of(m: &cap_std::fs::Metadata) -> Meta {
     Meta { mode: m.permissions().mode() & 0o7777, uid: 0, gid: 0, mtime }
 }
 
+/// How many more entries the walk may take.
+struct Budget {
+    left: u64,
+    limit: u64,
+}
+
 fn walk(
     dir: &Arc<Dir>,
     root: &Path,
     rel: &Path,
     ignore: &Matcher,
+    budget: &mut Budget,
     out: &mut std::collections::BTreeMap<String, Node>,
 ) -> Result<(), ContextError> {
     let io = |path: PathBuf| move |source| ContextError::Io { path, source };
@@ -130,12 +148,19 @@ fn walk(
         let excluded = ignore.excludes(&slash_path);
         let meta = dir.symlink_metadata(&path).map_err(io(root.join(&path)))?;
         let file_type = meta.file_type();
+        if !excluded || file_type.is_dir() {
+            // Counted as they are met, so a huge context stops early, not after the walk.
+            budget.left = budget
+                .left
+                .checked_sub(1)
+                .ok_or_else(|| ContextError::TooManyFiles { root: root.to_path_buf(), limit: budget.limit })?;
+        }
         if file_type.is_dir() {
             if excluded && !ignore.has_exceptions() {
                 continue;
             }
             let mut children = std::collections::BTreeMap::new();
-            walk(dir, root, &path, ignore, &mut children)?;
+            walk(dir, root, &path, ignore, budget, &mut children)?;
             if excluded && children.is_empty() {
                 continue;
             }
@@ -170,7 +195,7 @@ mod tests {
         std::fs::write(root.join("target/keep"), "k").unwrap();
         std::fs::write(root.join(".dockerignore"), "target\n!target/keep\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).unwrap();
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile"))).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX).unwrap();
         assert!(ctx.tree.get(&["src".into(), "deep".into(), "a.rs".into()]).is_some());
         assert!(ctx.tree.get(&["target".into(), "debug".into()]).is_none());
         assert!(ctx.tree.get(&["target".into(), "keep".into()]).is_some());
@@ -188,9 +213,9 @@ mod tests {
         std::fs::write(root.join(".dockerignore"), "a\n").unwrap();
         std::fs::write(root.join("Dockerfile.dockerignore"), "b\n").unwrap();
         std::fs::write(root.join(".earthlyignore"), "c\n").unwrap();
-        let earthly = BuildContext::load(root, Some(&root.join("Earthfile"))).unwrap();
+        let earthly = BuildContext::load(root, Some(&root.join("Earthfile")), u64::MAX).unwrap();
         assert_eq!(earthly.ignore_file.as_deref(), Some(root.join(".earthlyignore").as_path()));
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile"))).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX).unwrap();
         assert!(ctx.tree.get(&["a".into()]).is_some());
         assert!(ctx.tree.get(&["b".into()]).is_none());
     }

@@ -54,6 +54,17 @@ pub enum LayerError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A layer holds more than [`crate::limits::Limits::layer_size`].
+    #[error("layer {layer} {doing} more than {}: {}", crate::limits::human_size(*.limit),
+        crate::limits::exceeded(crate::limits::Limit::LayerSize, &crate::limits::human_size(*.limit)))]
+    TooLarge {
+        /// Which layer.
+        layer: String,
+        /// "unpacks to" or "would hold".
+        doing: &'static str,
+        /// The limit, bytes.
+        limit: u64,
+    },
     /// A tar entry cannot be applied.
     #[error("layer {layer}: entry {entry}: {detail}")]
     BadEntry {
@@ -84,11 +95,23 @@ pub fn write_changes(
     tree: &Tree,
     changes: &Changes,
     epoch: Option<i64>,
+    limit: u64,
 ) -> Result<Option<LayerInfo>, LayerError> {
     if changes.is_empty() {
         return Ok(None);
     }
     let items = layer_items(tree, changes);
+    // Refused before anything is written: the sizes are known from the tree.
+    let contents: u64 = items
+        .values()
+        .map(|item| match item {
+            Item::Entry(Node { kind: Kind::File(data), .. }) => data.size,
+            _ => 0,
+        })
+        .fold(0, u64::saturating_add);
+    if contents > limit {
+        return Err(LayerError::TooLarge { layer: "of this step".into(), doing: "would hold", limit });
+    }
     let blob = store.blob_writer()?;
     let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
     let hashing = write_tar(HashingWriter::new(gzip), &items, epoch)?;
@@ -261,27 +284,81 @@ impl<R: Read> Read for ExactSize<R> {
     }
 }
 
-/// A directory where extracted file contents live for the length of a build.
+/// A directory where extracted file contents live for the length of a build, and the most
+/// one layer may unpack into it.
 #[derive(Debug)]
 pub struct Scratch {
     dir: PathBuf,
     next: AtomicU64,
+    layer_limit: u64,
 }
 
 impl Scratch {
-    /// Use `dir` (which must exist and belong to this build).
+    /// Use `dir` (which must exist and belong to this build), with the default layer limit.
     pub fn new(dir: &Path) -> Self {
-        Scratch { dir: dir.to_path_buf(), next: AtomicU64::new(0) }
+        Scratch::with_layer_limit(dir, crate::limits::DEFAULT_LAYER_SIZE)
     }
 
-    /// Copy `reader` into a new scratch file; returns its path and size.
-    pub fn store(&self, reader: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
+    /// Use `dir`; one layer may unpack at most `layer_limit` bytes of file contents.
+    pub fn with_layer_limit(dir: &Path, layer_limit: u64) -> Self {
+        Scratch { dir: dir.to_path_buf(), next: AtomicU64::new(0), layer_limit }
+    }
+
+    /// The most one layer may hold, bytes ([`crate::limits::Limits::layer_size`]).
+    pub fn layer_limit(&self) -> u64 {
+        self.layer_limit
+    }
+
+    /// A path for a new scratch file (nothing is created).
+    pub fn new_path(&self) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("f{n}"));
+        self.dir.join(format!("f{n}"))
+    }
+
+    /// Copy `reader` into a new scratch file; returns its path and size. Runs of zeros
+    /// become holes, so a sparse file in a layer stays sparse on disk.
+    pub fn store(&self, reader: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
+        let path = self.new_path();
         let mut file = std::fs::File::create(&path)?;
-        let size = io::copy(reader, &mut file)?;
+        let size = copy_sparse(reader, &mut file)?;
         Ok((path, size))
     }
+}
+
+/// Copy `reader` to the start of `file`, seeking over blocks of zeros instead of writing
+/// them; returns the bytes copied.
+fn copy_sparse(reader: &mut dyn Read, file: &mut std::fs::File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    const BLOCK: usize = 64 << 10;
+    let mut buf = vec![0u8; BLOCK];
+    let mut size = 0u64;
+    loop {
+        // Fill whole blocks, so the zero test sees aligned, full-size blocks.
+        let mut filled = 0;
+        while filled < BLOCK {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        if buf[..filled].iter().all(|&b| b == 0) {
+            file.seek(SeekFrom::Current(filled as i64))?;
+        } else {
+            file.write_all(&buf[..filled])?;
+        }
+        size += filled as u64;
+        if filled < BLOCK {
+            break;
+        }
+    }
+    // A file ending in a hole gets its length from here.
+    file.set_len(size)?;
+    Ok(size)
 }
 
 /// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar).
@@ -325,11 +402,25 @@ pub fn apply_at(
         entry: entry.to_string(),
         detail,
     };
-    let mut archive = tar::Archive::new(tar_stream);
-    let entries = archive.entries().map_err(io_context(format!("read layer {layer}")))?;
+    let limit = scratch.layer_limit();
+    let too_large = || LayerError::TooLarge { layer: layer.to_string(), doing: "unpacks to", limit };
+    // The whole stream is bounded too (a little above the limit, for tar's own headers):
+    // the tar reader holds long names and PAX records in memory, and a bomb of those must
+    // stop somewhere.
+    let bounded = Bounded { inner: tar_stream, left: limit.saturating_add(limit / 16).saturating_add(1 << 20) };
+    let mut archive = tar::Archive::new(bounded);
+    let mut unpacked: u64 = 0;
+    let read_error = |e: io::Error| {
+        if e.get_ref().is_some_and(|inner| inner.is::<StreamTooLong>()) {
+            too_large()
+        } else {
+            LayerError::Io { context: format!("read layer {layer}"), source: e }
+        }
+    };
+    let entries = archive.entries().map_err(read_error)?;
     let mut seen_in_layer: BTreeSet<Vec<String>> = BTreeSet::new();
     for entry in entries {
-        let mut entry = entry.map_err(io_context(format!("read layer {layer}")))?;
+        let mut entry = entry.map_err(read_error)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         // Lexical cleaning keeps `../` entries inside the root.
         let path: Vec<String> = base.iter().cloned().chain(rootfs::clean(&raw_path)).collect();
@@ -373,7 +464,20 @@ pub fn apply_at(
         let kind = match header.entry_type() {
             EntryType::Directory => Kind::Dir(BTreeMap::new()),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let (file, size) = scratch.store(&mut entry).map_err(io_context(format!("extract {raw_path}")))?;
+                // The declared size (a sparse file's full size) is checked before reading,
+                // what is read after (a header may lie).
+                let declared = header.size().unwrap_or(0);
+                if unpacked.saturating_add(declared) > limit {
+                    return Err(too_large());
+                }
+                let (file, size) = scratch.store(&mut entry).map_err(|e| match read_error(e) {
+                    LayerError::Io { source, .. } => LayerError::Io { context: format!("extract {raw_path}"), source },
+                    other => other,
+                })?;
+                unpacked = unpacked.saturating_add(size);
+                if unpacked > limit {
+                    return Err(too_large());
+                }
                 Kind::File(Arc::new(FileData { content: Content::Scratch(file), size }))
             }
             EntryType::Symlink => {
@@ -428,6 +532,36 @@ pub fn apply_at(
     Ok(seen_in_layer)
 }
 
+/// A reader that fails with [`StreamTooLong`] after `left` bytes.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+/// The error [`Bounded`] fails with.
+#[derive(Debug)]
+struct StreamTooLong;
+
+impl std::fmt::Display for StreamTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the layer is longer than the layer size limit allows")
+    }
+}
+
+impl std::error::Error for StreamTooLong {}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other(StreamTooLong));
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// The directory at `path` (creating missing ones root-owned 0755); symlinked parents are
 /// followed inside the tree, as container runtimes do when they unpack.
 fn ensure_dir(tree: &mut Tree, path: &[String]) -> Result<Vec<String>, rootfs::PathError> {
@@ -475,8 +609,8 @@ mod tests {
         };
         let (t1, c1) = build();
         let (t2, c2) = build();
-        let l1 = write_changes(&store, &t1, &c1, Some(1_000)).unwrap().unwrap();
-        let l2 = write_changes(&store, &t2, &c2, Some(1_000)).unwrap().unwrap();
+        let l1 = write_changes(&store, &t1, &c1, Some(1_000), u64::MAX).unwrap().unwrap();
+        let l2 = write_changes(&store, &t2, &c2, Some(1_000), u64::MAX).unwrap().unwrap();
         assert_eq!(l1, l2);
         let got = entries(&store, &l1);
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
@@ -496,14 +630,14 @@ mod tests {
         t.mkdir_all(&[], "/d/inner", Meta::root(0o755, 0)).unwrap();
         t.insert(&rootfs::clean("d/old"), file("x", 0)).unwrap();
         t.insert(&rootfs::clean("gone"), file("y", 0)).unwrap();
-        let base = write_changes(&store, &t, &t.clone().take_changes(), None).unwrap().unwrap();
+        let base = write_changes(&store, &t, &t.clone().take_changes(), None, u64::MAX).unwrap().unwrap();
         t.forget_changes();
         t.remove(&rootfs::clean("gone"));
         t.remove(&rootfs::clean("d"));
         t.mkdir_all(&[], "/d", Meta::root(0o700, 0)).unwrap();
         t.insert(&rootfs::clean("d/new"), file("z", 0)).unwrap();
         let changes = t.take_changes();
-        let top = write_changes(&store, &t, &changes, None).unwrap().unwrap();
+        let top = write_changes(&store, &t, &changes, None, u64::MAX).unwrap().unwrap();
         let names: Vec<String> = entries(&store, &top).into_iter().map(|e| e.0).collect();
         assert_eq!(names, [".wh.gone", "d/", "d/.wh..wh..opq", "d/new"]);
 

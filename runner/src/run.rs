@@ -25,10 +25,6 @@ use crate::rootfs::{self, Meta};
 use crate::sandbox::{self, OutputSink, RunSpec, Sandbox, program::ProgramError};
 use crate::store::{Store, StoreError};
 
-/// What a program started with `spawn` and its output sent to a file may write there, bytes
-/// (the program's own output goes to the terminal and is never kept).
-pub const FILE_OUTPUT_LIMIT: usize = 64 << 20;
-
 /// What `kiln run` is asked for besides the image.
 #[derive(Debug, Clone, Default)]
 pub struct RunRequest<'a> {
@@ -45,6 +41,8 @@ pub struct RunRequest<'a> {
     pub timeout: Option<Duration>,
     /// Memory each program may use, bytes.
     pub memory: usize,
+    /// Programs that may run at the same time.
+    pub processes: usize,
 }
 
 /// How a program that ran to its end ended.
@@ -128,6 +126,7 @@ impl RunImageError {
             }
             RunImageError::Sandbox(sandbox::RunError::Timeout(_)) => "give it longer with --timeout SECONDS",
             RunImageError::Sandbox(sandbox::RunError::Memory(_)) => "give it more with --memory MIB",
+            RunImageError::Sandbox(sandbox::RunError::Processes(_)) => "allow more with --processes N",
             _ => return None,
         })
     }
@@ -294,7 +293,10 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         seed: fresh_seed(),
         memory: request.memory,
         timeout: request.timeout,
-        output_limit: FILE_OUTPUT_LIMIT,
+        // Output goes to the terminal: nothing is kept, nothing is counted.
+        output_limit: 0,
+        output_budget: u64::MAX,
+        processes: request.processes,
         sink: OutputSink::Terminal,
         stop: None,
     };

@@ -19,6 +19,7 @@
 
 pub mod cwd;
 pub mod fs;
+mod output;
 mod pipe;
 pub mod program;
 pub(crate) mod spawn;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::layer::Scratch;
@@ -53,9 +54,13 @@ pub struct RunSpec<'a> {
     pub memory: usize,
     /// Wall time for the step, if limited.
     pub timeout: Option<Duration>,
-    /// Output kept (stdout and stderr together), bytes; with [`OutputSink::Terminal`], only
-    /// what programs started with their output sent to a file may write there.
+    /// Output kept for the log (stdout and stderr together), bytes.
     pub output_limit: usize,
+    /// Output the step's programs may write in all, bytes; past it the step is stopped
+    /// ([`RunError::Output`]). Not counted with [`OutputSink::Terminal`].
+    pub output_budget: u64,
+    /// Programs of the step that may run at the same time.
+    pub processes: usize,
     /// Where the programs' standard output and error go.
     pub sink: OutputSink,
     /// Set by someone else to stop the step (another stage of the build failed).
@@ -82,6 +87,8 @@ pub struct Outcome {
     pub status: i32,
     /// What it printed, stdout and stderr interleaved, up to the limit.
     pub output: Vec<u8>,
+    /// Whether it printed more than was kept.
+    pub output_clipped: bool,
     /// Warnings for the step (for example a working directory the program cannot use).
     pub warnings: Vec<String>,
 }
@@ -101,6 +108,12 @@ pub enum RunError {
     /// It asked for more memory than it may have.
     #[error("the program tried to use more than {0} bytes of memory and was stopped")]
     Memory(usize),
+    /// Its programs printed more than the step's output budget.
+    #[error("the step wrote more than {} to its output and was stopped", crate::limits::human_size(*.0))]
+    Output(u64),
+    /// Its programs started more programs at once than it may run.
+    #[error("the step tried to run more than {0} programs at once and was stopped")]
+    Processes(usize),
     /// It trapped (crashed).
     #[error("the program crashed: {detail}")]
     Trap {
@@ -187,9 +200,37 @@ pub struct Sandbox {
 /// What every program of one step shares: the engine, caches, limits, identity and the
 /// step's captured output. Children started through `kiln:sandbox/spawn` get the same.
 impl StepCtx {
-    /// Whether the step was told to stop (see [`RunSpec::stop`]).
+    /// Whether the step was told to stop (see [`RunSpec::stop`]) or hit one of its limits.
     fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) || self.limit_hit().is_some()
+    }
+
+    /// The step-wide limit some program of the step ran into, if any: it ends the whole step,
+    /// as a cgroup's limit would.
+    fn limit_hit(&self) -> Option<RunError> {
+        if self.budget.exceeded() {
+            Some(RunError::Output(self.budget.limit()))
+        } else if self.too_many.load(std::sync::atomic::Ordering::SeqCst) {
+            Some(RunError::Processes(self.processes))
+        } else {
+            None
+        }
+    }
+
+    /// Count one more running program, unless the step already runs as many as it may (then
+    /// the step is marked as having hit the limit).
+    pub(crate) fn reserve_process(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ok = self.running.fetch_update(SeqCst, SeqCst, |n| (n < self.processes).then_some(n + 1)).is_ok();
+        if !ok {
+            self.too_many.store(true, SeqCst);
+        }
+        ok
+    }
+
+    /// A program counted by [`StepCtx::reserve_process`] ended.
+    pub(crate) fn release_process(&self) {
+        self.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -204,8 +245,11 @@ pub(crate) struct StepCtx {
     memory: usize,
     timeout: Option<Duration>,
     started: std::time::Instant,
-    pub(crate) output: MemoryOutputPipe,
-    output_limit: usize,
+    pub(crate) output: output::Log,
+    budget: Arc<output::Budget>,
+    processes: usize,
+    running: std::sync::atomic::AtomicUsize,
+    too_many: std::sync::atomic::AtomicBool,
     sink: OutputSink,
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     memory_hit: std::sync::atomic::AtomicBool,
@@ -225,7 +269,10 @@ pub(crate) enum Input {
 
 /// Where a program's standard output or error goes.
 pub(crate) enum Output {
-    Memory(MemoryOutputPipe),
+    /// The step's log.
+    Log(output::Log),
+    /// A file in the scratch directory (`cmd > file`).
+    File(output::FileOutput),
     Null,
     /// kiln's own standard output ([`OutputSink::Terminal`]).
     HostStdout,
@@ -247,7 +294,7 @@ impl StepCtx {
     /// output, or kiln's own stream of the same name.
     pub(crate) fn inherited(&self, stream: Stream) -> Output {
         match (self.sink, stream) {
-            (OutputSink::Capture, _) => Output::Memory(self.output.clone()),
+            (OutputSink::Capture, _) => Output::Log(self.output.clone()),
             (OutputSink::Terminal, Stream::Stdout) => Output::HostStdout,
             (OutputSink::Terminal, Stream::Stderr) => Output::HostStderr,
         }
@@ -276,6 +323,10 @@ impl Sandbox {
             Ok(e) => e,
             Err(e) => return (tree, Err(RunError::Engine(e.to_string()))),
         };
+        let budget = output::Budget::new(match spec.sink {
+            OutputSink::Capture => spec.output_budget,
+            OutputSink::Terminal => u64::MAX,
+        });
         let ctx = Arc::new(StepCtx {
             engine,
             cache_dir: self.cache_dir.clone(),
@@ -287,8 +338,11 @@ impl Sandbox {
             memory: spec.memory,
             timeout: spec.timeout,
             started: std::time::Instant::now(),
-            output: MemoryOutputPipe::new(spec.output_limit),
-            output_limit: spec.output_limit,
+            output: output::Log::new(spec.output_limit, budget.clone()),
+            budget,
+            processes: spec.processes.max(1),
+            running: std::sync::atomic::AtomicUsize::new(0),
+            too_many: std::sync::atomic::AtomicBool::new(false),
             sink: spec.sink,
             stop: spec.stop.clone(),
             memory_hit: std::sync::atomic::AtomicBool::new(false),
@@ -302,7 +356,9 @@ impl Sandbox {
             stderr: ctx.inherited(Stream::Stderr),
         };
         let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch)));
+        ctx.reserve_process();
         let result = execute(&ctx, &fs, spec.argv, spec.env, spec.cwd, stdio, 0);
+        ctx.release_process();
         // Programs the step left running end with it.
         ctx.done.store(true, std::sync::atomic::Ordering::SeqCst);
         let orphans = std::mem::take(&mut *ctx.orphans.lock().unwrap_or_else(|e| e.into_inner()));
@@ -313,10 +369,12 @@ impl Sandbox {
             Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()).tree,
             Err(shared) => std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).tree),
         };
-        let printed = ctx.output.contents().to_vec();
+        let printed = ctx.output.contents();
         let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
         let outcome = match result {
-            Ok(status) => Ok(Outcome { status, output: printed, warnings }),
+            // A limit ends the step whatever its first program made of the failure.
+            _ if ctx.limit_hit().is_some() => Err(ctx.limit_hit().expect("just checked")),
+            Ok(status) => Ok(Outcome { status, output: printed, output_clipped: ctx.output.clipped(), warnings }),
             Err(RunError::Trap { detail, .. }) => Err(RunError::Trap { detail, output: printed }),
             Err(e) => Err(e),
         };
@@ -375,14 +433,16 @@ pub(crate) fn execute(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     match stdio.stdout {
-        Output::Memory(out) => builder.stdout(out),
+        Output::Log(log) => builder.stdout(log),
+        Output::File(file) => builder.stdout(file),
         Output::Null => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
         Output::HostStdout => builder.stdout(std::io::stdout()),
         Output::HostStderr => builder.stdout(std::io::stderr()),
         Output::Pipe(p, held) => builder.stdout(pipe::StdoutEnd::new(p, held)),
     };
     match stdio.stderr {
-        Output::Memory(err) => builder.stderr(err),
+        Output::Log(log) => builder.stderr(log),
+        Output::File(file) => builder.stderr(file),
         Output::Null => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
         Output::HostStdout => builder.stderr(std::io::stdout()),
         Output::HostStderr => builder.stderr(std::io::stderr()),
@@ -437,6 +497,8 @@ pub(crate) fn execute(
             } else if memory_hit {
                 ctx.memory_hit.store(true, std::sync::atomic::Ordering::Relaxed);
                 Err(RunError::Memory(ctx.memory))
+            } else if let Some(limit) = ctx.limit_hit() {
+                Err(limit)
             } else if crate::cancel::requested() || ctx.stopped() {
                 Err(RunError::Cancelled)
             } else if let (Some(wasmtime::Trap::Interrupt), Some(t)) = (e.downcast_ref::<wasmtime::Trap>(), ctx.timeout)

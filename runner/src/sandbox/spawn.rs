@@ -12,14 +12,15 @@
 //! "not found"); a child that hits the step's limits, or an interrupted build, ends the
 //! whole step.
 
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use wasmtime::component::{HasData, Linker, Resource};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::fs::bindings::kiln::sandbox::spawn::{self, Command, Stdio as WitStdio};
+use super::output::FileOutput;
 use super::pipe::{Pipe, Writer};
 use super::{ChildError, ChildFailed, Input, MAX_SPAWN_DEPTH, Output, RunError, Stdio, StepState, Stream, execute};
 use crate::rootfs::{self, Content, FileData, Kind, Meta, Node};
@@ -35,9 +36,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<
     spawn::add_to_linker::<StepState, HasStep>(linker, |s| s)
 }
 
-/// An output stream going to a file: the pipe, the path, and whether to append.
+/// An output stream going to a file: the scratch file it is written to, the path in the
+/// tree, and whether to append.
 struct FileSink {
-    pipe: MemoryOutputPipe,
+    output: FileOutput,
     path: String,
     append: bool,
 }
@@ -94,10 +96,10 @@ impl StepState {
             WitStdio::Inherit => self.ctx.inherited(stream),
             WitStdio::Null => Output::Null,
             WitStdio::File(path) | WitStdio::Append(path) => {
-                let memory = MemoryOutputPipe::new(self.ctx.output_limit);
+                let output = FileOutput::create(self.ctx.scratch.new_path()).map_err(|e| format!("{path}: {e}"))?;
                 let append = matches!(stdio, WitStdio::Append(_));
-                sinks.push(FileSink { pipe: memory.clone(), path: self.absolute(path), append });
-                Output::Memory(memory)
+                sinks.push(FileSink { output: output.clone(), path: self.absolute(path), append });
+                Output::File(output)
             }
             WitStdio::Pipe => {
                 let p = Pipe::new();
@@ -160,14 +162,19 @@ impl StepState {
         let mut fs = self.fs.lock().unwrap_or_else(|e| e.into_inner());
         for sink in sinks {
             let target = fs.tree.resolve_dest(&[], &sink.path).map_err(|e| e.to_string())?;
-            let mut bytes = Vec::new();
             let existing = fs.tree.get(&target).cloned();
-            if let (true, Some(Node { kind: Kind::File(data), .. })) = (sink.append, &existing) {
-                std::io::Read::read_to_end(&mut data.content.open().map_err(|e| e.to_string())?, &mut bytes)
-                    .map_err(|e| e.to_string())?;
-            }
-            bytes.extend_from_slice(&sink.pipe.contents());
-            let (file, size) = ctx.scratch.store(&mut &bytes[..]).map_err(|e| e.to_string())?;
+            let (written, _) = sink.output.finish().map_err(|e| format!("{}: {e}", sink.path))?;
+            let (file, size) = match (sink.append, &existing) {
+                (true, Some(Node { kind: Kind::File(data), .. })) => {
+                    // Streamed, never held in memory: the file may be as large as the disk.
+                    let before = data.content.open().map_err(|e| e.to_string())?;
+                    let after = std::fs::File::open(&written).map_err(|e| e.to_string())?;
+                    let stored = ctx.scratch.store(&mut before.chain(after));
+                    let _ = std::fs::remove_file(&written);
+                    stored.map_err(|e| format!("{}: {e}", sink.path))?
+                }
+                _ => sink.output.finish().map_err(|e| format!("{}: {e}", sink.path))?,
+            };
             let meta = match &existing {
                 Some(Node { meta, kind: Kind::File(_) }) => Meta { mtime: ctx.epoch, ..*meta },
                 Some(_) => return Err(format!("{}: not a regular file", sink.path)),
@@ -198,6 +205,12 @@ impl StepState {
     }
 }
 
+/// The trap that ends a program whose step runs as many programs as it may (the step is
+/// already marked; see `StepCtx::reserve_process`).
+fn too_many_programs() -> wasmtime::Error {
+    wasmtime::Error::msg("the step runs as many programs as it may")
+}
+
 impl spawn::Host for &mut StepState {
     fn run(&mut self, command: Command) -> wasmtime::Result<Result<i32, String>> {
         let state: &mut StepState = self;
@@ -206,7 +219,11 @@ impl spawn::Host for &mut StepState {
             Err(e) => return Ok(Err(e)),
         };
         let (ctx, fs) = (state.ctx.clone(), state.fs.clone());
+        if !ctx.reserve_process() {
+            return Err(too_many_programs());
+        }
         let result = execute(&ctx, &fs, &command.argv, &prepared.env, &prepared.cwd, prepared.stdio, state.depth + 1);
+        ctx.release_process();
         state.conclude(&command.argv.join(" "), result, prepared.sinks)
     }
 
@@ -220,9 +237,21 @@ impl spawn::Host for &mut StepState {
         let depth = state.depth + 1;
         let argv = command.argv.clone();
         let Prepared { stdio, sinks, pipes: (stdin, stdout, stderr), env, cwd } = prepared;
-        let thread = std::thread::Builder::new()
-            .name(format!("kiln-run-{depth}"))
-            .spawn(move || execute(&ctx, &fs, &argv, &env, &cwd, stdio, depth))?;
+        if !ctx.reserve_process() {
+            return Err(too_many_programs());
+        }
+        let thread = std::thread::Builder::new().name(format!("kiln-run-{depth}")).spawn(move || {
+            let result = execute(&ctx, &fs, &argv, &env, &cwd, stdio, depth);
+            ctx.release_process();
+            result
+        });
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                state.ctx.release_process();
+                return Err(e.into());
+            }
+        };
         let child = Child {
             thread: Some(thread),
             stdin,

@@ -1,0 +1,189 @@
+//! Every bound kiln puts on what one build may consume, each with a name users can see and
+//! change: a command-line flag and an environment variable of the same name.
+//!
+//! A limit exists so that a hostile or broken input (a build file, a context, a base image,
+//! a program a RUN step starts) ends in a clear error instead of filling the disk or the
+//! memory of the machine. Defaults are far above what real builds use; a build that needs
+//! more raises the limit. Whoever enforces a limit words its error with [`exceeded`], so
+//! every such error names the setting and says how to raise it.
+//!
+//! This module only holds values and words errors; it never enforces anything itself.
+
+use std::fmt;
+
+/// The limits of one build (or one `kiln run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory each program of a RUN step may use, bytes (`--step-memory`, in MiB).
+    pub step_memory: u64,
+    /// Programs of one RUN step that may run at the same time (`--step-processes`).
+    pub step_processes: usize,
+    /// Bytes one RUN step may write to its standard output and error together
+    /// (`--step-output`).
+    pub step_output: u64,
+    /// Files, directories and links the build context may hold after `.dockerignore`
+    /// (`--max-context-files`).
+    pub context_files: u64,
+    /// Uncompressed bytes of one layer, read from a base image or an ADDed archive, or
+    /// written by a step (`--max-layer-size`).
+    pub layer_size: u64,
+    /// Bytes of the build file (`--max-build-file-size`).
+    pub build_file_size: u64,
+}
+
+/// 1 GiB of memory per program: what a compiler or a package manager may need.
+pub const DEFAULT_STEP_MEMORY: u64 = 1 << 30;
+/// Programs at once in one step; a shell pipeline uses a handful.
+pub const DEFAULT_STEP_PROCESSES: usize = 64;
+/// Output of one step: far beyond any useful log, small enough to stop a runaway printer.
+pub const DEFAULT_STEP_OUTPUT: u64 = 1 << 30;
+/// Entries of a build context.
+pub const DEFAULT_CONTEXT_FILES: u64 = 500_000;
+/// Uncompressed size of one layer.
+pub const DEFAULT_LAYER_SIZE: u64 = 8 << 30;
+/// Size of a build file; real ones are a few kilobytes.
+pub const DEFAULT_BUILD_FILE_SIZE: u64 = 4 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            step_memory: DEFAULT_STEP_MEMORY,
+            step_processes: DEFAULT_STEP_PROCESSES,
+            step_output: DEFAULT_STEP_OUTPUT,
+            context_files: DEFAULT_CONTEXT_FILES,
+            layer_size: DEFAULT_LAYER_SIZE,
+            build_file_size: DEFAULT_BUILD_FILE_SIZE,
+        }
+    }
+}
+
+/// One named limit, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// [`Limits::step_memory`].
+    StepMemory,
+    /// [`Limits::step_processes`].
+    StepProcesses,
+    /// [`Limits::step_output`].
+    StepOutput,
+    /// [`Limits::context_files`].
+    ContextFiles,
+    /// [`Limits::layer_size`].
+    LayerSize,
+    /// [`Limits::build_file_size`].
+    BuildFileSize,
+}
+
+impl Limit {
+    /// The command-line flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Limit::StepMemory => "--step-memory",
+            Limit::StepProcesses => "--step-processes",
+            Limit::StepOutput => "--step-output",
+            Limit::ContextFiles => "--max-context-files",
+            Limit::LayerSize => "--max-layer-size",
+            Limit::BuildFileSize => "--max-build-file-size",
+        }
+    }
+
+    /// The environment variable that sets it too.
+    pub fn env(self) -> &'static str {
+        match self {
+            Limit::StepMemory => "KILN_STEP_MEMORY",
+            Limit::StepProcesses => "KILN_STEP_PROCESSES",
+            Limit::StepOutput => "KILN_STEP_OUTPUT",
+            Limit::ContextFiles => "KILN_MAX_CONTEXT_FILES",
+            Limit::LayerSize => "KILN_MAX_LAYER_SIZE",
+            Limit::BuildFileSize => "KILN_MAX_BUILD_FILE_SIZE",
+        }
+    }
+
+    /// What an argument of the flag looks like.
+    fn argument(self) -> &'static str {
+        match self {
+            Limit::StepMemory => "MIB",
+            Limit::StepProcesses | Limit::ContextFiles => "N",
+            Limit::StepOutput | Limit::LayerSize | Limit::BuildFileSize => "SIZE",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.flag())
+    }
+}
+
+/// The sentence every limit error ends with: which setting was hit, at what value, and how
+/// to raise it.
+pub fn exceeded(limit: Limit, value: &str) -> String {
+    format!(
+        "the limit {} is {value}; if this is expected, raise it with {} {} or {}",
+        limit.flag(),
+        limit.flag(),
+        limit.argument(),
+        limit.env()
+    )
+}
+
+/// `bytes` for people: whole KiB, MiB, GiB or TiB where exact, else bytes.
+pub fn human_size(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Parse a size as Docker's `--memory` and `--shm-size` do: a number, optionally followed by
+/// `b`, `k`, `m`, `g` or `t` (binary multiples, any case, an optional `ib`/`b` after the
+/// letter). Written here because it is a dozen lines and the crates that parse sizes read
+/// `GB` as 10^9, unlike Docker.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits_end);
+    let number: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size: give a number, with k, m, g or t after it"))?;
+    let unit = unit.trim();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use k, m, g or t (binary multiples)")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_docker_reads_them() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1 gb"), Ok(1 << 30));
+        assert_eq!(parse_size("3t"), Ok(3 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("99999999999t").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn errors_name_the_setting_and_how_to_raise_it() {
+        let text = exceeded(Limit::LayerSize, &human_size(DEFAULT_LAYER_SIZE));
+        assert_eq!(
+            text,
+            "the limit --max-layer-size is 8 GiB; if this is expected, raise it with --max-layer-size SIZE or KILN_MAX_LAYER_SIZE"
+        );
+        assert_eq!(human_size(1536), "1536 bytes");
+        assert_eq!(human_size(3 << 20), "3 MiB");
+    }
+}
