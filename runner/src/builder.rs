@@ -122,7 +122,7 @@ struct StageOut {
     /// A base image whose files are not in `tree` yet (reference, platform): loaded only when
     /// a step needs the files, so that a build whose steps all come from the cache never
     /// unpacks its bases.
-    lazy_base: Option<(String, Vec<String>)>,
+    lazy_base: Option<(String, Vec<String>, Span)>,
     /// Layers of cached steps not applied to `tree` yet, in order.
     pending: Vec<CachedLayer>,
 }
@@ -429,7 +429,7 @@ impl Executor<'_> {
                     config: image.config.clone(),
                     layers: image.manifest.layers().clone(),
                     key,
-                    lazy_base: Some((reference.clone(), platforms)),
+                    lazy_base: Some((reference.clone(), platforms, stage.span)),
                     pending: Vec::new(),
                 })
             }
@@ -505,8 +505,13 @@ impl Executor<'_> {
 
     /// Make the stage's files real: unpack a lazy base and apply the layers of cached steps.
     fn ready(&self, out: &mut StageOut) -> Result<(), BuildError> {
-        if let Some((reference, platforms)) = out.lazy_base.take() {
-            out.tree = (*self.image_tree(&reference, &platforms)?).clone();
+        if let Some((reference, platforms, from)) = out.lazy_base.take() {
+            // A base that cannot be unpacked is the FROM line's fault, not the step's that
+            // first needed its files.
+            let tree = self.image_tree(&reference, &platforms).map_err(|e| {
+                BuildError { message: format!("unpacking the base image {reference}: {}", e.message), ..e }.at(from)
+            })?;
+            out.tree = (*tree).clone();
         }
         for layer in std::mem::take(&mut out.pending) {
             let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;

@@ -291,12 +291,24 @@ fn write_archive(
     Ok(())
 }
 
+/// What [`write_local`] left out or changed.
+#[derive(Debug, Default)]
+struct LocalNotes {
+    /// Device nodes and FIFOs not written.
+    skipped: usize,
+    /// Files written without their setuid or setgid bit.
+    unprivileged: usize,
+}
+
 /// Write the final filesystem into `dest` as plain files. Owners cannot be set without
-/// privileges and are left as the current user; devices and FIFOs are skipped (counted).
-fn write_local(tree: &Tree, dest: &Path) -> Result<usize, String> {
+/// privileges and are left as the current user; devices and FIFOs are skipped, and
+/// setuid and setgid bits are dropped (both counted): an image must not hand whoever runs
+/// kiln a program that runs as them (or as root, when that is who runs kiln).
+fn write_local(tree: &Tree, dest: &Path) -> Result<LocalNotes, String> {
     let staging = sibling_tmp(dest)?;
     let dir = Dir::open_ambient_dir(staging.path(), cap_std::ambient_authority()).map_err(|e| e.to_string())?;
     let mut skipped = 0;
+    let mut unprivileged = 0;
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
     let mut failure: Option<String> = None;
     tree.walk(&[], &mut |path, node: &Node| {
@@ -310,9 +322,12 @@ fn write_local(tree: &Tree, dest: &Path) -> Result<usize, String> {
                 dir.create_dir(&rel)
             }
             Kind::File(data) => (|| {
-                let mut out = dir.create(&rel)?;
-                io::copy(&mut data.content.open()?, &mut out)?;
-                dir.set_permissions(&rel, Permissions::from_mode(node.meta.mode & 0o7777))
+                let mut out = dir.create(&rel)?.into_std();
+                crate::layer::copy_sparse(&mut data.content.open()?, &mut out)?;
+                if node.meta.mode & 0o6000 != 0 {
+                    unprivileged += 1;
+                }
+                dir.set_permissions(&rel, Permissions::from_mode(node.meta.mode & 0o1777))
             })(),
             Kind::Symlink(target) => dir.symlink_contents(target, &rel),
             _ => {
@@ -332,7 +347,7 @@ fn write_local(tree: &Tree, dest: &Path) -> Result<usize, String> {
         dir.set_permissions(rel, Permissions::from_mode(mode & 0o7777)).map_err(|e| e.to_string())?;
     }
     replace_dir(staging, dest)?;
-    Ok(skipped)
+    Ok(LocalNotes { skipped, unprivileged })
 }
 
 /// Write one output. Returns a note for the user, if any.
@@ -360,10 +375,18 @@ pub fn write(
         }),
         Output::Wasm(dest) => write_wasm(store, manifest, names, tree, dest).map(|_| None).map_err(fail(dest)),
         Output::Local(dest) => {
-            let skipped = write_local(tree, dest).map_err(fail(dest))?;
-            Ok((skipped > 0).then(|| {
-                format!("{}: skipped {skipped} device or FIFO entries (they need privileges)", dest.display())
-            }))
+            let notes = write_local(tree, dest).map_err(fail(dest))?;
+            let mut said = Vec::new();
+            if notes.skipped > 0 {
+                said.push(format!("skipped {} device or FIFO entries (they need privileges)", notes.skipped));
+            }
+            if notes.unprivileged > 0 {
+                said.push(format!(
+                    "wrote {} setuid or setgid files without those bits (the image keeps them)",
+                    notes.unprivileged
+                ));
+            }
+            Ok((!said.is_empty()).then(|| format!("{}: {}", dest.display(), said.join("; "))))
         }
     }
 }

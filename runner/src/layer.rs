@@ -327,7 +327,7 @@ impl Scratch {
 
 /// Copy `reader` to the start of `file`, seeking over blocks of zeros instead of writing
 /// them; returns the bytes copied.
-fn copy_sparse(reader: &mut dyn Read, file: &mut std::fs::File) -> io::Result<u64> {
+pub(crate) fn copy_sparse(reader: &mut dyn Read, file: &mut std::fs::File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     const BLOCK: usize = 64 << 10;
     let mut buf = vec![0u8; BLOCK];

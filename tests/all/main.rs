@@ -5,6 +5,8 @@ mod cache;
 mod crash;
 mod examples;
 mod frontends;
+#[path = "../hostile/mod.rs"]
+mod hostile;
 mod kiln_run;
 mod oci;
 mod parallel;

@@ -405,11 +405,18 @@ fn a_hostile_base_image_cannot_reach_the_host() {
 
 /// Write an OCI layout at `layout` holding one Linux image, tagged `tag`, whose only layer
 /// is `tar_bytes` (gzipped).
-fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
+pub(crate) fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
     use sha2::Digest;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, tar_bytes).unwrap();
     let layer = gz.finish().unwrap();
+    layout_with_blob(layout, &layer, &format!("{:x}", sha2::Sha256::digest(tar_bytes)), tag);
+}
+
+/// Write an OCI layout at `layout` holding one Linux image, tagged `tag`, whose only layer
+/// is the gzipped blob `layer`, whose uncompressed tar has the sha256 `diff_id_hex`.
+pub(crate) fn layout_with_blob(layout: &std::path::Path, layer: &[u8], diff_id_hex: &str, tag: &str) {
+    use sha2::Digest;
     let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let put = |bytes: &[u8]| {
@@ -417,11 +424,11 @@ fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
         std::fs::write(layout.join("blobs/sha256").join(&h), bytes).unwrap();
         h
     };
-    let layer_hex = put(&layer);
+    let layer_hex = put(layer);
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(tar_bytes))]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id_hex}")]},
     });
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_hex = put(&config_bytes);

@@ -142,12 +142,20 @@ fn path_error(e: PathError) -> FsError {
 }
 
 fn io_error(e: std::io::Error) -> FsError {
-    code(match e.kind() {
+    code(error_code_of(&e))
+}
+
+/// The WASI error code a program sees for a failure of kiln's own file operations (a full
+/// disk must read as a full disk, not as an I/O error).
+fn error_code_of(e: &std::io::Error) -> ErrorCode {
+    match e.kind() {
         std::io::ErrorKind::NotFound => ErrorCode::NoEntry,
         std::io::ErrorKind::PermissionDenied => ErrorCode::Access,
         std::io::ErrorKind::StorageFull => ErrorCode::InsufficientSpace,
+        std::io::ErrorKind::QuotaExceeded => ErrorCode::Quota,
+        std::io::ErrorKind::FileTooLarge => ErrorCode::FileTooLarge,
         _ => ErrorCode::Io,
-    })
+    }
 }
 
 fn datetime(seconds: i64) -> wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime {
@@ -265,9 +273,10 @@ impl types::Host for FsView<'_> {
 
     fn filesystem_error_code(
         &mut self,
-        _err: Resource<wasmtime_wasi::p2::bindings::sync::io::streams::Error>,
+        err: Resource<wasmtime_wasi::p2::bindings::sync::io::streams::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
-        Ok(None)
+        let err = self.table.get(&err)?;
+        Ok(err.downcast_ref::<std::io::Error>().map(error_code_of))
     }
 }
 

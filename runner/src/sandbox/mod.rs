@@ -22,6 +22,7 @@ pub mod fs;
 mod output;
 mod pipe;
 pub mod program;
+mod sleep;
 pub(crate) mod spawn;
 
 use std::sync::Arc;
@@ -136,6 +137,8 @@ pub(crate) struct StepState {
     pub(crate) depth: usize,
     pub(crate) cwd: String,
     pub(crate) env: Vec<(String, String)>,
+    /// The program's monotonic clock (for `subscribe-instant`).
+    clock: sleep::Clock,
 }
 
 impl WasiView for StepState {
@@ -179,7 +182,7 @@ impl HostWallClock for FixedClock {
 
 /// A monotonic clock that advances with every read, so timing loops terminate, but says
 /// nothing about the host.
-struct StepClock(std::sync::atomic::AtomicU64);
+struct StepClock(sleep::Clock);
 
 impl HostMonotonicClock for StepClock {
     fn resolution(&self) -> u64 {
@@ -228,6 +231,20 @@ impl StepCtx {
         ok
     }
 
+    /// A pipe between programs of this step, which the watchdog breaks when the step stops.
+    pub(crate) fn new_pipe(&self) -> Arc<pipe::Pipe> {
+        let p = pipe::Pipe::new();
+        let mut pipes = self.pipes.lock().unwrap_or_else(|e| e.into_inner());
+        pipes.retain(|w| w.strong_count() > 0);
+        pipes.push(Arc::downgrade(&p));
+        p
+    }
+
+    /// Whether the step must stop now: interrupted, told to, past its time, or over a limit.
+    fn must_stop(&self) -> bool {
+        crate::cancel::requested() || self.stopped() || self.timeout.is_some_and(|t| self.started.elapsed() >= t)
+    }
+
     /// A program counted by [`StepCtx::reserve_process`] ended.
     pub(crate) fn release_process(&self) {
         self.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -257,6 +274,8 @@ pub(crate) struct StepCtx {
     /// Set when the step's first program has ended: programs it started and left running
     /// are stopped.
     done: std::sync::atomic::AtomicBool,
+    /// The step's pipes, broken when it must stop (see `watchdog`).
+    pipes: std::sync::Mutex<Vec<std::sync::Weak<pipe::Pipe>>>,
     /// Programs started and never waited for, joined at the end of the step.
     orphans: std::sync::Mutex<Vec<std::thread::JoinHandle<Result<i32, RunError>>>>,
 }
@@ -349,6 +368,7 @@ impl Sandbox {
             warnings: std::sync::Mutex::new(Vec::new()),
             done: std::sync::atomic::AtomicBool::new(false),
             orphans: std::sync::Mutex::new(Vec::new()),
+            pipes: std::sync::Mutex::new(Vec::new()),
         });
         let stdio = Stdio {
             stdin: Input::Bytes(Vec::new()),
@@ -357,6 +377,8 @@ impl Sandbox {
         };
         let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch)));
         ctx.reserve_process();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = watchdog(&ctx, &finished);
         let result = execute(&ctx, &fs, spec.argv, spec.env, spec.cwd, stdio, 0);
         ctx.release_process();
         // Programs the step left running end with it.
@@ -364,6 +386,10 @@ impl Sandbox {
         let orphans = std::mem::take(&mut *ctx.orphans.lock().unwrap_or_else(|e| e.into_inner()));
         for orphan in orphans {
             let _ = orphan.join();
+        }
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(w) = watchdog {
+            let _ = w.join();
         }
         let tree = match Arc::try_unwrap(fs) {
             Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()).tree,
@@ -380,6 +406,31 @@ impl Sandbox {
         };
         (tree, outcome)
     }
+}
+
+/// A thread that breaks the step's pipes once the step must stop (or its first program has
+/// ended, for the programs it left running). Epoch interruption stops programs running wasm
+/// code; a program blocked inside kiln, on a pipe or waiting for a child blocked on one, is
+/// out of its reach, and would keep the step from ever ending.
+fn watchdog(ctx: &Arc<StepCtx>, finished: &Arc<std::sync::atomic::AtomicBool>) -> Option<std::thread::JoinHandle<()>> {
+    let (ctx, finished) = (ctx.clone(), finished.clone());
+    let spawned = std::thread::Builder::new().name("kiln-step-watchdog".into()).spawn(move || {
+        use std::sync::atomic::Ordering::SeqCst;
+        while !finished.load(SeqCst) {
+            if ctx.must_stop() || ctx.done.load(SeqCst) {
+                for p in ctx.pipes.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|w| w.upgrade()) {
+                    p.break_pipe();
+                }
+                if !ctx.done.load(SeqCst) {
+                    // Pipes made after this round (a program starting another) break next round.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    spawned.ok()
 }
 
 /// Run one program to completion on the step's filesystem; returns its exit status.
@@ -416,6 +467,7 @@ pub(crate) fn execute(
     }
     let mut env: Vec<(String, String)> = env.iter().filter(|(k, _)| k != "PWD").cloned().collect();
     env.push(("PWD".into(), format!("/{}", crate::rootfs::join(&cwd))));
+    let clock = sleep::Clock::default();
     let mut builder = WasiCtxBuilder::new();
     match stdio.stdin {
         Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes)),
@@ -425,7 +477,7 @@ pub(crate) fn execute(
         .args(&argv)
         .envs(&env)
         .wall_clock(FixedClock(Duration::from_secs(ctx.epoch.max(0) as u64)))
-        .monotonic_clock(StepClock(std::sync::atomic::AtomicU64::new(0)))
+        .monotonic_clock(StepClock(clock.clone()))
         .secure_random(rand::rngs::StdRng::seed_from_u64(ctx.seed.wrapping_add(depth as u64)))
         .insecure_random(rand::rngs::StdRng::seed_from_u64(ctx.seed ^ 0x9e37_79b9))
         .insecure_random_seed(u128::from(ctx.seed))
@@ -464,6 +516,7 @@ pub(crate) fn execute(
         depth,
         cwd: cwd_text.to_string(),
         env: env.clone(),
+        clock,
     };
     let mut store = Store::new(&ctx.engine, state);
     store.limiter(|s| &mut s.limits);
@@ -550,6 +603,7 @@ fn run_command(
         fs: s.fs.lock().unwrap_or_else(|e| e.into_inner()),
     })?;
     spawn::add_to_linker(&mut linker)?;
+    sleep::add_to_linker(&mut linker)?;
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut *store, component, &linker)?;
     match command.wasi_cli_run().call_run(&mut *store)? {
         Ok(()) => Ok(0),

@@ -23,6 +23,8 @@ struct State {
     writers: usize,
     readers: usize,
     reader_gone: bool,
+    /// Broken by the step's watchdog: both ends see a closed stream.
+    broken: bool,
 }
 
 /// A pipe; its ends are [`Reader`] and [`Writer`] (or, as stdio, [`StdinEnd`]/[`StdoutEnd`]).
@@ -52,6 +54,17 @@ impl Pipe {
     pub fn reader(self: &Arc<Self>) -> Reader {
         self.state().readers += 1;
         Reader(self.clone())
+    }
+
+    /// The step is being stopped: writers see a closed stream and readers end of file, so
+    /// no program stays blocked on the pipe inside kiln, where the step's time limit cannot
+    /// reach it.
+    pub fn break_pipe(&self) {
+        let mut s = self.state();
+        s.reader_gone = true;
+        s.broken = true;
+        drop(s);
+        self.changed.notify_waiters();
     }
 
     /// Nobody will ever read: writers see a closed stream (as with SIGPIPE).
@@ -134,7 +147,7 @@ impl Pollable for Reader {
             let notified = self.0.changed.notified();
             {
                 let s = self.0.state();
-                if !s.data.is_empty() || s.writers == 0 {
+                if !s.data.is_empty() || s.writers == 0 || s.broken {
                     return;
                 }
             }
@@ -146,6 +159,9 @@ impl Pollable for Reader {
 impl InputStream for Reader {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
         let mut s = self.0.state();
+        if s.broken {
+            return Err(StreamError::Closed);
+        }
         if s.data.is_empty() {
             return if s.writers == 0 { Err(StreamError::Closed) } else { Ok(Bytes::new()) };
         }

@@ -102,7 +102,7 @@ impl StepState {
                 Output::File(output)
             }
             WitStdio::Pipe => {
-                let p = Pipe::new();
+                let p = self.ctx.new_pipe();
                 *pipe = Some(p.clone());
                 // The writer exists from now on: a reader never mistakes "not started yet"
                 // for end of file.
@@ -139,7 +139,7 @@ impl StepState {
             }
             WitStdio::Append(path) => return Err(format!("{path}: standard input cannot be appended to")),
             WitStdio::Pipe => {
-                let p = Pipe::new();
+                let p = self.ctx.new_pipe();
                 stdin_writer = Some(p.writer());
                 Input::Pipe(p)
             }
