@@ -99,3 +99,86 @@ fn four_concurrent_builds_on_one_store() {
         assert!(index.contains(&format!("\"many:{i}\"")), "tag many:{i} is kept: {index}");
     }
 }
+
+/// Eight builds at once on one store, sharing a base image and cached steps, while some are
+/// killed with SIGKILL at random moments; after every round the store is whole (every tag
+/// resolves, every blob matches its digest), the survivors' tags are there, and a prune
+/// leaves nothing that a tag needs missing.
+#[test]
+fn eight_concurrent_builds_with_random_sigkills() {
+    let sb = Sandbox::new();
+    busy_context(&sb);
+    // The shared base, in the store.
+    let out = run(sb.kiln().args(["build", "-q", "-t", "shared-base:1", "ctx"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.write(
+        "ctx/Dockerfile.many",
+        "FROM shared-base:1 AS common\nCOPY src /common/src\nCOPY big1.bin /common/\n\
+         FROM shared-base:1\nARG N\nCOPY --from=common /common /common\nCOPY src/dir${N} /mine\nLABEL n=${N}\n",
+    );
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = Lcg(seed);
+    let (mut killed, mut finished) = (0, 0);
+    for round in 0..6 {
+        // Cold rounds (--no-cache) and warm ones: kills land in both.
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let mut cmd = sb.kiln();
+                cmd.args(["build", "-q", "-f", "ctx/Dockerfile.many", "--build-arg", &format!("N={i}")])
+                    .args(["-t", &format!("many:r{round}-{i}")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped());
+                if round % 2 == 0 {
+                    cmd.arg("--no-cache");
+                }
+                cmd.arg("ctx").spawn().unwrap()
+            })
+            .collect();
+        // A prune while they run must not take what they are about to tag.
+        let pruning = sb.kiln().arg("prune").stdout(std::process::Stdio::null()).spawn().unwrap();
+        // Half of them, chosen at random, are killed at random moments of their first 300 ms.
+        let mut kills: Vec<(u64, usize)> = Vec::new();
+        for i in 0..8 {
+            if rng.next() % 2 == 0 {
+                kills.push((rng.next() % 300, i));
+            }
+        }
+        kills.sort();
+        let started = Instant::now();
+        let mut children: Vec<Option<std::process::Child>> = children.into_iter().map(Some).collect();
+        for &(at, i) in &kills {
+            std::thread::sleep(Duration::from_millis(at).saturating_sub(started.elapsed()));
+            let mut child = children[i].take().unwrap();
+            if child.try_wait().unwrap().is_none() {
+                killed += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut survivors = Vec::new();
+        for (i, child) in children.into_iter().enumerate() {
+            let Some(child) = child else { continue };
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round} build {i} (seed {seed}): {}", stderr(&out));
+            finished += 1;
+            survivors.push(i);
+        }
+        assert!(pruning.wait_with_output().unwrap().status.success(), "the concurrent prune works");
+        check_store(&sb.root());
+        let index = std::fs::read_to_string(sb.root().join("index.json")).unwrap();
+        for i in survivors {
+            assert!(index.contains(&format!("\"many:r{round}-{i}\"")), "tag many:r{round}-{i} kept (seed {seed})");
+        }
+        let out = run(sb.kiln().args(["prune"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        check_store(&sb.root());
+    }
+    eprintln!("6 rounds of 8 builds and a prune: {killed} killed mid-way, {finished} finished (seed {seed})");
+    assert!(killed >= 3, "only {killed} builds were killed mid-way (seed {seed}); the timing is off");
+    assert!(finished >= 8, "only {finished} builds finished (seed {seed})");
+    // Killed builds' leftovers go with the next build.
+    let out = run(sb.kiln().args(["build", "-q", "-t", "crash:after", "ctx"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_build_dirs(&sb.root());
+    check_store(&sb.root());
+}
