@@ -179,3 +179,17 @@ fn a_full_disk_is_the_programs_error_and_loses_nothing() {
     let out = h.run(&["prune"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_step_writing_a_layer_over_the_limit_is_refused_before_it_is_stored() {
+    let h = guest_build("RUN [\"guest\", \"spawn-to\", \"/big\", \"guest\", \"spam\", \"100000000\"]\n");
+    let (out, _) = build(&h, &["--max-layer-size", "64m", "-t", "big:1"]);
+    h.refused(
+        &out,
+        &[
+            "Dockerfile:4",
+            "layer of this step would hold more than 64 MiB: the limit --max-layer-size is 64 MiB; if this is expected, raise it with --max-layer-size SIZE or KILN_MAX_LAYER_SIZE",
+            "nothing was tagged",
+        ],
+    );
+}
