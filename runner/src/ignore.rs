@@ -7,8 +7,12 @@
 //! the last matching pattern wins.
 //!
 //! Written by hand because the gitignore crates implement git's rules, which differ
-//! (unanchored basenames, trailing-slash meaning). Matching is a table walk, linear in
-//! pattern × path length, so hostile patterns cannot make it slow.
+//! (unanchored basenames, trailing-slash meaning). Matching is one forward table walk per
+//! pattern and path, linear in pattern × path length, that answers for the path and all its
+//! parents at once; a pattern whose literal start or least length rules a path out is not
+//! walked at all. So a context walk costs about one string comparison per pattern and path
+//! for ordinary ignore files, and hostile patterns (a megabyte long, `**` repeated, a hundred
+//! thousand of them) cannot make it slow.
 
 use std::fmt;
 
@@ -52,6 +56,45 @@ impl std::error::Error for PatternError {}
 struct Pattern {
     tokens: Vec<Token>,
     exclusion: bool,
+    /// The literal text every match starts with: a path that does not start with it is not
+    /// matched, nor is any of its parents.
+    prefix: String,
+    /// The fewest characters a match holds.
+    min_len: usize,
+}
+
+impl Pattern {
+    fn new(tokens: Vec<Token>, exclusion: bool) -> Self {
+        let tokens = simplify(tokens);
+        let prefix = tokens
+            .iter()
+            .map_while(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let min_len =
+            tokens.iter().filter(|t| matches!(t, Token::Literal(_) | Token::One | Token::Class { .. })).count();
+        Pattern { tokens, exclusion, prefix, min_len }
+    }
+}
+
+/// Merge runs that match the same text as one token: `**/**/` is `**/`, and `**/` before a
+/// final `**` is `**`. Without this a pattern of a million stars would be a million tokens;
+/// with it every token but one in three needs a character of the path.
+fn simplify(tokens: Vec<Token>) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        match (out.last(), &token) {
+            (Some(Token::Dirs), Token::Dirs) => {}
+            (Some(Token::Dirs), Token::Rest) => {
+                out.pop();
+                out.push(token);
+            }
+            _ => out.push(token),
+        }
+    }
+    out
 }
 
 /// An ordered list of patterns.
@@ -152,37 +195,70 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-/// Whether `tokens` match all of `text`.
-fn matches(tokens: &[Token], text: &[char]) -> bool {
-    // ok[i][j]: tokens[i..] match text[j..]. Filled from the end.
-    let width = text.len() + 1;
-    let mut ok = vec![false; (tokens.len() + 1) * width];
-    ok[tokens.len() * width + text.len()] = true;
-    for i in (0..tokens.len()).rev() {
-        // For `**/`: whether some slash at or after j has the rest of the pattern after it.
-        let mut slash_then_rest = false;
-        for j in (0..=text.len()).rev() {
-            let next = |k: usize| ok[(i + 1) * width + k];
-            slash_then_rest |= j < text.len() && text[j] == '/' && next(j + 1);
-            let here = match &tokens[i] {
-                Token::Literal(c) => j < text.len() && text[j] == *c && next(j + 1),
-                Token::One => j < text.len() && text[j] != '/' && next(j + 1),
-                Token::Class { negated, ranges } => {
-                    j < text.len()
-                        && text[j] != '/'
-                        && ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&text[j])) != *negated
-                        && next(j + 1)
-                }
-                // Zero characters, or one non-slash character and still in the star.
-                Token::Star => next(j) || (j < text.len() && text[j] != '/' && ok[i * width + j + 1]),
-                // `(.*/)?`: nothing, or anything ending in a slash.
-                Token::Dirs => next(j) || slash_then_rest,
-                Token::Rest => true,
-            };
-            ok[i * width + j] = here;
+/// Reusable columns of the matching table, so matching allocates once per path.
+#[derive(Default)]
+struct Columns {
+    prev: Vec<bool>,
+    cur: Vec<bool>,
+    seen: Vec<bool>,
+}
+
+/// Whether `tokens` match all of `text` or, with `parents`, the part of it before one of its
+/// slashes (a parent directory).
+///
+/// A forward walk over the table `reach[i][j]`: whether `tokens[..i]` match `text[..j]`. One
+/// column per character, so every parent is answered on the way to the whole path.
+fn matches(tokens: &[Token], text: &[char], parents: bool, cols: &mut Columns) -> bool {
+    let n = tokens.len();
+    for col in [&mut cols.prev, &mut cols.cur, &mut cols.seen] {
+        col.clear();
+        col.resize(n + 1, false);
+    }
+    // Column 0: only the tokens that can match nothing.
+    cols.cur[0] = true;
+    for i in 0..n {
+        cols.cur[i + 1] = cols.cur[i] && matches!(tokens[i], Token::Star | Token::Dirs | Token::Rest);
+    }
+    let has_dirs = tokens.contains(&Token::Dirs);
+    for j in 0..=text.len() {
+        if j > 0 {
+            std::mem::swap(&mut cols.prev, &mut cols.cur);
+            let c = text[j - 1];
+            let (prev, cur, seen) = (&cols.prev, &mut cols.cur, &cols.seen);
+            cur[0] = false;
+            let mut alive = false;
+            for i in 0..n {
+                let here = match &tokens[i] {
+                    Token::Literal(l) => c == *l && prev[i],
+                    Token::One => c != '/' && prev[i],
+                    Token::Class { negated, ranges } => {
+                        c != '/' && ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated && prev[i]
+                    }
+                    // Nothing more, or one more non-slash character.
+                    Token::Star => cur[i] || (c != '/' && prev[i + 1]),
+                    // `(.*/)?`: nothing, or everything since some earlier column, ending in '/'.
+                    Token::Dirs => cur[i] || (c == '/' && seen[i]),
+                    Token::Rest => cur[i] || prev[i + 1],
+                };
+                cur[i + 1] = here;
+                alive |= here;
+            }
+            // Nothing reached and no `**/` waiting for a slash: no later column can match.
+            let waiting = has_dirs && tokens.iter().zip(&cols.seen).any(|(t, s)| *s && *t == Token::Dirs);
+            if !alive && !waiting {
+                return false;
+            }
+        }
+        // `seen[i]`: some column up to this one reached `i` (what `**/` continues from).
+        for (s, c) in cols.seen.iter_mut().zip(&cols.cur) {
+            *s |= *c;
+        }
+        let boundary = j == text.len() || (parents && text[j] == '/');
+        if boundary && cols.cur[n] {
+            return true;
         }
     }
-    ok[0]
+    false
 }
 
 impl Matcher {
@@ -204,7 +280,7 @@ impl Matcher {
             }
             let cleaned = clean_pattern(body);
             let tokens = compile(&cleaned).map_err(|detail| PatternError { pattern: raw.into(), detail })?;
-            out.push(Pattern { tokens, exclusion });
+            out.push(Pattern::new(tokens, exclusion));
         }
         Ok(Matcher { patterns: out })
     }
@@ -243,17 +319,14 @@ impl Matcher {
             return false;
         }
         let chars: Vec<char> = path.chars().collect();
-        // Prefixes ending before each '/', then the whole path.
-        let mut ends: Vec<usize> = chars.iter().enumerate().filter(|(_, c)| **c == '/').map(|(i, _)| i).collect();
-        ends.push(chars.len());
+        let mut cols = Columns::default();
         let mut excluded = false;
         for pattern in &self.patterns {
-            if pattern.exclusion != excluded {
+            if pattern.exclusion != excluded || chars.len() < pattern.min_len || !path.starts_with(&pattern.prefix) {
                 continue;
             }
-            let hit =
-                matches(&pattern.tokens, &chars) || ends.iter().any(|&end| matches(&pattern.tokens, &chars[..end]));
-            if hit {
+            // The path or one of its parents.
+            if matches(&pattern.tokens, &chars, true, &mut cols) {
                 excluded = !pattern.exclusion;
             }
         }
@@ -320,5 +393,91 @@ mod tests {
         let pattern = "*a".repeat(50) + "b";
         let path = "a".repeat(2000);
         assert!(!ex(&[&pattern], &path));
+    }
+
+    #[test]
+    fn runs_of_double_stars_are_one_token() {
+        let m = Matcher::new(&["*".repeat(1_000_001)]).unwrap();
+        assert!(m.patterns[0].tokens.len() <= 2, "{:?}", &m.patterns[0].tokens);
+        assert!(m.excludes("a/b/c"));
+        let m = Matcher::new(&["**/".repeat(100_000) + "a"]).unwrap();
+        assert_eq!(m.patterns[0].tokens, [Token::Dirs, Token::Literal('a')]);
+        assert!(m.excludes("x/y/a/z"));
+        assert!(!m.excludes("x/y/b"));
+    }
+
+    #[test]
+    fn many_and_huge_patterns_stay_fast() {
+        let file: String = (0..100_000).map(|i| format!("pattern{i}/*.tmp\n")).collect();
+        let m = Matcher::from_dockerignore(&file).unwrap();
+        let huge = Matcher::new(&["a".repeat(1 << 20), "*?".repeat(1 << 19)]).unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..1000 {
+            let path = format!("src/dir{}/file{i}.txt", i % 10);
+            assert!(!m.excludes(&path));
+            assert!(!huge.excludes(&path));
+        }
+        assert!(m.excludes("pattern99999/x.tmp"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "took {:?}", start.elapsed());
+    }
+
+    /// The table walk before the forward one: tokens[i..] against text[j..], one path at a
+    /// time. Kept as the reference the faster walk is checked against.
+    fn reference(tokens: &[Token], text: &[char]) -> bool {
+        let width = text.len() + 1;
+        let mut ok = vec![false; (tokens.len() + 1) * width];
+        ok[tokens.len() * width + text.len()] = true;
+        for i in (0..tokens.len()).rev() {
+            let mut slash_then_rest = false;
+            for j in (0..=text.len()).rev() {
+                let next = |k: usize| ok[(i + 1) * width + k];
+                slash_then_rest |= j < text.len() && text[j] == '/' && next(j + 1);
+                let here = match &tokens[i] {
+                    Token::Literal(c) => j < text.len() && text[j] == *c && next(j + 1),
+                    Token::One => j < text.len() && text[j] != '/' && next(j + 1),
+                    Token::Class { negated, ranges } => {
+                        j < text.len()
+                            && text[j] != '/'
+                            && ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&text[j])) != *negated
+                            && next(j + 1)
+                    }
+                    Token::Star => next(j) || (j < text.len() && text[j] != '/' && ok[i * width + j + 1]),
+                    Token::Dirs => next(j) || slash_then_rest,
+                    Token::Rest => true,
+                };
+                ok[i * width + j] = here;
+            }
+        }
+        ok[0]
+    }
+
+    #[test]
+    fn the_forward_walk_agrees_with_the_reference() {
+        // A small deterministic generator: every pattern and path over a tiny alphabet.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pattern_parts = ["a", "b", "/", "*", "**", "**/", "?", "[ab]", "[^a]", "\\*", "."];
+        let path_parts = ["a", "b", "/", "*", "ab", "."];
+        for _ in 0..20_000 {
+            let pattern: String = (0..1 + next(7)).map(|_| pattern_parts[next(pattern_parts.len())]).collect();
+            let path: String = (0..1 + next(8)).map(|_| path_parts[next(path_parts.len())]).collect();
+            let Ok(m) = Matcher::new(&[&pattern]) else { continue };
+            let Some(p) = m.patterns.first() else { continue };
+            let raw = compile(&clean_pattern(pattern.trim())).unwrap();
+            let trimmed = path.trim_start_matches('/');
+            if trimmed.is_empty() || trimmed == "." {
+                continue;
+            }
+            let chars: Vec<char> = trimmed.chars().collect();
+            let mut ends: Vec<usize> = chars.iter().enumerate().filter(|(_, c)| **c == '/').map(|(i, _)| i).collect();
+            ends.push(chars.len());
+            let want = ends.iter().any(|&e| reference(&raw, &chars[..e]));
+            assert_eq!(m.excludes(&path), want, "pattern {pattern:?} ({:?}) path {path:?}", p.tokens);
+        }
     }
 }
