@@ -120,9 +120,10 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Whether `name` matches one path component pattern (Go's `filepath.Match`).
-fn component_matches(pattern: &str, name: &str) -> bool {
-    Matcher::new(&[pattern]).is_ok_and(|m| m.excludes(name))
+/// One path component pattern (Go's `filepath.Match`), compiled once for all the names it is
+/// tried on; a malformed one matches nothing.
+fn component_matcher(pattern: &str) -> Option<Matcher> {
+    Matcher::new(&[pattern]).ok()
 }
 
 /// Parse `--chmod`: an octal mode.
@@ -193,6 +194,7 @@ fn expand(src: &Tree, source: &str, origin: &Origin) -> Result<Vec<(Components, 
     }
     for (i, pattern) in components.iter().enumerate() {
         let last = i + 1 == components.len();
+        let matcher = if has_wildcard(pattern) { component_matcher(pattern) } else { None };
         let mut next = Vec::new();
         for base in &found {
             if *pattern == ".." {
@@ -204,7 +206,8 @@ fn expand(src: &Tree, source: &str, origin: &Origin) -> Result<Vec<(Components, 
             let dir = src.resolve_with(&[], &format!("/{}", rootfs::join(base)), true, contained).map_err(map_path)?;
             let Some(Node { kind: Kind::Dir(children), .. }) = src.get(&dir) else { continue };
             if has_wildcard(pattern) {
-                for name in children.keys().filter(|n| component_matches(pattern, n)) {
+                let Some(matcher) = &matcher else { continue };
+                for name in children.keys().filter(|n| matcher.excludes(n)) {
                     let mut p = dir.clone();
                     p.push(name.clone());
                     next.push(p);
