@@ -36,6 +36,31 @@ pub enum ContextError {
         /// The limit.
         limit: u64,
     },
+    /// A file or directory the build would need cannot be read (permissions).
+    #[error("cannot read {path}: {source}; make it readable, or leave it out of the build context with .dockerignore")]
+    Unreadable {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A path in the context is longer than the system lets a program name a file.
+    #[error("the build context {} holds a path of {len} bytes, more than the {} Linux accepts: {shown}; leave it out with .dockerignore",
+        root.display(), PATH_MAX - 1)]
+    PathTooLong {
+        /// The context directory.
+        root: PathBuf,
+        /// The path, shortened for showing.
+        shown: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The shared ignore file is a symlink out of the context.
+    #[error("{}: the ignore file is a symlink that leads outside the build context, and kiln reads nothing outside it; put a copy of the file there instead", path.display())]
+    IgnoreOutside {
+        /// The ignore file.
+        path: PathBuf,
+    },
     /// A `.dockerignore` line is malformed.
     #[error("{file}:{line}: {detail}")]
     Ignore {
@@ -82,18 +107,20 @@ impl BuildContext {
             .and_then(|f| f.file_name())
             .is_some_and(|n| n.eq_ignore_ascii_case("Earthfile") || n.to_string_lossy().ends_with(".earth"));
         let shared: &[&str] = if earthfile { &[".earthlyignore", ".earthignore"] } else { &[".dockerignore"] };
-        let ignore_file = specific
-            .filter(|p| p.is_file() && !earthfile)
-            .or_else(|| shared.iter().map(|name| root.join(name)).find(|p| p.is_file()));
-        let ignore = match &ignore_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(io(path))?;
-                Matcher::from_dockerignore(&text).map_err(|(line, e)| ContextError::Ignore {
-                    file: path.clone(),
-                    line,
-                    detail: e.to_string(),
-                })?
-            }
+        // `<Dockerfile>.dockerignore` sits next to the build file the user named, wherever
+        // that is; the shared one is read through the context like every other file, so a
+        // link in the context cannot make kiln read (and quote, in an error) a host file.
+        let ignore_text = match specific.filter(|p| p.is_file() && !earthfile) {
+            Some(path) => Some((std::fs::read_to_string(&path).map_err(io(&path))?, path)),
+            None => shared_ignore_file(&dir, root, shared)?,
+        };
+        let ignore_file = ignore_text.as_ref().map(|(_, path)| path.clone());
+        let ignore = match &ignore_text {
+            Some((text, path)) => Matcher::from_dockerignore(text).map_err(|(line, e)| ContextError::Ignore {
+                file: path.clone(),
+                line,
+                detail: e.to_string(),
+            })?,
             None => Matcher::default(),
         };
 
@@ -109,6 +136,49 @@ impl BuildContext {
         tree.forget_changes();
         Ok(BuildContext { root: root.to_path_buf(), tree, ignore, ignore_file })
     }
+}
+
+/// The first of `names` that is a file in the context, read through the context's capability:
+/// (text, path). A name that is missing, or not a file, is passed over; a link out of the
+/// context is an error, not passed over: the user meant it to apply.
+fn shared_ignore_file(dir: &Dir, root: &Path, names: &[&str]) -> Result<Option<(String, PathBuf)>, ContextError> {
+    for name in names {
+        let path = root.join(name);
+        match dir.metadata(name) {
+            Ok(m) if m.is_file() => {
+                let text =
+                    dir.read_to_string(name).map_err(|source| ContextError::Io { path: path.clone(), source })?;
+                return Ok(Some((text, path)));
+            }
+            // Not a file (a directory, a FIFO), missing, or a link to nothing.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // The capability refuses a link that leads out (absolute, or up past the root).
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && dir.symlink_metadata(name).is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                return Err(ContextError::IgnoreOutside { path });
+            }
+            Err(source) => return Err(ContextError::Io { path, source }),
+        }
+    }
+    Ok(None)
+}
+
+/// The longest path, in bytes, a program may hand the system (Linux's PATH_MAX, which counts
+/// the terminating NUL).
+const PATH_MAX: usize = 4096;
+
+/// `path` shortened for an error message: its start and end around an ellipsis.
+fn shorten(path: &str) -> String {
+    let chars: Vec<char> = path.chars().collect();
+    if chars.len() <= 120 {
+        return path.to_string();
+    }
+    let head: String = chars[..60].iter().collect();
+    let tail: String = chars[chars.len() - 40..].iter().collect();
+    format!("{head}...{tail}")
 }
 
 fn meta_of(m: &cap_std::fs::Metadata) -> Meta {
@@ -134,18 +204,39 @@ fn walk(
     budget: &mut Budget,
     out: &mut std::collections::BTreeMap<String, Node>,
 ) -> Result<(), ContextError> {
-    let io = |path: PathBuf| move |source| ContextError::Io { path, source };
+    // Permission problems name the path and the way out; anything else is plain I/O.
+    let io = |path: PathBuf| {
+        move |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => ContextError::Unreadable { path, source },
+            _ => ContextError::Io { path, source },
+        }
+    };
     let listing = if rel.as_os_str().is_empty() { dir.entries() } else { dir.read_dir(rel) };
     for entry in listing.map_err(io(root.join(rel)))? {
         let entry = entry.map_err(io(root.join(rel)))?;
         let Ok(name) = entry.file_name().into_string() else {
             // Names that are not UTF-8 cannot be written into an image's tar headers portably.
-            tracing::warn!("skipping {}: its name is not UTF-8", root.join(rel).join(entry.file_name()).display());
+            tracing::warn!(
+                "skipping {}: its name is not UTF-8, which kiln cannot put in an image; rename it, or leave it out with .dockerignore",
+                root.join(rel).join(entry.file_name()).display()
+            );
             continue;
         };
         let path = rel.join(&name);
         let slash_path = path.to_string_lossy().replace('\\', "/");
         let excluded = ignore.excludes(&slash_path);
+        if slash_path.len() >= PATH_MAX {
+            // The system refuses to look it up (ENAMETOOLONG): say so before it does, with a
+            // path short enough to read. Ignored paths are never looked up.
+            if excluded && !ignore.has_exceptions() {
+                continue;
+            }
+            return Err(ContextError::PathTooLong {
+                root: root.to_path_buf(),
+                shown: shorten(&slash_path),
+                len: slash_path.len(),
+            });
+        }
         let meta = dir.symlink_metadata(&path).map_err(io(root.join(&path)))?;
         let file_type = meta.file_type();
         if !excluded || file_type.is_dir() {
@@ -171,6 +262,12 @@ fn walk(
             let target = dir.read_link_contents(&path).map_err(io(root.join(&path)))?;
             out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Symlink(target.to_string_lossy().into_owned()) });
         } else if file_type.is_file() {
+            // A file nobody but its owner (or group) may read may not be readable by kiln: try
+            // it now, so the build fails here naming the file, not halfway through a COPY.
+            // Files anyone may read (most of them) cost nothing more.
+            if meta.permissions().mode() & 0o004 == 0 {
+                dir.open(&path).map_err(io(root.join(&path)))?;
+            }
             let data =
                 FileData { content: Content::Context { dir: dir.clone(), path: path.clone() }, size: meta.len() };
             out.insert(name, Node { meta: meta_of(&meta), kind: Kind::File(Arc::new(data)) });
