@@ -216,8 +216,8 @@ fn matches(tokens: &[Token], text: &[char], parents: bool, cols: &mut Columns) -
     }
     // Column 0: only the tokens that can match nothing.
     cols.cur[0] = true;
-    for i in 0..n {
-        cols.cur[i + 1] = cols.cur[i] && matches!(tokens[i], Token::Star | Token::Dirs | Token::Rest);
+    for (i, token) in tokens.iter().enumerate() {
+        cols.cur[i + 1] = cols.cur[i] && matches!(token, Token::Star | Token::Dirs | Token::Rest);
     }
     let has_dirs = tokens.contains(&Token::Dirs);
     for j in 0..=text.len() {
