@@ -9,7 +9,8 @@
 //!
 //! It talks to the outside only through [`ImageResolver`]; it never reads files.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use kiln_ir::{
     AddOptions, ArgBinding, Base, BindMount, BuildGraph, CacheMount, CacheSharing, Command as IrCommand, ConfigChange,
@@ -52,13 +53,88 @@ impl Lines {
     }
 }
 
+/// Variables in the order they were declared, with an index by name, so that a build file
+/// with a hundred thousand of them is read in linear time, not quadratic.
+#[derive(Debug, Clone)]
+struct Vars<V> {
+    /// In order; `None` where an entry was moved to the end.
+    slots: Vec<Option<(String, V)>>,
+    /// Name to slot.
+    index: BTreeMap<String, usize>,
+}
+
+impl<V> Default for Vars<V> {
+    fn default() -> Self {
+        Vars { slots: Vec::new(), index: BTreeMap::new() }
+    }
+}
+
+impl<V> Vars<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        let slot = *self.index.get(key)?;
+        self.slots[slot].as_ref().map(|(_, v)| v)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.index.contains_key(key)
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Set a variable where it stands, or append it.
+    fn set(&mut self, key: &str, value: V) {
+        match self.index.get(key) {
+            Some(&slot) => {
+                if let Some((_, v)) = &mut self.slots[slot] {
+                    *v = value;
+                }
+            }
+            None => self.append(key, value),
+        }
+    }
+
+    /// Set a variable and move it to the end.
+    fn set_last(&mut self, key: &str, value: V) {
+        if let Some(slot) = self.index.remove(key) {
+            self.slots[slot] = None;
+        }
+        self.append(key, value);
+        // Drop the holes once they are most of the list.
+        if self.slots.len() > 64 && self.index.len() * 2 < self.slots.len() {
+            self.slots.retain(Option::is_some);
+            for (slot, entry) in self.slots.iter().enumerate() {
+                if let Some((k, _)) = entry {
+                    self.index.insert(k.clone(), slot);
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, key: &str, value: V) {
+        self.index.insert(key.to_string(), self.slots.len());
+        self.slots.push(Some((key.to_string(), value)));
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.index.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.slots.iter().flatten().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
 /// The state of a stage as instructions are applied: what later instructions expand in.
 #[derive(Debug, Clone)]
 struct StageState {
     /// Environment for expansion and RUN: base ENV, then ENV and ARG values (unique keys).
-    env: Vec<(String, String)>,
-    /// ARGs declared in this stage (and its stage parents), with their values.
-    build_args: Vec<(String, Option<String>)>,
+    env: Vars<String>,
+    /// ARGs declared in this stage (and its stage parents), with their values, in the order
+    /// last declared.
+    build_args: Vars<Option<String>>,
     /// SHELL for the shell form.
     shell: Vec<String>,
     /// The working directory as far as the frontend knows it.
@@ -69,9 +145,11 @@ struct StageState {
 
 impl StageState {
     fn scratch() -> Self {
+        let mut env = Vars::default();
+        env.set("PATH", DEFAULT_PATH.to_string());
         StageState {
-            env: vec![("PATH".into(), DEFAULT_PATH.into())],
-            build_args: Vec::new(),
+            env,
+            build_args: Vars::default(),
             shell: DEFAULT_SHELL.iter().map(|s| s.to_string()).collect(),
             workdir: "/".into(),
             onbuild: Vec::new(),
@@ -85,7 +163,7 @@ impl StageState {
             let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
             state.set_env(k, v);
         }
-        if !state.env.iter().any(|(k, _)| k == "PATH") {
+        if !state.env.contains("PATH") {
             state.set_env("PATH", DEFAULT_PATH);
         }
         if !config.shell.is_empty() {
@@ -99,10 +177,7 @@ impl StageState {
 
     /// Set a variable, replacing the first entry with that key (Docker's `addEnv`).
     fn set_env(&mut self, key: &str, value: &str) {
-        match self.env.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.env.push((key.to_string(), value.to_string())),
-        }
+        self.env.set(key, value.to_string());
     }
 
     fn with_shell(&self, args: &[String]) -> Vec<String> {
@@ -114,7 +189,7 @@ impl StageState {
 
 impl Env for StageState {
     fn get(&self, name: &str) -> Option<&str> {
-        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.env.get(name).map(String::as_str)
     }
 }
 
@@ -145,9 +220,34 @@ struct Report<'a> {
     lines: &'a Lines,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// The warnings so far, to drop repeats without searching the list each time.
+    seen: HashSet<Diagnostic, BuildHasherDefault<DefaultHasher>>,
     skip_rules: BTreeSet<String>,
     skip_all: bool,
+    /// How many more names "did you mean" suggestions may compare (see `Dispatch::undefined`).
+    suggestion_budget: usize,
 }
+
+impl<'a> Report<'a> {
+    fn new(lines: &'a Lines) -> Self {
+        Report {
+            lines,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            seen: HashSet::default(),
+            skip_rules: BTreeSet::new(),
+            skip_all: false,
+            suggestion_budget: SUGGESTION_BUDGET,
+        }
+    }
+}
+
+/// The longest path Linux accepts, in bytes (PATH_MAX less its terminating NUL).
+const MAX_PATH_BYTES: usize = 4095;
+
+/// Names all "did you mean" suggestions of one file may compare together: a real file asks
+/// a handful of times among a few dozen variables.
+const SUGGESTION_BUDGET: usize = 1_000_000;
 
 impl Report<'_> {
     fn span(&self, source: &instructions::Source) -> Span {
@@ -165,7 +265,7 @@ impl Report<'_> {
             return;
         }
         let d = Diagnostic::warning(message, span).with_code(rule);
-        if !self.warnings.contains(&d) {
+        if self.seen.insert(d.clone()) {
             self.warnings.push(d);
         }
     }
@@ -182,8 +282,7 @@ pub fn convert(
     resolver: &dyn ImageResolver,
     lines: &Lines,
 ) -> Result<BuildGraph, Vec<Diagnostic>> {
-    let mut report =
-        Report { lines, errors: Vec::new(), warnings: Vec::new(), skip_rules: BTreeSet::new(), skip_all: false };
+    let mut report = Report::new(lines);
     apply_check_directive(parsed, &mut report);
     for w in &parsed.warnings {
         report.warn(w.rule, format!("{} ({})", w.short, w.detail), Some(lines.span(w.line, w.line)));
@@ -392,12 +491,30 @@ pub fn convert(
             }
         }
     }
-    if let Some(stage) = find_cycle(&plans) {
-        let span = report.span(&plans[stage].located.source);
+    if let Some((from, stage)) = find_cycle(&plans) {
+        // Point at the instruction that closes the cycle: a COPY --from or RUN --mount=from.
+        let closing = plans[from].commands.iter().enumerate().find(|(ci, item)| {
+            plans[from].copy_from.get(ci) == Some(&CopySource::Stage(stage as u32))
+                || matches!(&item.instruction, Instruction::Command(Command::Run(r)) if r.mounts.iter().any(|m| {
+                    mounts::parse(m, None).ok().and_then(|m| m.from).is_some_and(|f| {
+                        let f = lexer.process_word(&f, &MetaEnv(&meta)).unwrap_or(f);
+                        resolve_from(&f, &names, stage_count) == Ok(CopySource::Stage(stage as u32))
+                    })
+                }))
+        });
+        let source = closing.map_or(&plans[stage].located.source, |(_, item)| &item.source);
+        let hint = if from == stage {
+            format!("stage {} uses itself here; a stage cannot copy from itself", stage_names[stage])
+        } else {
+            format!(
+                "stage {} uses stage {} here, which needs {} first; a stage cannot copy from a stage that depends on it",
+                stage_names[from], stage_names[stage], stage_names[from]
+            )
+        };
         report.error(
             format!("circular dependency detected on stage: {}", stage_names[stage]),
-            Some(span),
-            Some("a stage cannot copy from itself or from a stage that depends on it".into()),
+            Some(report.span(source)),
+            Some(hint),
         );
     }
 
@@ -599,7 +716,8 @@ fn resolve_from(from: &str, names: &BTreeMap<String, usize>, count: usize) -> Re
     })
 }
 
-fn find_cycle(plans: &[StagePlan]) -> Option<usize> {
+/// An edge that closes a cycle of stage dependencies, as (stage, the stage it uses).
+fn find_cycle(plans: &[StagePlan]) -> Option<(usize, usize)> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -616,7 +734,7 @@ fn find_cycle(plans: &[StagePlan]) -> Option<usize> {
         while let Some((node, pending)) = stack.last_mut() {
             match pending.pop() {
                 Some(dep) => match marks[dep] {
-                    Mark::Active => return Some(dep),
+                    Mark::Active => return Some((*node, dep)),
                     Mark::New => {
                         marks[dep] = Mark::Active;
                         stack.push((dep, plans[dep].deps.iter().copied().collect()));
@@ -745,10 +863,16 @@ impl Dispatch<'_, '_> {
             return;
         }
         for name in unmatched {
-            if state.build_args.iter().any(|(k, _)| k == name) {
+            if state.build_args.contains(name) {
                 continue;
             }
-            let keys: Vec<&str> = state.env.iter().map(|(k, _)| k.as_str()).collect();
+            // Suggestions compare the name with every variable: a file with thousands of
+            // variables and thousands of misspellings would be quadratic, so they stop once
+            // they have cost as much as a generous real file ever needs.
+            let count = state.env.len();
+            let affordable = self.report.suggestion_budget >= count;
+            self.report.suggestion_budget = self.report.suggestion_budget.saturating_sub(count);
+            let keys: Vec<&str> = if affordable { state.env.iter().map(|(k, _)| k).collect() } else { Vec::new() };
             let suggestion =
                 crate::suggest::closest(name, &keys).map(|k| format!(" (did you mean ${k}?)")).unwrap_or_default();
             self.report.warn("UndefinedVar", format!("Usage of undefined variable '${name}'{suggestion}"), Some(span));
@@ -795,7 +919,22 @@ impl Dispatch<'_, '_> {
             Command::Arg(decls) => self.dispatch_arg(state, decls, span).and_then(|(op, created)| one(op, created)),
             Command::Workdir(dir) => {
                 let dir = self.expand(state, dir, span)?;
-                state.workdir = kiln_ir::join_path(&state.workdir, &dir);
+                let workdir = kiln_ir::join_path(&state.workdir, &dir);
+                if workdir.len() > MAX_PATH_BYTES {
+                    // No system could create it (ENAMETOOLONG); and a chain of relative
+                    // WORKDIRs growing without end would make every later one longer.
+                    let shown: String = workdir.chars().take(60).collect();
+                    self.fail(
+                        format!(
+                            "WORKDIR {shown}...: the path is {} bytes long, more than the {MAX_PATH_BYTES} Linux accepts",
+                            workdir.len()
+                        ),
+                        span,
+                        Some("use a shorter path; a relative WORKDIR is added to the one before it".into()),
+                    );
+                    return Err(());
+                }
+                state.workdir = workdir;
                 let created = format!("WORKDIR {}", state.workdir);
                 one(Op::Config(ConfigChange::Workdir(dir)), created)
             }
@@ -924,8 +1063,7 @@ impl Dispatch<'_, '_> {
             if let Some(v) = &value {
                 state.set_env(&decl.key, v);
             }
-            state.build_args.retain(|(k, _)| k != &decl.key);
-            state.build_args.push((decl.key.clone(), value.clone()));
+            state.build_args.set_last(&decl.key, value.clone());
             bindings.push(ArgBinding { name: decl.key.clone(), value });
         }
         let created = bindings
@@ -1198,7 +1336,7 @@ impl Dispatch<'_, '_> {
             _ => Security::Sandbox,
         };
         let build_args: Vec<KeyValue> =
-            state.build_args.iter().filter_map(|(k, v)| v.as_ref().map(|v| KeyValue::new(k, v))).collect();
+            state.build_args.iter().filter_map(|(k, v)| v.as_ref().map(|v| KeyValue::new(k, v.as_str()))).collect();
         // BuildKit's runCommandString: "|N K=V ... argv".
         let mut history: Vec<String> = state
             .build_args
