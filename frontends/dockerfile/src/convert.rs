@@ -840,6 +840,15 @@ impl Dispatch<'_, '_> {
         }
     }
 
+    /// A path with a NUL byte, which no filesystem can hold.
+    fn nul(&mut self, what: &str, span: Span) {
+        self.fail(
+            format!("{what} contains a NUL byte"),
+            span,
+            Some("remove the NUL byte (\\0) from the line; no file name can hold one".into()),
+        );
+    }
+
     /// Expand one word in the stage's environment, reporting undefined variables.
     fn expand(&mut self, state: &StageState, word: &str, span: Span) -> Result<String, ()> {
         match self.lexer.process_word_with_matches(word, state) {
@@ -919,6 +928,10 @@ impl Dispatch<'_, '_> {
             Command::Arg(decls) => self.dispatch_arg(state, decls, span).and_then(|(op, created)| one(op, created)),
             Command::Workdir(dir) => {
                 let dir = self.expand(state, dir, span)?;
+                if dir.contains('\0') {
+                    self.nul("WORKDIR", span);
+                    return Err(());
+                }
                 let workdir = kiln_ir::join_path(&state.workdir, &dir);
                 if workdir.len() > MAX_PATH_BYTES {
                     // No system could create it (ENAMETOOLONG); and a chain of relative
@@ -1124,6 +1137,10 @@ impl Dispatch<'_, '_> {
             inline.push(InlineFile { name: content.path.clone(), contents: data, mode: 0o644 });
         }
         let dest = self.expand(state, &copy.dest, span)?;
+        if dest.contains('\0') || sources.iter().any(|s| s.contains('\0')) {
+            self.nul(&format!("{keyword} path"), span);
+            return Err(());
+        }
         let chown = match &copy.chown {
             Some(c) => Some(self.expand(state, c, span)?),
             None => None,
@@ -1206,6 +1223,10 @@ impl Dispatch<'_, '_> {
                     return Err(());
                 }
             };
+            if spec.target.as_ref().is_some_and(|t| t.contains('\0')) {
+                self.nul("--mount target", span);
+                return Err(());
+            }
             let target = spec.target.as_ref().map(|t| kiln_ir::join_path(&state.workdir, t));
             let from_source = |from: &Option<String>| -> Result<Option<CopySource>, String> {
                 match from {

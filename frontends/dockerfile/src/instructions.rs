@@ -390,8 +390,14 @@ pub fn parse_node(node: &Node) -> Result<Instruction> {
         }
         _ => {
             let hint = closest(&node.keyword, &KEYWORDS).map(|k| format!("did you mean {k}?"));
+            // A keyword with control characters (NUL bytes, say) would print as blanks: quote it.
+            let shown = if node.keyword.chars().any(char::is_control) {
+                parser::go_quote(&node.keyword)
+            } else {
+                node.keyword.clone()
+            };
             return Err((
-                format!("unknown instruction: {}", node.keyword),
+                format!("unknown instruction: {shown}"),
                 hint.or_else(|| Some(format!("instructions are {}", KEYWORDS.join(", ")))),
             ));
         }
@@ -813,6 +819,7 @@ mod tests {
     );
     error_case!(unknown_upper, "FOO bar", "unknown instruction: FOO");
     error_case!(unknown_lower, "foo bar", "unknown instruction: foo");
+    error_case!(unknown_with_nul, "FR\0OM scratch", "unknown instruction: \"FR\\x00OM\"");
     // I8.
     error_case!(heredoc_dest, "COPY /foo <<EOF\nEOF", "COPY cannot accept a heredoc as a destination");
     // I3.

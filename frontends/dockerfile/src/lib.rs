@@ -205,6 +205,20 @@ mod tests {
     }
 
     #[test]
+    fn nul_bytes_in_paths_are_errors_on_their_line() {
+        for (text, what) in [
+            ("FROM scratch\nCOPY a\0b /x\n", "COPY path contains a NUL byte"),
+            ("FROM scratch\nADD a /x\0\n", "ADD path contains a NUL byte"),
+            ("FROM scratch\nWORKDIR /a\0b\n", "WORKDIR contains a NUL byte"),
+            ("FROM scratch\nRUN --mount=type=tmpfs,target=/a\0 true\n", "--mount target contains a NUL byte"),
+        ] {
+            let errors = parse_text(text).unwrap_err();
+            assert_eq!(errors[0].message, what, "{text:?}");
+            assert_eq!(errors[0].span.unwrap().start.line, 2, "{text:?}");
+        }
+    }
+
+    #[test]
     fn a_cycle_is_reported_at_the_instruction_that_closes_it() {
         let errors = parse_text("FROM scratch AS a\nCOPY --from=a /x /y\n").unwrap_err();
         assert_eq!(errors[0].message, "circular dependency detected on stage: a");
