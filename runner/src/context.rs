@@ -216,6 +216,11 @@ fn walk(
         let entry = entry.map_err(io(root.join(rel)))?;
         let Ok(name) = entry.file_name().into_string() else {
             // Names that are not UTF-8 cannot be written into an image's tar headers portably.
+            // Ignored ones are skipped silently (patterns see U+FFFD for each bad byte).
+            let shown = rel.join(entry.file_name()).to_string_lossy().replace('\\', "/");
+            if ignore.excludes(&shown) {
+                continue;
+            }
             tracing::warn!(
                 "skipping {}: its name is not UTF-8, which kiln cannot put in an image; rename it, or leave it out with .dockerignore",
                 root.join(rel).join(entry.file_name()).display()
