@@ -205,9 +205,10 @@ fn walk(
     out: &mut std::collections::BTreeMap<String, Node>,
 ) -> Result<(), ContextError> {
     // Permission problems name the path and the way out; anything else is plain I/O.
+    // (The context itself cannot be left out: plain I/O too.)
     let io = |path: PathBuf| {
         move |source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::PermissionDenied => ContextError::Unreadable { path, source },
+            std::io::ErrorKind::PermissionDenied if path != root => ContextError::Unreadable { path, source },
             _ => ContextError::Io { path, source },
         }
     };
