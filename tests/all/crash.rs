@@ -139,7 +139,7 @@ fn eight_concurrent_builds_with_random_sigkills() {
         // Half of them, chosen at random, are killed at random moments of their first 300 ms.
         let mut kills: Vec<(u64, usize)> = Vec::new();
         for i in 0..8 {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 kills.push((rng.next() % 300, i));
             }
         }
