@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for SECONDS each (default 300) with a nightly toolchain and
 # prints, per target, the runs made, the corpus size and whether it crashed. Crashes are left
-# in fuzz/artifacts/<target>/ to become regression tests.
+# in fuzz/artifacts/<target>/ to become regression tests. An input that takes longer than
+# TIMEOUT_EACH seconds (default 20) counts as a crash too (a `timeout-` artifact): every
+# target reads untrusted input and must stay fast. fuzz/seeds/<target>/, when there is one,
+# is read as a second corpus: a start the fuzzer would take long to find (valid tar headers,
+# image documents whose digests match).
 #
 #   bench/fuzz.sh                 # every target, 300 s each
 #   SECONDS_EACH=3600 bench/fuzz.sh earthfile
@@ -9,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 seconds=${SECONDS_EACH:-300}
+timeout=${TIMEOUT_EACH:-20}
 command -v cargo-fuzz >/dev/null || { echo "needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain" >&2; exit 1; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
@@ -16,8 +21,11 @@ targets=("$@")
 status=0
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
+    corpora=("corpus/$target")
+    [ -d "seeds/$target" ] && corpora+=("seeds/$target")
     log=$(mktemp)
-    if cargo +nightly fuzz run -O "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    if cargo +nightly fuzz run -O "$target" "${corpora[@]}" -- -max_total_time="$seconds" -timeout="$timeout" \
+        -print_final_stats=1 >"$log" 2>&1; then
         verdict="no crash"
     else
         verdict="CRASHED (see fuzz/artifacts/$target)"
