@@ -138,11 +138,16 @@ fn layer_items<'t>(tree: &'t Tree, changes: &Changes) -> BTreeMap<Vec<String>, I
     // Every changed path, every removed path's whiteout, and the parents of both so that
     // ownership and modes of directories are explicit in the layer.
     let mut items: BTreeMap<Vec<String>, Item<'t>> = BTreeMap::new();
+    // Deepest parent first, stopping at one already there: every path in `items` has its
+    // parents there too, so a deep tree costs its depth once, not once per path.
     let add_parents = |items: &mut BTreeMap<Vec<String>, Item<'t>>, path: &[String]| {
-        for depth in 1..path.len() {
+        for depth in (1..path.len()).rev() {
             let parent = &path[..depth];
+            if items.contains_key(parent) {
+                break;
+            }
             if let Some(node) = tree.get(parent) {
-                items.entry(parent.to_vec()).or_insert(Item::Entry(node));
+                items.insert(parent.to_vec(), Item::Entry(node));
             }
         }
     };
@@ -385,17 +390,30 @@ pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> 
 /// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what
 /// lower layers had, other entries replace. `layer` names the layer in errors.
 pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &str) -> Result<(), LayerError> {
-    apply_at(tree, &[], tar_stream, scratch, layer).map(|_| ())
+    apply_entries(tree, &[], tar_stream, scratch, layer, true).map(|_| ())
 }
 
-/// Like [`apply`], with every entry placed under the directory `base` (ADD of an archive).
-/// Returns the paths the archive created or replaced.
+/// Unpack an archive (ADD) with every entry placed under the directory `base`. Unlike a
+/// layer, its `.wh.` entries are plain files, as Docker's ADD writes them: an archive must
+/// not delete what earlier layers hold. Returns the paths the archive created or replaced.
 pub fn apply_at(
     tree: &mut Tree,
     base: &[String],
     tar_stream: impl Read,
     scratch: &Scratch,
     layer: &str,
+) -> Result<BTreeSet<Vec<String>>, LayerError> {
+    apply_entries(tree, base, tar_stream, scratch, layer, false)
+}
+
+/// [`apply`] and [`apply_at`]: `whiteouts` says whether `.wh.` entries remove what is there.
+fn apply_entries(
+    tree: &mut Tree,
+    base: &[String],
+    tar_stream: impl Read,
+    scratch: &Scratch,
+    layer: &str,
+    whiteouts: bool,
 ) -> Result<BTreeSet<Vec<String>>, LayerError> {
     let bad = |entry: &str, detail: String| LayerError::BadEntry {
         layer: layer.to_string(),
@@ -436,7 +454,7 @@ pub fn apply_at(
             mtime: header.mtime().unwrap_or(0).try_into().unwrap_or(0),
         };
         let parent_dir = ensure_dir(tree, parent).map_err(|e| bad(&raw_path, e.to_string()))?;
-        if name == ".wh..wh..opq" {
+        if whiteouts && name == ".wh..wh..opq" {
             // Hide only what lower layers put there, not entries of this layer.
             let keep: Vec<String> = seen_in_layer
                 .iter()
@@ -453,7 +471,7 @@ pub fn apply_at(
             }
             continue;
         }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
+        if let Some(hidden) = name.strip_prefix(".wh.").filter(|_| whiteouts) {
             let mut target = parent_dir.clone();
             target.push(hidden.to_string());
             tree.remove(&target);

@@ -83,7 +83,9 @@ pub enum FrontendError {
         detail: String,
     },
     /// The frontend ran past its time limit.
-    #[error("{origin} did not finish within {limit:?} and was stopped")]
+    #[error(
+        "{origin} did not finish within {limit:?} and was stopped; if the build file is this large on purpose, give it longer with --frontend-timeout SECONDS"
+    )]
     Timeout {
         /// Where the frontend came from.
         origin: String,
@@ -91,7 +93,9 @@ pub enum FrontendError {
         limit: Duration,
     },
     /// The frontend tried to use more memory than allowed.
-    #[error("{origin} tried to use more than {limit} bytes of memory and was stopped")]
+    #[error(
+        "{origin} tried to use more than {limit} bytes of memory and was stopped; if the build file is this large on purpose, give it more with --frontend-memory MIB"
+    )]
     Memory {
         /// Where the frontend came from.
         origin: String,
