@@ -14,7 +14,7 @@ use std::sync::Arc;
 use cap_std::fs::{Dir, PermissionsExt};
 
 use crate::ignore::Matcher;
-use crate::rootfs::{Content, FileData, Kind, Meta, Node, Tree};
+use crate::rootfs::{Content, FileData, Kind, Meta, Node, PATH_MAX, Tree, shorten};
 
 /// A context that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -164,21 +164,6 @@ fn shared_ignore_file(dir: &Dir, root: &Path, names: &[&str]) -> Result<Option<(
         }
     }
     Ok(None)
-}
-
-/// The longest path, in bytes, a program may hand the system (Linux's PATH_MAX, which counts
-/// the terminating NUL).
-const PATH_MAX: usize = 4096;
-
-/// `path` shortened for an error message: its start and end around an ellipsis.
-fn shorten(path: &str) -> String {
-    let chars: Vec<char> = path.chars().collect();
-    if chars.len() <= 120 {
-        return path.to_string();
-    }
-    let head: String = chars[..60].iter().collect();
-    let tail: String = chars[chars.len() - 40..].iter().collect();
-    format!("{head}...{tail}")
 }
 
 fn meta_of(m: &cap_std::fs::Metadata) -> Meta {

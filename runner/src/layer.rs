@@ -417,7 +417,8 @@ fn apply_entries(
 ) -> Result<BTreeSet<Vec<String>>, LayerError> {
     let bad = |entry: &str, detail: String| LayerError::BadEntry {
         layer: layer.to_string(),
-        entry: entry.to_string(),
+        // A PAX record can make a name megabytes long.
+        entry: rootfs::shorten(entry),
         detail,
     };
     let limit = scratch.layer_limit();
@@ -437,6 +438,7 @@ fn apply_entries(
     };
     let entries = archive.entries().map_err(read_error)?;
     let mut seen_in_layer: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut made_opaque: BTreeSet<Vec<String>> = BTreeSet::new();
     for entry in entries {
         let mut entry = entry.map_err(read_error)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -455,14 +457,21 @@ fn apply_entries(
         };
         let parent_dir = ensure_dir(tree, parent).map_err(|e| bad(&raw_path, e.to_string()))?;
         if whiteouts && name == ".wh..wh..opq" {
+            // Once a directory is opaque, everything in it comes from this layer: a repeated
+            // marker has nothing left to hide (and would cost a pass over the directory).
+            if !made_opaque.insert(parent_dir.clone()) {
+                continue;
+            }
             // Hide only what lower layers put there, not entries of this layer.
-            let keep: Vec<String> = seen_in_layer
-                .iter()
-                .filter(|p| p.len() == parent_dir.len() + 1 && p.starts_with(&parent_dir))
+            // Entries under `parent_dir` sit together in the set's order.
+            let keep: BTreeSet<String> = seen_in_layer
+                .range(parent_dir.clone()..)
+                .take_while(|p| p.starts_with(&parent_dir))
+                .filter(|p| p.len() == parent_dir.len() + 1)
                 .map(|p| p[parent_dir.len()].clone())
                 .collect();
             if let Some(Node { kind: Kind::Dir(children), .. }) = tree.get(&parent_dir) {
-                let gone: Vec<String> = children.keys().filter(|k| !keep.contains(k)).cloned().collect();
+                let gone: Vec<String> = children.keys().filter(|k| !keep.contains(*k)).cloned().collect();
                 for g in gone {
                     let mut p = parent_dir.clone();
                     p.push(g);
@@ -583,6 +592,11 @@ impl<R: Read> Read for Bounded<R> {
 /// The directory at `path` (creating missing ones root-owned 0755); symlinked parents are
 /// followed inside the tree, as container runtimes do when they unpack.
 fn ensure_dir(tree: &mut Tree, path: &[String]) -> Result<Vec<String>, rootfs::PathError> {
+    // Nearly every entry's parent is already a directory at exactly that path (no symlink on
+    // the way, since `get` follows none): skip resolving it component by component.
+    if tree.get(path).is_some_and(Node::is_dir) {
+        return Ok(path.to_vec());
+    }
     tree.mkdir_all(&[], &format!("/{}", rootfs::join(path)), Meta::root(0o755, 0))
 }
 
@@ -713,5 +727,54 @@ mod tests {
         apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "evil").unwrap();
         assert_eq!(t.read_file("/escape", 10).unwrap(), b"bad");
         assert_eq!(t.read_file("/etc/etc/escape", 10).unwrap(), b"bad");
+    }
+
+    /// The slow reproducers of `fuzz/regressions/layer_tar/`: each unpacks to what it says.
+    /// (How the time grows with their size is `cargo bench -p kiln --bench layers`.)
+    #[test]
+    fn slow_layer_reproducers_unpack_correctly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/layer_tar/");
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(scratch_dir.path());
+        let unpack = |name: &str| {
+            let blob = std::fs::File::open(format!("{dir}{name}")).unwrap();
+            let mut t = Tree::new();
+            apply(&mut t, decompress(blob).unwrap(), &scratch, name).unwrap();
+            t
+        };
+        let t = unpack("slow-deep-path-1600.tar.gz");
+        assert!(t.get(&rootfs::clean(&format!("{}f", "a/".repeat(1600)))).is_some());
+        let t = unpack("slow-deep-paths-20x1600.tar.gz");
+        let bottom = rootfs::clean(&"a/".repeat(1600));
+        let Some(Node { kind: Kind::Dir(files), .. }) = t.get(&bottom) else { panic!("the deep directory") };
+        assert_eq!(files.len(), 20);
+        // The markers come after the files, so they hide nothing of this layer.
+        let t = unpack("slow-opaque-markers-1000.tar.gz");
+        let Some(Node { kind: Kind::Dir(files), .. }) = t.get(&rootfs::clean("d")) else { panic!("d") };
+        assert_eq!(files.len(), 1000);
+        let t = unpack("slow-whiteouts-10000.tar.gz");
+        let Kind::Dir(top) = &t.root().kind else { panic!("the root") };
+        assert!(top.is_empty(), "every directory was whited out: {:?}", top.keys().take(3).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_entry_deeper_than_linux_can_name_is_refused() {
+        let mut bytes = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut bytes);
+            let mut h = Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            // A GNU long name: 3,000 levels, 6,001 bytes.
+            b.append_data(&mut h, format!("{}f", "a/".repeat(3000)), &[][..]).unwrap();
+            b.finish().unwrap();
+        }
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let mut t = Tree::new();
+        let err = apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "sha256:deep").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("sha256:deep"), "{text}");
+        assert!(text.contains("more than the 4095 Linux accepts"), "{text}");
+        assert!(text.len() < 400, "the entry is shortened in the message: {text}");
     }
 }

@@ -13,11 +13,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Read};
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// How many symlinks one lookup may follow (Linux's limit).
 const MAX_SYMLINK_HOPS: usize = 40;
+
+/// The longest path, in bytes, a program may hand the system (Linux's PATH_MAX, which counts
+/// the terminating NUL). No entry of a tree has a longer absolute path: Linux programs could
+/// not name it, and the bound keeps a hostile layer or guest from nesting directories so
+/// deep that walking, cloning or dropping the tree exhausts the stack (at most 2,048 levels)
+/// or that recording changed paths exhausts memory.
+pub const PATH_MAX: usize = 4096;
 
 /// Ownership, permissions and time of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +192,14 @@ pub enum PathError {
     /// Symlinks loop.
     #[error("{0}: too many levels of symbolic links")]
     Loop(String),
+    /// An entry would have an absolute path longer than [`PATH_MAX`] allows.
+    #[error("{path}: the path would be {len} bytes long, more than the {} Linux accepts", PATH_MAX - 1)]
+    TooLong {
+        /// The path, shortened for showing.
+        path: String,
+        /// Its length in bytes, with the leading `/`.
+        len: usize,
+    },
     /// A symlink points outside a tree that must stay closed (the build context).
     #[error("{path}: symlink {link} points outside the build context ({target})")]
     Escapes {
@@ -307,14 +323,27 @@ impl Tree {
         missing_ok: bool,
     ) -> Result<Components, PathError> {
         let mut stack: Components = if path.starts_with('/') { Vec::new() } else { cwd.to_vec() };
+        // The nodes along `stack` as far as they exist: `nodes[i]` is the entry at
+        // `stack[..i]`, so the parent of the next component is `nodes[stack.len()]` when
+        // that exists. Keeping them makes a lookup linear in the path's length instead of
+        // walking from the root for every component (a hostile layer nests thousands deep).
+        let mut nodes: Vec<&Node> = vec![&self.root];
+        for name in &stack {
+            match nodes.last().and_then(|n| n.children()).and_then(|c| c.get(name)) {
+                Some(child) => nodes.push(child),
+                None => break,
+            }
+        }
         let mut pending: Vec<String> = raw_components(path).rev().map(str::to_string).collect();
         let mut hops = 0;
         while let Some(name) = pending.pop() {
             if name == ".." {
                 stack.pop();
+                nodes.truncate(stack.len() + 1);
                 continue;
             }
-            let Some(parent) = self.get(&stack) else {
+            let parent = if nodes.len() == stack.len() + 1 { nodes.last().copied() } else { None };
+            let Some(parent) = parent else {
                 if missing_ok {
                     stack.push(name);
                     continue;
@@ -342,10 +371,14 @@ impl Tree {
                     }
                     if target.starts_with('/') {
                         stack.clear();
+                        nodes.truncate(1);
                     }
                     pending.extend(raw_components(target).rev().map(str::to_string));
                 }
-                Some(_) => stack.push(name),
+                Some(child) => {
+                    stack.push(name);
+                    nodes.push(child);
+                }
                 None if is_last || missing_ok => stack.push(name),
                 None => {
                     stack.push(name);
@@ -368,23 +401,32 @@ impl Tree {
     /// Create `path` and its missing parents as directories with `meta`, following symlinks
     /// on the way. Returns the canonical path of the directory.
     pub fn mkdir_all(&mut self, cwd: &[String], path: &str, meta: Meta) -> Result<Components, PathError> {
+        // `done` is always the canonical path of an existing directory, so `..` is lexical
+        // on it. One component at a time, so symlinked parents are followed and what is
+        // missing is created; without cloning `done` per component, as a hostile layer can
+        // nest a path two thousand directories deep.
         let mut done: Components = Vec::new();
-        let mut rest = path.to_string();
-        if !path.starts_with('/') {
-            rest = format!("/{}/{}", join(cwd), path);
-        }
-        // Resolve one component at a time so symlinked parents are followed, creating what
-        // is missing.
-        for name in clean_keep_dotdot(&rest) {
-            let candidate = format!("/{}/{}", join(&done), name);
-            let resolved = self.resolve(&[], &candidate, true)?;
-            match self.get(&resolved) {
-                Some(node) if node.is_dir() => done = resolved,
-                Some(_) => return Err(PathError::NotADirectory(format!("/{}", join(&resolved)))),
-                None => {
-                    self.insert(&resolved, Node::dir(meta))?;
+        let start: &[String] = if path.starts_with('/') { &[] } else { cwd };
+        for name in start.iter().map(String::as_str).chain(raw_components(path)) {
+            if name == ".." {
+                done.pop();
+                continue;
+            }
+            done.push(name.to_string());
+            match self.get(&done) {
+                Some(node) if node.is_dir() => continue,
+                Some(Node { kind: Kind::Symlink(_), .. }) => {
+                    done.pop();
+                    let resolved = self.resolve(&done, name, true)?;
+                    match self.get(&resolved) {
+                        Some(node) if node.is_dir() => {}
+                        Some(_) => return Err(PathError::NotADirectory(format!("/{}", join(&resolved)))),
+                        None => self.insert(&resolved, Node::dir(meta))?,
+                    }
                     done = resolved;
                 }
+                Some(_) => return Err(PathError::NotADirectory(format!("/{}", join(&done)))),
+                None => self.insert(&done, Node::dir(meta))?,
             }
         }
         Ok(done)
@@ -399,10 +441,14 @@ impl Tree {
             self.changes.changed.insert(String::new());
             return Ok(());
         };
+        let key = join(path);
+        let len = 1 + key.len() + longest_below(&node);
+        if len >= PATH_MAX {
+            return Err(PathError::TooLong { path: shorten(&format!("/{key}")), len });
+        }
         let parent = self.get_mut(parent_path).ok_or_else(|| PathError::NotFound(format!("/{}", join(parent_path))))?;
         let children =
             parent.children_mut().ok_or_else(|| PathError::NotADirectory(format!("/{}", join(parent_path))))?;
-        let key = join(path);
         let mut replaced_dir = false;
         match children.get_mut(name) {
             Some(existing) if existing.is_dir() && node.is_dir() => {
@@ -437,9 +483,10 @@ impl Tree {
         let removed = self.get_mut(parent_path)?.children_mut()?.remove(name)?;
         let key = join(path);
         let prefix = format!("{key}/");
-        self.changes.changed.retain(|p| p != &key && !p.starts_with(&prefix));
+        self.changes.changed.remove(&key);
+        remove_under(&mut self.changes.changed, &prefix);
         let was_added = self.added.remove(&key);
-        self.added.retain(|p| !p.starts_with(&prefix));
+        remove_under(&mut self.added, &prefix);
         // Something created since the last snapshot and removed again leaves no trace.
         if !was_added {
             self.changes.removed.insert(key);
@@ -510,9 +557,44 @@ fn escapes(depth: usize, target: &str) -> bool {
     false
 }
 
-/// Components of an absolute path, with `..` kept so resolution can apply it after symlinks.
-fn clean_keep_dotdot(path: &str) -> Vec<String> {
-    raw_components(path).map(str::to_string).collect()
+/// The length in bytes of the longest path below `node`, as `/a/b` relative to it (0 for
+/// anything but a non-empty directory). Iterative: `node` may come from outside (a
+/// directory moved into place), and the check must not itself recurse as deep as it is.
+fn longest_below(node: &Node) -> usize {
+    let mut longest = 0;
+    let mut pending: Vec<(&Node, usize)> = vec![(node, 0)];
+    while let Some((node, len)) = pending.pop() {
+        longest = longest.max(len);
+        if let Some(children) = node.children() {
+            pending.extend(children.iter().map(|(name, child)| (child, len + 1 + name.len())));
+        }
+    }
+    longest
+}
+
+/// `path` shortened for an error message: its start and end around an ellipsis.
+pub fn shorten(path: &str) -> String {
+    let chars: Vec<char> = path.chars().collect();
+    if chars.len() <= 120 {
+        return path.to_string();
+    }
+    let head: String = chars[..60].iter().collect();
+    let tail: String = chars[chars.len() - 40..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+/// Drop every path that starts with `prefix` from a sorted set. Such paths sit together in
+/// the set's order, so this costs what it removes, not the size of the set: a layer with tens
+/// of thousands of whiteouts must not rescan every recorded change for each of them.
+fn remove_under(set: &mut BTreeSet<String>, prefix: &str) {
+    let under: Vec<String> = set
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(|p| p.starts_with(prefix))
+        .cloned()
+        .collect();
+    for p in under {
+        set.remove(&p);
+    }
 }
 
 #[cfg(test)]
@@ -573,6 +655,26 @@ mod tests {
         t.insert(&c("alias"), link("/real")).unwrap();
         assert_eq!(t.mkdir_all(&[], "/alias/sub/dir", Meta::root(0o700, 0)).unwrap(), c("real/sub/dir"));
         assert_eq!(t.get(&c("real/sub")).unwrap().meta.mode, 0o700);
+    }
+
+    #[test]
+    fn no_entry_is_deeper_than_linux_can_name() {
+        let mut t = Tree::new();
+        // 2,047 levels of `a/` is 4,094 bytes with the leading slash: the most there can be.
+        let deepest = t.mkdir_all(&[], &"/a".repeat(2047), Meta::root(0o755, 0)).unwrap();
+        assert_eq!(deepest.len(), 2047);
+        let err = t.mkdir_all(&[], &"/a".repeat(2048), Meta::root(0o755, 0)).unwrap_err();
+        assert!(matches!(err, PathError::TooLong { len: 4096, .. }), "{err}");
+        assert!(err.to_string().contains("more than the 4095 Linux accepts"), "{err}");
+        assert!(err.to_string().len() < 300, "the path is shortened: {err}");
+        // Moving a deep directory under another one is checked for its whole subtree.
+        let moved = t.remove(&c("a")).unwrap();
+        t.mkdir_all(&[], "/b", Meta::root(0o755, 0)).unwrap();
+        assert!(matches!(t.insert(&c("b/a"), moved.clone()), Err(PathError::TooLong { .. })));
+        t.insert(&c("a"), moved).unwrap();
+        // A relative path starts at the working directory, which need not exist yet.
+        assert_eq!(t.mkdir_all(&c("w/x"), "y/../z", Meta::root(0o755, 0)).unwrap(), c("w/x/z"));
+        assert!(t.get(&c("w/x/y")).is_some_and(Node::is_dir));
     }
 
     #[test]

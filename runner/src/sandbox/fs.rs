@@ -138,6 +138,7 @@ fn path_error(e: PathError) -> FsError {
         PathError::NotADirectory(_) => ErrorCode::NotDirectory,
         PathError::Loop(_) => ErrorCode::Loop,
         PathError::Escapes { .. } => ErrorCode::NotPermitted,
+        PathError::TooLong { .. } => ErrorCode::NameTooLong,
     })
 }
 
