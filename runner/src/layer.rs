@@ -627,6 +627,16 @@ mod tests {
             .collect()
     }
 
+    /// A tar holding one regular file; names too long for a header get a GNU long-name record.
+    fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
     #[test]
     fn layers_are_deterministic_and_ordered() {
         let dir = tempfile::tempdir().unwrap();
@@ -686,15 +696,7 @@ mod tests {
 
     #[test]
     fn zstd_layers_are_read() {
-        let mut tar_bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut tar_bytes);
-            let mut h = Header::new_gnu();
-            h.set_size(5);
-            h.set_mode(0o644);
-            b.append_data(&mut h, "etc/zstd", &b"hello"[..]).unwrap();
-            b.finish().unwrap();
-        }
+        let tar_bytes = one_file_tar("etc/zstd", b"hello");
         let compressed = ruzstd::encoding::compress_to_vec(&tar_bytes[..], ruzstd::encoding::CompressionLevel::Fastest);
         let scratch_dir = tempfile::tempdir().unwrap();
         let mut t = Tree::new();
@@ -759,16 +761,8 @@ mod tests {
 
     #[test]
     fn an_entry_deeper_than_linux_can_name_is_refused() {
-        let mut bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut bytes);
-            let mut h = Header::new_gnu();
-            h.set_size(0);
-            h.set_mode(0o644);
-            // A GNU long name: 3,000 levels, 6,001 bytes.
-            b.append_data(&mut h, format!("{}f", "a/".repeat(3000)), &[][..]).unwrap();
-            b.finish().unwrap();
-        }
+        // A GNU long name: 3,000 levels, 6,001 bytes.
+        let bytes = one_file_tar(&format!("{}f", "a/".repeat(3000)), b"");
         let scratch_dir = tempfile::tempdir().unwrap();
         let mut t = Tree::new();
         let err = apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "sha256:deep").unwrap_err();

@@ -561,6 +561,10 @@ fn escapes(depth: usize, target: &str) -> bool {
 /// anything but a non-empty directory). Iterative: `node` may come from outside (a
 /// directory moved into place), and the check must not itself recurse as deep as it is.
 fn longest_below(node: &Node) -> usize {
+    // Files, links and new empty directories (nearly every insert) have nothing below.
+    if node.children().is_none_or(BTreeMap::is_empty) {
+        return 0;
+    }
     let mut longest = 0;
     let mut pending: Vec<(&Node, usize)> = vec![(node, 0)];
     while let Some((node, len)) = pending.pop() {
