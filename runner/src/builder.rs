@@ -24,11 +24,13 @@ use crate::copy::{self, CopySpec, Origin};
 use crate::ignore::Matcher;
 use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
 use crate::layer::{self, Scratch};
+use crate::named_context::{ContextValue, NamedContext, NamedContexts};
 use crate::progress::Progress;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, RegistryScope};
 use crate::rootfs::{self, Meta, Tree};
 use crate::sandbox::{OutputSink, RunSpec, Sandbox};
 use crate::store::{self, Digest, Store};
+use std::path::{Path, PathBuf};
 
 /// The PATH Docker gives a Linux stage whose base does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -92,6 +94,19 @@ pub struct BuildInput<'a> {
     /// Whether the caller needs the target's files ([`Built::tree`], for `-o local` and
     /// the like); without it, a fully cached build never unpacks them.
     pub keep_tree: bool,
+    /// `--build-context NAME=VALUE`: what `FROM NAME` and `COPY --from=NAME` name, and the
+    /// stages they replace.
+    pub named_contexts: &'a NamedContexts,
+    /// The registries the user named: the only ones a missing image is pulled from.
+    pub registry_scope: &'a RegistryScope,
+}
+
+/// What an image reference in the build file stands for (see `Executor::source_of`).
+enum ImageSource<'n> {
+    /// An image to load, from the store, a registry, or a layout the user named.
+    Image(String),
+    /// A directory the user named.
+    Directory(&'n NamedContext, PathBuf),
 }
 
 /// Output of a RUN step kept for error messages and logs.
@@ -128,9 +143,12 @@ struct StageOut {
 }
 
 /// The stages a stage needs built first: its base, and the sources of its COPY --from and
-/// RUN --mount from.
-fn stage_deps(stage: &Stage) -> Vec<usize> {
+/// RUN --mount from. A stage a named context replaces needs nothing.
+fn stage_deps(stage: &Stage, named: &NamedContexts) -> Vec<usize> {
     let mut out = Vec::new();
+    if replaced_by(stage, named).is_some() {
+        return out;
+    }
     if let Base::Stage(i) = stage.base {
         out.push(i as usize);
     }
@@ -159,24 +177,61 @@ fn stage_deps(stage: &Stage) -> Vec<usize> {
     out
 }
 
+/// The named context that replaces a stage of the same name (as `docker buildx build
+/// --build-context` replaces stages), if any.
+fn replaced_by<'n>(stage: &Stage, named: &'n NamedContexts) -> Option<&'n NamedContext> {
+    named.get(stage.name.as_deref()?)
+}
+
 /// The stages the target needs, in an order where each comes after what it needs.
-pub fn plan(graph: &BuildGraph) -> Vec<usize> {
-    fn visit(graph: &BuildGraph, i: usize, seen: &mut Vec<bool>, order: &mut Vec<usize>) {
+pub fn plan(graph: &BuildGraph, named: &NamedContexts) -> Vec<usize> {
+    fn visit(graph: &BuildGraph, named: &NamedContexts, i: usize, seen: &mut Vec<bool>, order: &mut Vec<usize>) {
         if seen[i] {
             return;
         }
         seen[i] = true;
-        for d in stage_deps(&graph.stages[i]) {
+        for d in stage_deps(&graph.stages[i], named) {
             if d < graph.stages.len() {
-                visit(graph, d, seen, order);
+                visit(graph, named, d, seen, order);
             }
         }
         order.push(i);
     }
     let mut seen = vec![false; graph.stages.len()];
     let mut order = Vec::new();
-    visit(graph, graph.target as usize, &mut seen, &mut order);
+    visit(graph, named, graph.target as usize, &mut seen, &mut order);
     order
+}
+
+/// The images a build of the graph's target loads, as `image::load` and the registry take
+/// them: the bases and `COPY --from` images of the stages it builds, named contexts replaced
+/// by the images they name (a directory or an OCI layout written in the build file is none).
+pub fn images_needed(graph: &BuildGraph, named: &NamedContexts) -> Vec<String> {
+    let mut needed = Vec::new();
+    let mut add = |reference: &str| match named.get(reference).map(|c| &c.value) {
+        Some(ContextValue::Image(r) | ContextValue::Layout { reference: r }) => needed.push(r.clone()),
+        Some(ContextValue::Directory(_)) => {}
+        None if reference.starts_with("oci-layout://") => {}
+        None => needed.push(reference.to_string()),
+    };
+    for index in plan(graph, named) {
+        let stage = &graph.stages[index];
+        if let Some(name) = stage.name.as_deref().filter(|_| replaced_by(stage, named).is_some()) {
+            add(name);
+            continue;
+        }
+        if let Base::Image(reference) = &stage.base {
+            add(reference);
+        }
+        for instruction in &stage.instructions {
+            if let Op::Copy(kiln_ir::CopyFiles { from: CopySource::Image(reference), .. }) = &instruction.op {
+                add(reference);
+            }
+        }
+    }
+    needed.sort();
+    needed.dedup();
+    needed
 }
 
 /// The label BuildKit gives a stage: its name, or `stage-N`.
@@ -193,6 +248,8 @@ struct Executor<'a> {
     images: Mutex<HashMap<String, Arc<LoadedImage>>>,
     /// Their filesystems, unpacked when a step first needs one.
     trees: Mutex<HashMap<String, Arc<Tree>>>,
+    /// Directories named with `--build-context`, read when first used, by name.
+    directories: Mutex<HashMap<String, Arc<BuildContext>>>,
     /// Set when a stage fails: the others stop at their next step (or mid-RUN).
     stop: Arc<AtomicBool>,
     sandbox: Sandbox,
@@ -228,7 +285,7 @@ pub fn build(
     input: &BuildInput<'_>,
     scratch_dir: &std::path::Path,
 ) -> Result<Built, BuildError> {
-    let order = plan(input.graph);
+    let order = plan(input.graph, input.named_contexts);
     let exec = Executor {
         store,
         progress,
@@ -236,6 +293,7 @@ pub fn build(
         scratch: Arc::new(Scratch::with_layer_limit(scratch_dir, input.limits.layer_size)),
         images: Mutex::new(HashMap::new()),
         trees: Mutex::new(HashMap::new()),
+        directories: Mutex::new(HashMap::new()),
         stop: Arc::new(AtomicBool::new(false)),
         sandbox: Sandbox::new(Some(store.root().join("compiled"))),
         cache: Cache::new(store),
@@ -261,13 +319,15 @@ fn run_stages(exec: &Executor<'_>, order: &[usize], jobs: usize) -> Result<Vec<O
         loop {
             while first_error.is_none() && running < jobs {
                 let ready = waiting.iter().position(|&s| {
-                    stage_deps(&graph.stages[s]).iter().all(|&d| d >= results.len() || results[d].is_some())
+                    stage_deps(&graph.stages[s], exec.input.named_contexts)
+                        .iter()
+                        .all(|&d| d >= results.len() || results[d].is_some())
                 });
                 let Some(position) = ready else { break };
                 let index = waiting.remove(position);
                 // What this stage reads of earlier ones, for its thread.
                 let mut inputs: Vec<Option<StageOut>> = vec![None; results.len()];
-                for d in stage_deps(&graph.stages[index]) {
+                for d in stage_deps(&graph.stages[index], exec.input.named_contexts) {
                     if d < results.len() {
                         inputs[d] = results[d].clone();
                     }
@@ -314,6 +374,21 @@ impl Executor<'_> {
         let graph = self.input.graph;
         let stage = &graph.stages[index];
         let label = stage_label(graph, index);
+        if let Some(named) = replaced_by(stage, self.input.named_contexts) {
+            // The stage is the named context, as given: none of its instructions run.
+            let text = format!("[{label} 1/1] FROM {} (--build-context)", named.describe());
+            let step = self.progress.start(text.clone());
+            return match self.named_base(named, stage) {
+                Ok(out) => {
+                    self.progress.done(step, "");
+                    Ok(out)
+                }
+                Err(e) => {
+                    self.progress.failed(step, &e.message);
+                    Err(BuildError { message: format!("{text}: {}", e.message), ..e }.at(stage.span))
+                }
+            };
+        }
         let steps = stage.instructions.len() + 1;
         let from_text = stage.text.clone();
         let step = self.progress.start(format!("[{label} 1/{steps}] {from_text}"));
@@ -393,47 +468,134 @@ impl Executor<'_> {
 
     fn base(&self, stage: &Stage, results: &[Option<StageOut>]) -> Result<StageOut, BuildError> {
         match &stage.base {
-            Base::Scratch => {
-                let platform = stage.platform.clone().unwrap_or_else(|| self.input.platform.clone());
-                let mut parts = platform.split('/');
-                let config = ImageConfig {
-                    os: parts.next().unwrap_or("linux").to_string(),
-                    architecture: parts.next().unwrap_or("amd64").to_string(),
-                    variant: parts.next().map(str::to_string),
-                    ..ImageConfig::default()
-                };
-                let key = self.root_key.then(&[b"scratch", platform.as_bytes()]);
-                Ok(StageOut {
-                    tree: Tree::new(),
-                    config,
-                    layers: Vec::new(),
-                    key,
-                    lazy_base: None,
-                    pending: Vec::new(),
-                })
-            }
+            Base::Scratch => Ok(self.scratch_base(stage)),
             Base::Stage(i) => {
                 let mut out = results[*i as usize].clone().ok_or_else(|| BuildError::new("internal: stage order"))?;
                 out.tree.forget_changes();
                 Ok(out)
             }
-            Base::Image(reference) => {
-                let runs = stage.instructions.iter().any(|i| matches!(i.op, Op::Run(_)));
-                let platforms = self.platforms(stage.platform.as_deref(), runs);
-                let image = self.image(reference, &platforms)?;
-                let manifest =
-                    serde_json::to_vec(&image.manifest).map_err(|e| BuildError::new(format!("internal: {e}")))?;
-                let key = self.root_key.then(&[b"image", &manifest]);
-                Ok(StageOut {
-                    tree: Tree::new(),
-                    config: image.config.clone(),
-                    layers: image.manifest.layers().clone(),
-                    key,
-                    lazy_base: Some((reference.clone(), platforms, stage.span)),
-                    pending: Vec::new(),
-                })
-            }
+            Base::Image(reference) => match self.source_of(reference)? {
+                ImageSource::Image(reference) => self.image_base(&reference, stage),
+                ImageSource::Directory(named, dir) => self.directory_base(named, &dir, stage),
+            },
         }
+    }
+
+    /// An empty stage for the stage's platform (`FROM scratch`).
+    fn scratch_base(&self, stage: &Stage) -> StageOut {
+        let platform = stage.platform.clone().unwrap_or_else(|| self.input.platform.clone());
+        let mut parts = platform.split('/');
+        let config = ImageConfig {
+            os: parts.next().unwrap_or("linux").to_string(),
+            architecture: parts.next().unwrap_or("amd64").to_string(),
+            variant: parts.next().map(str::to_string),
+            ..ImageConfig::default()
+        };
+        let key = self.root_key.then(&[b"scratch", platform.as_bytes()]);
+        StageOut { tree: Tree::new(), config, layers: Vec::new(), key, lazy_base: None, pending: Vec::new() }
+    }
+
+    /// A stage on an image: its config and layers now, its files when a step needs them.
+    fn image_base(&self, reference: &str, stage: &Stage) -> Result<StageOut, BuildError> {
+        let runs = stage.instructions.iter().any(|i| matches!(i.op, Op::Run(_)));
+        let platforms = self.platforms(stage.platform.as_deref(), runs);
+        let image = self.image(reference, &platforms)?;
+        let manifest = serde_json::to_vec(&image.manifest).map_err(|e| BuildError::new(format!("internal: {e}")))?;
+        let key = self.root_key.then(&[b"image", &manifest]);
+        Ok(StageOut {
+            tree: Tree::new(),
+            config: image.config.clone(),
+            layers: image.manifest.layers().clone(),
+            key,
+            lazy_base: Some((reference.to_string(), platforms, stage.span)),
+            pending: Vec::new(),
+        })
+    }
+
+    /// A stage on a directory named with `--build-context`: an empty image for the stage's
+    /// platform whose first layer holds the directory's files, root-owned, as BuildKit makes
+    /// a local context into a base.
+    fn directory_base(&self, named: &NamedContext, dir: &Path, stage: &Stage) -> Result<StageOut, BuildError> {
+        let context = self.directory(named, dir)?;
+        let mut out = self.scratch_base(stage);
+        let exclude = Matcher::default();
+        let spec = CopySpec {
+            sources: &[".".to_string()],
+            inline: &[],
+            dest: "/",
+            workdir: "/",
+            owner: None,
+            chmod: None,
+            exclude: &exclude,
+            parents: false,
+            unpack: false,
+            created_mtime: self.layer_epoch(),
+        };
+        let origin = Origin::NamedContext(named.name.clone());
+        copy::copy(&mut out.tree, &context.tree, &origin, &spec, &self.scratch)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        let changes = out.tree.take_changes();
+        let written =
+            layer::write_changes(self.store, &out.tree, &changes, Some(self.layer_epoch()), self.scratch.layer_limit())
+                .map_err(|e| BuildError::new(e.to_string()))?;
+        let layer_id = match written {
+            Some(l) => {
+                out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
+                out.config.rootfs.diff_ids.push(l.diff_id.to_string());
+                l.diff_id.to_string()
+            }
+            None => String::new(),
+        };
+        out.config.history.push(History {
+            created: Some(created(self.input.epoch)),
+            created_by: Some(format!("FROM {} (--build-context)", named.describe())),
+            empty_layer: layer_id.is_empty(),
+            ..History::default()
+        });
+        out.key = out.key.then(&[b"named-directory", layer_id.as_bytes()]);
+        Ok(out)
+    }
+
+    /// A stage replaced by a named context: the image or directory it names, as it is.
+    fn named_base(&self, named: &NamedContext, stage: &Stage) -> Result<StageOut, BuildError> {
+        match &named.value {
+            ContextValue::Image(reference) | ContextValue::Layout { reference } => self.image_base(reference, stage),
+            ContextValue::Directory(dir) => self.directory_base(named, dir, stage),
+        }
+    }
+
+    /// What an image reference written in the build file (`FROM`, `COPY --from`) stands for:
+    /// a named context the user gave, else an image of the store or a registry. An OCI
+    /// layout on disk can only come from the command line: a build file that names one
+    /// could read any layout on the machine.
+    fn source_of(&self, reference: &str) -> Result<ImageSource<'_>, BuildError> {
+        if let Some(named) = self.input.named_contexts.get(reference) {
+            return Ok(match &named.value {
+                ContextValue::Image(r) | ContextValue::Layout { reference: r } => ImageSource::Image(r.clone()),
+                ContextValue::Directory(dir) => ImageSource::Directory(named, dir.clone()),
+            });
+        }
+        if reference.starts_with("oci-layout://") {
+            return Err(BuildError::new(format!(
+                "{reference}: a build file cannot name an OCI layout on disk (it could read any layout on the machine)"
+            ))
+            .hint("name the layout on the command line instead: kiln build --build-context NAME=oci-layout://DIR[:TAG] ..., and write FROM NAME (or COPY --from=NAME)"));
+        }
+        Ok(ImageSource::Image(reference.to_string()))
+    }
+
+    /// A directory named with `--build-context`, read once per build (its own
+    /// `.dockerignore` applies, and `--max-context-files`).
+    fn directory(&self, named: &NamedContext, dir: &Path) -> Result<Arc<BuildContext>, BuildError> {
+        let mut directories = self.directories.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = directories.get(&named.name) {
+            return Ok(found.clone());
+        }
+        let context = BuildContext::load(dir, None, self.input.limits.context_files, self.input.limits.build_file_size)
+            .map_err(|e| BuildError::new(format!("--build-context {}: {e}", named.describe())))?;
+        let context = Arc::new(context);
+        directories.insert(named.name.clone(), context.clone());
+        Ok(context)
     }
 
     /// The platforms to take from a multi-platform image, most wanted first: the stage's
@@ -459,26 +621,37 @@ impl Executor<'_> {
         if let Some(found) = images.get(&id) {
             return Ok(found.clone());
         }
+        let unnamed = self.input.registry_scope.unnamed_registry(reference);
         let loaded = match self.input.registry {
-            Some(registry) => {
+            Some(registry) if unnamed.is_none() => {
                 let report = |line: &str| self.progress.note(&format!("pulling {reference}: {line}"));
                 registry.resolve(self.store, reference, platforms, self.input.always_pull, &report).map_err(|e| {
                     let err = BuildError::new(e.to_string());
                     match e {
                         RegistryError::Unreachable { .. } | RegistryError::NotFound { .. } if !self.input.always_pull => {
                             err.hint(format!(
-                                "{reference} is not in kiln's store (`kiln images`), so kiln tried its registry; build or pull it first, or name an OCI layout (oci-layout://DIR[:TAG])"
+                                "{reference} is not in kiln's store (`kiln images`), so kiln tried its registry; build or pull it first, or name an OCI layout with --build-context NAME=oci-layout://DIR[:TAG]"
                             ))
                         }
                         _ => err,
                     }
                 })?
             }
+            Some(_) => image::load(self.store, reference, platforms).map_err(|e| match e {
+                image::ImageError::NotFound { .. } => BuildError::new(format!(
+                    "{reference} is not in kiln's store, and kiln does not pull it: its registry {} appears nowhere in the build file, the build arguments or the named contexts, so the frontend chose it, not you",
+                    unnamed.unwrap_or_default()
+                ))
+                .hint(format!(
+                    "if you mean to build on it, pull it first (`kiln pull {reference}`), or name it in the build file or with --build-context NAME=docker-image://{reference}"
+                )),
+                other => BuildError::new(other.to_string()),
+            })?,
             None => image::load(self.store, reference, platforms).map_err(|e| {
                 let err = BuildError::new(e.to_string());
                 match e {
                     image::ImageError::NotFound { .. } => err.hint(
-                        "images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])",
+                        "images come from kiln's store (`kiln images`) or an OCI layout named with --build-context NAME=oci-layout://DIR[:TAG]",
                     ),
                     _ => err,
                 }
@@ -596,8 +769,27 @@ impl Executor<'_> {
         let op = serde_json::to_vec(&instruction.op).map_err(|e| BuildError::new(format!("internal: {e}")))?;
         let key = out.key.then(&[&op, instruction.created_by.as_bytes()]);
         let Op::Copy(c) = &instruction.op else { return Ok(key) };
-        let source: Vec<u8> = match &c.from {
-            CopySource::Context => {
+        // Where the COPY reads: an image is keyed by its manifest, a stage by its key, and
+        // local files (the context, a directory named with --build-context) by what it takes.
+        let source_image = match &c.from {
+            CopySource::Image(reference) => match self.source_of(reference)? {
+                ImageSource::Image(loaded) => Some(loaded),
+                ImageSource::Directory(..) => None,
+            },
+            _ => None,
+        };
+        let source: Vec<u8> = match (&c.from, source_image) {
+            (CopySource::Stage(i), _) => results
+                .get(*i as usize)
+                .and_then(|r| r.as_ref())
+                .ok_or_else(|| BuildError::new("internal: stage order"))?
+                .key
+                .as_str()
+                .as_bytes()
+                .to_vec(),
+            (_, Some(loaded)) => serde_json::to_vec(&self.image(&loaded, &self.platforms(None, false))?.manifest)
+                .map_err(|e| BuildError::new(format!("internal: {e}")))?,
+            (_, None) => {
                 let mut probe = StageOut {
                     tree: Tree::new(),
                     config: out.config.clone(),
@@ -619,18 +811,6 @@ impl Executor<'_> {
                     .map_err(|e| BuildError::new(e.to_string()))?
                     .map(|d| d.as_str().as_bytes().to_vec())
                     .unwrap_or_default()
-            }
-            CopySource::Stage(i) => results
-                .get(*i as usize)
-                .and_then(|r| r.as_ref())
-                .ok_or_else(|| BuildError::new("internal: stage order"))?
-                .key
-                .as_str()
-                .as_bytes()
-                .to_vec(),
-            CopySource::Image(reference) => {
-                serde_json::to_vec(&self.image(reference, &self.platforms(None, false))?.manifest)
-                    .map_err(|e| BuildError::new(format!("internal: {e}")))?
             }
         };
         Ok(key.then(&[b"copy-source", &source]))
@@ -656,6 +836,7 @@ impl Executor<'_> {
         results: &mut [Option<StageOut>],
     ) -> Result<(), BuildError> {
         let image_entry;
+        let directory_entry;
         let (source_tree, origin) = match &c.from {
             CopySource::Context => (&self.input.context.tree, Origin::Context),
             CopySource::Stage(i) => {
@@ -663,13 +844,22 @@ impl Executor<'_> {
                 self.ready(source)?;
                 (&source.tree, Origin::Stage(stage_label(self.input.graph, *i as usize)))
             }
-            CopySource::Image(reference) => {
-                image_entry = self.image_tree(reference, &self.platforms(None, false))?;
-                (&*image_entry, Origin::Image(reference.clone()))
-            }
+            CopySource::Image(reference) => match self.source_of(reference)? {
+                ImageSource::Image(loaded) => {
+                    image_entry = self.image_tree(&loaded, &self.platforms(None, false))?;
+                    (&*image_entry, Origin::Image(reference.clone()))
+                }
+                ImageSource::Directory(named, dir) => {
+                    directory_entry = self.directory(named, &dir)?;
+                    (&directory_entry.tree, Origin::NamedContext(named.name.clone()))
+                }
+            },
         };
         let owner = match &c.chown {
-            Some(spec) => Some(copy::resolve_owner(spec, &out.tree).map_err(|e| BuildError::new(e.to_string()))?),
+            Some(spec) => Some(
+                copy::resolve_owner(spec, &out.tree, copy::OwnerSpec::Chown)
+                    .map_err(|e| BuildError::new(e.to_string()))?,
+            ),
             None => None,
         };
         let chmod = match &c.chmod {
@@ -701,7 +891,7 @@ impl Executor<'_> {
         copy::copy(&mut out.tree, source_tree, &origin, &spec, &self.scratch).map_err(|e| {
             let err = BuildError::new(e.to_string());
             match e {
-                copy::CopyError::NotFound { origin: Origin::Context, .. } => {
+                copy::CopyError::NotFound { origin: Origin::Context | Origin::NamedContext(_), .. } => {
                     err.hint("paths are relative to the build context; check the path and the .dockerignore")
                 }
                 _ => err,
@@ -966,7 +1156,9 @@ impl Executor<'_> {
 /// The ids of the stage's USER (root when unset), from its /etc/passwd and /etc/group.
 fn user_owner(out: &StageOut) -> Result<(u32, u32), BuildError> {
     match out.config.config.user.as_deref().filter(|u| !u.is_empty()) {
-        Some(user) => copy::resolve_owner(user, &out.tree).map_err(|e| BuildError::new(e.to_string())),
+        Some(user) => {
+            copy::resolve_owner(user, &out.tree, copy::OwnerSpec::User).map_err(|e| BuildError::new(e.to_string()))
+        }
         None => Ok((0, 0)),
     }
 }

@@ -1,4 +1,5 @@
-//! Cancellation of a build (Ctrl-C): one process-wide flag.
+//! Cancellation of a build (Ctrl-C, or SIGTERM or SIGHUP as a service manager or CI runner
+//! sends them): one process-wide flag.
 //!
 //! The binary sets it from its signal handler; a running RUN step notices it at its next
 //! epoch tick (every 10 ms) and stops, and the executor checks it between steps. The build

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use kiln_ir::{ImageResolver, KeyValue, Request, Severity};
+use kiln_ir::{KeyValue, Request, Severity};
 
 /// Print a line on standard output. A reader that went away (`kiln inspect IMAGE | head -1`)
 /// is not an error: kiln stops quietly there, as Unix tools do; any other write error is
@@ -33,12 +33,14 @@ use crate::builder::{self, BuildInput};
 use crate::context::BuildContext;
 use crate::diagnostics;
 use crate::export;
+use crate::frontend::images::StoreImages;
 use crate::frontend::{Frontend, FrontendLimits, select};
 use crate::image::{self, ImageConfig};
 use crate::limits::{self, Limit, Limits};
+use crate::named_context::NamedContexts;
 use crate::platform;
 use crate::progress::{self, Progress};
-use crate::registry::{self, Registry, RegistryOptions};
+use crate::registry::{self, Registry, RegistryOptions, RegistryScope};
 use crate::store::{self, Store};
 
 /// Builds OCI images from Dockerfiles with no privileges.
@@ -383,6 +385,12 @@ pub struct ParseArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub frontend_memory: usize,
 
+    /// Add a named context: NAME=DIR, NAME=docker-image://REF or
+    /// NAME=oci-layout://DIR[:TAG|@DIGEST], used by `FROM NAME` and `COPY --from=NAME` (a
+    /// stage of the same name is replaced); repeat for several
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+
     /// Largest build file kiln reads (bytes, or with k, m, g) [default: 4m]
     #[arg(long, value_name = "SIZE", env = "KILN_MAX_BUILD_FILE_SIZE", value_parser = limits::parse_size,
           default_value_t = limits::DEFAULT_BUILD_FILE_SIZE, hide_default_value = true)]
@@ -450,50 +458,6 @@ fn build_args(raw: &[String]) -> Result<Vec<KeyValue>, String> {
     Ok(out)
 }
 
-/// Base-image configurations for the frontend, from the store and OCI layouts. An image
-/// that is not there is not an error here: the frontend goes on without its ENV, and the
-/// build reports the missing image if it really needs it.
-struct StoreImages {
-    store: Option<Store>,
-    /// Where images missing from the store are pulled from (`kiln build`; `kiln parse`
-    /// never reaches a registry).
-    registry: Option<Arc<Registry>>,
-    /// Whether pulls are reported on stderr.
-    quiet: bool,
-}
-
-impl ImageResolver for StoreImages {
-    fn resolve_image_config(&self, reference: &str, platform: Option<&str>) -> Result<kiln_ir::ImageConfig, String> {
-        let Some(store) = &self.store else {
-            return Err(format!("{reference}: kiln's store is not available"));
-        };
-        let target = [platform.map_or_else(platform::default_target, str::to_string)];
-        let loaded = match &self.registry {
-            Some(registry) => {
-                let report = |line: &str| {
-                    if !self.quiet {
-                        eprintln!("pulling {reference}: {line}");
-                    }
-                };
-                registry.resolve(store, reference, &target, false, &report).map_err(|e| e.to_string())?
-            }
-            None => image::load(store, reference, &target).map_err(|e| e.to_string())?,
-        };
-        Ok(resolver_config(&loaded.config))
-    }
-}
-
-fn resolver_config(config: &ImageConfig) -> kiln_ir::ImageConfig {
-    kiln_ir::ImageConfig {
-        env: config.config.env.clone(),
-        working_dir: config.config.working_dir.clone().unwrap_or_default(),
-        user: config.config.user.clone().unwrap_or_default(),
-        shell: config.config.shell.clone(),
-        on_build: config.config.on_build.clone(),
-        platform: config.platform(),
-    }
-}
-
 /// A build file read, parsed by its frontend, and its diagnostics shown.
 struct Parsed {
     file_name: String,
@@ -503,20 +467,24 @@ struct Parsed {
     build_args: Vec<KeyValue>,
     /// The sha256 of the frontend component: part of every cache key.
     frontend_digest: String,
+    /// `--build-context`.
+    named: NamedContexts,
+    /// Base images the frontend asked about that the store does not hold (reference, platform).
+    missing: Vec<(String, String)>,
 }
 
-/// Read the build file, run the frontend and print its diagnostics. `Err` is the exit code.
-fn run_frontend(
-    args: &ParseArgs,
-    root: &Path,
-    store: Option<Store>,
-    registry: Option<Arc<Registry>>,
-    pull_bases: bool,
-    quiet: bool,
-) -> Result<Parsed, ExitCode> {
-    let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
-    let file_name = file.display().to_string();
+/// Read the build file: `-f FILE` wherever the user put it (`-` for standard input), else
+/// `Dockerfile` of the context, read through the context so that a link cannot lead out of
+/// it. Returns its name for messages and its bytes, at most `--max-build-file-size`.
+fn read_build_file(args: &ParseArgs) -> Result<(String, Vec<u8>), String> {
     let limit = args.max_build_file_size;
+    let too_large = |name: &str| {
+        format!(
+            "{name}: the build file is larger than {}: {}",
+            limits::human_size(limit),
+            limits::exceeded(Limit::BuildFileSize, &limits::human_size(limit))
+        )
+    };
     // Read at most one byte more than the limit: a huge file, or a device that never ends,
     // is refused without being read whole.
     let read_bounded = |reader: &mut dyn std::io::Read| -> std::io::Result<Vec<u8>> {
@@ -524,29 +492,57 @@ fn run_frontend(
         std::io::Read::read_to_end(&mut std::io::Read::take(reader, limit.saturating_add(1)), &mut buf)?;
         Ok(buf)
     };
-    let contents = if file == Path::new("-") {
-        match read_bounded(&mut std::io::stdin()) {
-            Ok(c) => c,
-            Err(e) => return Err(error(format!("cannot read the build file from standard input: {e}"))),
+    let (name, contents) = match &args.file {
+        Some(file) if file == Path::new("-") => {
+            let contents = read_bounded(&mut std::io::stdin())
+                .map_err(|e| format!("cannot read the build file from standard input: {e}"))?;
+            ("-".to_string(), contents)
         }
-    } else {
-        match std::fs::File::open(&file).and_then(|mut f| read_bounded(&mut f)) {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(error(format!(
-                    "cannot read {file_name}: {e}\nhint: pass the build file with -f, or run kiln in the directory that holds the Dockerfile"
-                )));
+        Some(file) => {
+            let name = file.display().to_string();
+            let contents = std::fs::File::open(file).and_then(|mut f| read_bounded(&mut f)).map_err(|e| {
+                format!("cannot read {name}: {e}\nhint: pass the build file with -f, or run kiln in the directory that holds the Dockerfile")
+            })?;
+            (name, contents)
+        }
+        None => {
+            let path = args.context.join("Dockerfile");
+            let name = path.display().to_string();
+            let not_found = |detail: String| {
+                format!(
+                    "cannot read {name}: {detail}\nhint: pass the build file with -f, or run kiln in the directory that holds the Dockerfile"
+                )
+            };
+            let dir = cap_std::fs::Dir::open_ambient_dir(&args.context, cap_std::ambient_authority())
+                .map_err(|e| not_found(format!("cannot open the build context: {e}")))?;
+            match crate::context::read_in_context(&dir, &args.context, Path::new("Dockerfile"), "build file", limit) {
+                Ok(Some(contents)) => (name, contents),
+                Ok(None) => return Err(not_found("No such file or directory (os error 2)".into())),
+                Err(crate::context::ContextError::TooLarge { .. }) => return Err(too_large(&name)),
+                Err(e) => return Err(e.to_string()),
             }
         }
     };
     if contents.len() as u64 > limit {
-        return Err(error(format!(
-            "{file_name}: the build file is larger than {}: {}",
-            limits::human_size(limit),
-            limits::exceeded(Limit::BuildFileSize, &limits::human_size(limit))
-        )));
+        return Err(too_large(&name));
     }
+    Ok((name, contents))
+}
+
+/// Read the build file, run the frontend and print its diagnostics. `Err` is the exit code.
+/// The frontend learns about base images from the store and the named contexts only
+/// ([`StoreImages`]): it reaches no registry. `registry` only fetches a frontend published as
+/// an image.
+fn run_frontend(
+    args: &ParseArgs,
+    root: &Path,
+    store: Option<Store>,
+    registry: Option<Arc<Registry>>,
+) -> Result<Parsed, ExitCode> {
+    let (file_name, contents) = read_build_file(args).map_err(error)?;
+    let file = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     let build_args = build_args(&args.build_args).map_err(error)?;
+    let named = NamedContexts::parse(&args.build_contexts).map_err(usage)?;
     let target_platform = match &args.platform {
         Some(p) => p.clone(),
         None => platform::default_target(),
@@ -575,7 +571,8 @@ fn run_frontend(
     let frontend_digest = crate::frontend::sha256_hex(&fetched.wasm);
     let frontend = Frontend::load(&fetched.wasm, &fetched.origin, cache, limits);
     let frontend = frontend.map_err(error)?;
-    match frontend.parse(&request, Arc::new(StoreImages { store, registry: registry.filter(|_| pull_bases), quiet })) {
+    let resolver = Arc::new(StoreImages::new(store, named.clone(), target_platform.clone()));
+    match frontend.parse(&request, resolver.clone()) {
         Err(e) => Err(error(e)),
         Ok(Err(diagnostics)) => {
             for d in &diagnostics {
@@ -585,23 +582,69 @@ fn run_frontend(
             eprintln!("{file_name}: {errors} error(s); no IR was produced");
             Err(ExitCode::FAILURE)
         }
-        Ok(Ok(graph)) => {
-            for w in &graph.warnings {
-                eprint!("{}", diagnostics::render(&file_name, &request.contents, w));
-            }
-            Ok(Parsed { file_name, contents: request.contents, graph, target_platform, build_args, frontend_digest })
-        }
+        Ok(Ok(graph)) => Ok(Parsed {
+            file_name,
+            contents: request.contents,
+            graph,
+            target_platform,
+            build_args,
+            frontend_digest,
+            named,
+            missing: resolver.missing(),
+        }),
     }
+}
+
+/// Show what the frontend warned about.
+fn print_warnings(parsed: &Parsed) {
+    for w in &parsed.graph.warnings {
+        eprint!("{}", diagnostics::render(&parsed.file_name, &parsed.contents, w));
+    }
+}
+
+/// Before a build: pull the base images the frontend asked about that the store lacked, when
+/// the graph it returned builds on them and their registry is one the user named; then parse
+/// again, so that the frontend sees their configs (ENV, WORKDIR, ...) as BuildKit's does. The
+/// frontend itself never causes a pull: only the graph does, as it would anyway.
+fn parse_with_bases(
+    args: &ParseArgs,
+    root: &Path,
+    store: &Store,
+    registry: &Arc<Registry>,
+    progress: &Progress,
+) -> Result<(Parsed, RegistryScope), ExitCode> {
+    let parsed = run_frontend(args, root, Some(store.clone()), Some(registry.clone()))?;
+    let values = parsed.build_args.iter().map(|kv| kv.value.as_str());
+    let scope = RegistryScope::of_build(&parsed.contents, values, &parsed.named);
+    if parsed.missing.is_empty() {
+        return Ok((parsed, scope));
+    }
+    let needed = builder::images_needed(&parsed.graph, &parsed.named);
+    let mut pulled = false;
+    for (reference, platform) in &parsed.missing {
+        if !needed.contains(reference) || scope.unnamed_registry(reference).is_some() {
+            continue;
+        }
+        let report = |line: &str| progress.note(&format!("pulling {reference}: {line}"));
+        // A failure here is reported by the build, at the line that needs the image.
+        pulled |= registry.resolve(store, reference, std::slice::from_ref(platform), false, &report).is_ok();
+    }
+    if !pulled {
+        return Ok((parsed, scope));
+    }
+    let parsed = run_frontend(args, root, Some(store.clone()), Some(registry.clone()))?;
+    Ok((parsed, scope))
 }
 
 fn parse(args: &ParseArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
     // The store is optional for parsing: without one, base images are simply unknown. A
     // frontend named by an image may be pulled; base images never are.
     let store = Store::open(root).ok();
-    let parsed = match run_frontend(args, root, store, Some(registry.clone()), false, true) {
+    let parsed = match run_frontend(args, root, store, Some(registry.clone())) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    print_warnings(&parsed);
     match serde_json::to_string_pretty(&parsed.graph) {
         Ok(json) => {
             say!("{json}");
@@ -665,30 +708,28 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return error(format!("cannot open kiln's store: {e}")),
     };
-    store.clean_stale();
     let mode = if args.quiet { progress::Mode::Quiet } else { args.progress };
-    let parsed = match run_frontend(
-        &args.parse,
-        root,
-        Some(store.clone()),
-        Some(registry.clone()),
-        true,
-        mode == progress::Mode::Quiet,
-    ) {
+    let progress = Progress::new(mode);
+    let (parsed, registry_scope) = match parse_with_bases(&args.parse, root, &store, registry, &progress) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    print_warnings(&parsed);
     let epoch = match source_date_epoch(&parsed.build_args) {
         Ok(e) => e,
         Err(e) => return usage(e),
     };
     let file = args.parse.file.clone().unwrap_or_else(|| args.parse.context.join("Dockerfile"));
     let build_file = (file != Path::new("-")).then_some(file.as_path());
-    let context = match BuildContext::load(&args.parse.context, build_file, args.max_context_files) {
+    let context = match BuildContext::load(
+        &args.parse.context,
+        build_file,
+        args.max_context_files,
+        args.parse.max_build_file_size,
+    ) {
         Ok(c) => c,
         Err(e) => return error(e),
     };
-    let progress = Progress::new(mode);
     let scratch = match store.build_dir() {
         Ok(d) => d,
         Err(e) => return error(e),
@@ -707,6 +748,8 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         registry: Some(registry),
         always_pull: args.pull,
         platform_explicit: args.parse.platform.is_some(),
+        named_contexts: &parsed.named,
+        registry_scope: &registry_scope,
     };
     if args.verify_reproducible {
         let step = progress.start("verifying that the build is reproducible: two builds in scratch stores".to_string());
@@ -1028,7 +1071,6 @@ fn prune(root: &Path) -> ExitCode {
         Ok(s) => s,
         Err(c) => return c,
     };
-    store.clean_stale();
     match store.prune() {
         Ok(report) => {
             let cache_entries = crate::cache::Cache::new(&store).prune(store.oldest_live_build());
@@ -1078,7 +1120,6 @@ fn run_image(args: &RunArgs, root: &Path, registry: &Registry) -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    store.clean_stale();
     let platforms = match &args.platform {
         Some(p) => vec![p.clone()],
         // What `kiln run` can execute first: a WASI image, else the Linux one.

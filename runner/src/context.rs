@@ -55,11 +55,36 @@ pub enum ContextError {
         /// Its length in bytes.
         len: usize,
     },
-    /// The shared ignore file is a symlink out of the context.
-    #[error("{}: the ignore file is a symlink that leads outside the build context, and kiln reads nothing outside it; put a copy of the file there instead", path.display())]
-    IgnoreOutside {
-        /// The ignore file.
+    /// A build file or ignore file of the context is a symlink out of it.
+    #[error("{}: the {what} is a symlink that leads outside the build context, and kiln reads nothing outside it; {remedy}", path.display())]
+    LinkOutside {
+        /// The file.
         path: PathBuf,
+        /// `build file`, `ignore file`.
+        what: &'static str,
+        /// What to do.
+        remedy: &'static str,
+    },
+    /// A build file or ignore file is a directory, FIFO, socket or device.
+    #[error("{}: the {what} is not a regular file (it is a {kind}); point kiln at a file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// `build file`, `ignore file`.
+        what: &'static str,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A build file or ignore file is larger than the build file limit.
+    #[error("{}: the {what} is larger than {}: {}", path.display(), crate::limits::human_size(*limit),
+        crate::limits::exceeded(crate::limits::Limit::BuildFileSize, &crate::limits::human_size(*limit)))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// `build file`, `ignore file`.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
     },
     /// A `.dockerignore` line is malformed.
     #[error("{file}:{line}: {detail}")]
@@ -88,8 +113,13 @@ pub struct BuildContext {
 impl BuildContext {
     /// Open `root` and walk it, refusing a context of more than `max_files` entries (after
     /// the ignore file). `build_file` is the Dockerfile's path (for
-    /// `<Dockerfile>.dockerignore`).
-    pub fn load(root: &Path, build_file: Option<&Path>, max_files: u64) -> Result<Self, ContextError> {
+    /// `<Dockerfile>.dockerignore`). Ignore files are read up to `max_file_size` bytes.
+    pub fn load(
+        root: &Path,
+        build_file: Option<&Path>,
+        max_files: u64,
+        max_file_size: u64,
+    ) -> Result<Self, ContextError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ContextError::Io { path, source }
@@ -107,12 +137,26 @@ impl BuildContext {
             .and_then(|f| f.file_name())
             .is_some_and(|n| n.eq_ignore_ascii_case("Earthfile") || n.to_string_lossy().ends_with(".earth"));
         let shared: &[&str] = if earthfile { &[".earthlyignore", ".earthignore"] } else { &[".dockerignore"] };
-        // `<Dockerfile>.dockerignore` sits next to the build file the user named, wherever
-        // that is; the shared one is read through the context like every other file, so a
-        // link in the context cannot make kiln read (and quote, in an error) a host file.
-        let ignore_text = match specific.filter(|p| p.is_file() && !earthfile) {
-            Some(path) => Some((std::fs::read_to_string(&path).map_err(io(&path))?, path)),
-            None => shared_ignore_file(&dir, root, shared)?,
+        // `<Dockerfile>.dockerignore` sits next to the build file, wherever the user put that;
+        // inside the context, it and the shared one are read through the context like every
+        // other file, so a link in the context cannot make kiln read (and quote, in an error)
+        // a host file.
+        let specific = specific.filter(|_| !earthfile);
+        let specific_text = match &specific {
+            Some(path) => match path.strip_prefix(root) {
+                Ok(inside) => read_in_context(&dir, root, inside, "ignore file", max_file_size)?
+                    .map(|bytes| (String::from_utf8_lossy(&bytes).into_owned(), path.clone())),
+                Err(_) if path.is_file() => Some((
+                    String::from_utf8_lossy(&read_bounded(path, "ignore file", max_file_size)?).into_owned(),
+                    path.clone(),
+                )),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let ignore_text = match specific_text {
+            Some(found) => Some(found),
+            None => shared_ignore_file(&dir, root, shared, max_file_size)?,
         };
         let ignore_file = ignore_text.as_ref().map(|(_, path)| path.clone());
         let ignore = match &ignore_text {
@@ -139,31 +183,89 @@ impl BuildContext {
 }
 
 /// The first of `names` that is a file in the context, read through the context's capability:
-/// (text, path). A name that is missing, or not a file, is passed over; a link out of the
-/// context is an error, not passed over: the user meant it to apply.
-fn shared_ignore_file(dir: &Dir, root: &Path, names: &[&str]) -> Result<Option<(String, PathBuf)>, ContextError> {
+/// (text, path). A name that is missing is passed over; a link out of the context, or
+/// something that is not a file, is an error, not passed over: the user meant it to apply.
+fn shared_ignore_file(
+    dir: &Dir,
+    root: &Path,
+    names: &[&str],
+    max_size: u64,
+) -> Result<Option<(String, PathBuf)>, ContextError> {
     for name in names {
-        let path = root.join(name);
-        match dir.metadata(name) {
-            Ok(m) if m.is_file() => {
-                let text =
-                    dir.read_to_string(name).map_err(|source| ContextError::Io { path: path.clone(), source })?;
-                return Ok(Some((text, path)));
-            }
-            // Not a file (a directory, a FIFO), missing, or a link to nothing.
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // The capability refuses a link that leads out (absolute, or up past the root).
-            Err(e)
-                if e.kind() == std::io::ErrorKind::PermissionDenied
-                    && dir.symlink_metadata(name).is_ok_and(|m| m.file_type().is_symlink()) =>
-            {
-                return Err(ContextError::IgnoreOutside { path });
-            }
-            Err(source) => return Err(ContextError::Io { path, source }),
+        if let Some(bytes) = read_in_context(dir, root, Path::new(name), "ignore file", max_size)? {
+            return Ok(Some((String::from_utf8_lossy(&bytes).into_owned(), root.join(name))));
         }
     }
     Ok(None)
+}
+
+/// Read the file `rel` of the context `root` through its capability, at most `max_size`
+/// bytes: `None` when there is none. A symlink may lead elsewhere in the context, never out
+/// of it; a directory, FIFO or device is refused before it is opened, so nothing hangs.
+/// `what` names the file in errors (`build file`, `ignore file`).
+pub fn read_in_context(
+    dir: &Dir,
+    root: &Path,
+    rel: &Path,
+    what: &'static str,
+    max_size: u64,
+) -> Result<Option<Vec<u8>>, ContextError> {
+    let path = root.join(rel);
+    let meta = match dir.metadata(rel) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // The capability refuses a link that leads out (absolute, or up past the root).
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && dir.symlink_metadata(rel).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            let remedy = if what == "build file" {
+                "pass the file you mean with -f"
+            } else {
+                "put a copy of the file there instead"
+            };
+            return Err(ContextError::LinkOutside { path, what, remedy });
+        }
+        Err(source) => return Err(ContextError::Io { path, source }),
+    };
+    if !meta.is_file() {
+        return Err(ContextError::NotAFile { path, what, kind: kind_of(&meta.file_type()) });
+    }
+    let file = dir.open(rel).map_err(|source| ContextError::Io { path: path.clone(), source })?;
+    read_limited(file.into_std(), &path, what, max_size).map(Some)
+}
+
+/// Read a file named by the user, anywhere, at most `max_size` bytes (a FIFO or a device is
+/// read as a stream, and cut there).
+fn read_bounded(path: &Path, what: &'static str, max_size: u64) -> Result<Vec<u8>, ContextError> {
+    let file = std::fs::File::open(path).map_err(|source| ContextError::Io { path: path.to_path_buf(), source })?;
+    read_limited(file, path, what, max_size)
+}
+
+fn read_limited(file: std::fs::File, path: &Path, what: &'static str, max_size: u64) -> Result<Vec<u8>, ContextError> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max_size.saturating_add(1)), &mut bytes)
+        .map_err(|source| ContextError::Io { path: path.to_path_buf(), source })?;
+    if bytes.len() as u64 > max_size {
+        return Err(ContextError::TooLarge { path: path.to_path_buf(), what, limit: max_size });
+    }
+    Ok(bytes)
+}
+
+/// What a non-file is, for messages.
+fn kind_of(file_type: &cap_std::fs::FileType) -> &'static str {
+    use cap_std::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_fifo() {
+        "FIFO"
+    } else if file_type.is_socket() {
+        "socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 fn meta_of(m: &cap_std::fs::Metadata) -> Meta {
@@ -283,7 +385,7 @@ mod tests {
         std::fs::write(root.join("target/keep"), "k").unwrap();
         std::fs::write(root.join(".dockerignore"), "target\n!target/keep\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).unwrap();
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX).unwrap();
         assert!(ctx.tree.get(&["src".into(), "deep".into(), "a.rs".into()]).is_some());
         assert!(ctx.tree.get(&["target".into(), "debug".into()]).is_none());
         assert!(ctx.tree.get(&["target".into(), "keep".into()]).is_some());
@@ -301,9 +403,9 @@ mod tests {
         std::fs::write(root.join(".dockerignore"), "a\n").unwrap();
         std::fs::write(root.join("Dockerfile.dockerignore"), "b\n").unwrap();
         std::fs::write(root.join(".earthlyignore"), "c\n").unwrap();
-        let earthly = BuildContext::load(root, Some(&root.join("Earthfile")), u64::MAX).unwrap();
+        let earthly = BuildContext::load(root, Some(&root.join("Earthfile")), u64::MAX, u64::MAX).unwrap();
         assert_eq!(earthly.ignore_file.as_deref(), Some(root.join(".earthlyignore").as_path()));
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX).unwrap();
         assert!(ctx.tree.get(&["a".into()]).is_some());
         assert!(ctx.tree.get(&["b".into()]).is_none());
     }

@@ -29,16 +29,27 @@ use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathE
 pub enum Origin {
     /// The build context.
     Context,
+    /// A directory named with `--build-context`, by its name: read like the build context.
+    NamedContext(String),
     /// An earlier stage, by display name.
     Stage(String),
     /// An image, by reference.
     Image(String),
 }
 
+impl Origin {
+    /// Whether the files are the user's own, read from a local directory: paths and symlinks
+    /// must stay inside it, files become root-owned, and ADD unpacks archives.
+    fn is_local(&self) -> bool {
+        matches!(self, Origin::Context | Origin::NamedContext(_))
+    }
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::Context => f.write_str("the build context"),
+            Origin::NamedContext(name) => write!(f, "the build context {name}"),
             Origin::Stage(s) => write!(f, "stage {s}"),
             Origin::Image(i) => write!(f, "image {i}"),
         }
@@ -131,9 +142,28 @@ pub fn parse_chmod(text: &str) -> Result<u32, CopyError> {
     u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| CopyError::Mode(text.to_string()))
 }
 
-/// Resolve `--chown=user[:group]` against the stage's `/etc/passwd` and `/etc/group`.
-/// A numeric user alone means the same group id; a named user alone means its primary group.
-pub fn resolve_owner(spec: &str, tree: &Tree) -> Result<(u32, u32), CopyError> {
+/// Who names an owner: `--chown` of a COPY, or the stage's `USER`; for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerSpec {
+    /// `COPY --chown=` / `ADD --chown=`.
+    Chown,
+    /// `USER`.
+    User,
+}
+
+impl std::fmt::Display for OwnerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OwnerSpec::Chown => "--chown",
+            OwnerSpec::User => "USER",
+        })
+    }
+}
+
+/// Resolve `user[:group]` (of `--chown` or `USER`, as `named_by` says) against the stage's
+/// `/etc/passwd` and `/etc/group`. A numeric user alone means the same group id; a named
+/// user alone means its primary group.
+pub fn resolve_owner(spec: &str, tree: &Tree, named_by: OwnerSpec) -> Result<(u32, u32), CopyError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -154,7 +184,7 @@ pub fn resolve_owner(spec: &str, tree: &Tree) -> Result<(u32, u32), CopyError> {
     let (uid, primary) = match user.parse::<u32>() {
         Ok(id) => (id, id),
         Err(_) => lookup("/etc/passwd", user).ok_or_else(|| {
-            CopyError::Owner(format!("unknown user {user:?} in --chown: not in the stage's /etc/passwd"))
+            CopyError::Owner(format!("unknown user {user:?} in {named_by}: not in the stage's /etc/passwd"))
         })?,
     };
     let gid = match group {
@@ -162,7 +192,7 @@ pub fn resolve_owner(spec: &str, tree: &Tree) -> Result<(u32, u32), CopyError> {
         Some(g) => match g.parse::<u32>() {
             Ok(id) => id,
             Err(_) => lookup("/etc/group", g).map(|(id, _)| id).ok_or_else(|| {
-                CopyError::Owner(format!("unknown group {g:?} in --chown: not in the stage's /etc/group"))
+                CopyError::Owner(format!("unknown group {g:?} in {named_by}: not in the stage's /etc/group"))
             })?,
         },
     };
@@ -171,7 +201,7 @@ pub fn resolve_owner(spec: &str, tree: &Tree) -> Result<(u32, u32), CopyError> {
 
 /// Matches for one source: (path in the source tree, the path it is copied as for --parents).
 fn expand(src: &Tree, source: &str, origin: &Origin) -> Result<Vec<(Components, Components)>, CopyError> {
-    let contained = matches!(origin, Origin::Context);
+    let contained = origin.is_local();
     if escapes_lexically(source) {
         return Err(CopyError::Outside { source_path: source.to_string(), origin: origin.clone() });
     }
@@ -305,7 +335,7 @@ pub fn copy(
         put(dest_tree, &target, node)?;
     }
 
-    let contained = matches!(origin, Origin::Context);
+    let contained = origin.is_local();
     for found in matches {
         for (path, keep) in found {
             // The source itself is followed if it is a symlink.
@@ -340,7 +370,7 @@ pub fn copy(
                 target
             };
             if spec.unpack
-                && matches!(origin, Origin::Context)
+                && origin.is_local()
                 && let Kind::File(data) = &node.kind
                 && let Some(stream) = archive_stream(data)?
             {
@@ -374,7 +404,7 @@ pub fn copy(
 fn adjust(meta: &Meta, spec: &CopySpec<'_>, origin: &Origin) -> Meta {
     let (uid, gid) = match (spec.owner, origin) {
         (Some(o), _) => o,
-        (None, Origin::Context) => (0, 0),
+        (None, Origin::Context | Origin::NamedContext(_)) => (0, 0),
         (None, _) => (meta.uid, meta.gid),
     };
     Meta { mode: spec.chmod.unwrap_or(meta.mode), uid, gid, mtime: meta.mtime }

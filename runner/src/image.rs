@@ -207,24 +207,29 @@ pub enum ImageError {
 pub enum ImageRef {
     /// A tag in kiln's store (normalised to `name:tag`).
     Store(String),
-    /// An OCI image layout directory, optionally with the tag to pick.
+    /// An OCI image layout directory, optionally with the tag or the digest to pick.
     Layout {
         /// The layout directory.
         dir: PathBuf,
         /// The `org.opencontainers.image.ref.name` to pick.
         tag: Option<String>,
+        /// The digest of the index entry to pick (`@sha256:...`).
+        digest: Option<String>,
     },
 }
 
-/// Parse a reference: `oci-layout://DIR[:TAG]`, or a store name (`name[:tag]`).
+/// Parse a reference: `oci-layout://DIR[:TAG|@DIGEST]`, or a store name (`name[:tag]`).
 pub fn parse_ref(reference: &str) -> ImageRef {
     if let Some(rest) = reference.strip_prefix("oci-layout://") {
+        if let Some((dir, digest)) = rest.rsplit_once('@').filter(|(dir, d)| !dir.is_empty() && d.contains(':')) {
+            return ImageRef::Layout { dir: PathBuf::from(dir), tag: None, digest: Some(digest.to_string()) };
+        }
         // The tag follows the last ':' unless that ':' is part of the path.
         return match rest.rsplit_once(':') {
             Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
-                ImageRef::Layout { dir: PathBuf::from(dir), tag: Some(tag.to_string()) }
+                ImageRef::Layout { dir: PathBuf::from(dir), tag: Some(tag.to_string()), digest: None }
             }
-            _ => ImageRef::Layout { dir: PathBuf::from(rest), tag: None },
+            _ => ImageRef::Layout { dir: PathBuf::from(rest), tag: None, digest: None },
         };
     }
     ImageRef::Store(normalize_name(reference))
@@ -336,13 +341,11 @@ pub fn load(store: &Store, reference: &str, platforms: &[String]) -> Result<Load
         ImageRef::Store(name) => {
             let descriptor = find_in_store(store, &name)?.ok_or_else(|| ImageError::NotFound {
                 reference: reference.to_string(),
-                detail: format!(
-                    "no image tagged {name} in kiln's store (kiln does not pull from registries yet; build or import it first)"
-                ),
+                detail: format!("no image tagged {name} in kiln's store"),
             })?;
             load_from_store(store, reference, &descriptor, platforms)
         }
-        ImageRef::Layout { dir, tag } => {
+        ImageRef::Layout { dir, tag, digest } => {
             let index_path = dir.join("index.json");
             let layout_marker = dir.join("oci-layout");
             if !layout_marker.is_file() || !index_path.is_file() {
@@ -352,17 +355,18 @@ pub fn load(store: &Store, reference: &str, platforms: &[String]) -> Result<Load
                 ));
             }
             let index = store::read_index(&index_path).map_err(|e| malformed(reference, e.to_string()))?;
-            let descriptor = match &tag {
-                Some(tag) => index.manifests().iter().find(|d| store::ref_name(d) == Some(tag.as_str())).cloned(),
-                None if index.manifests().len() == 1 => index.manifests().first().cloned(),
-                None => None,
+            let descriptor = match (&tag, &digest) {
+                (Some(tag), _) => index.manifests().iter().find(|d| store::ref_name(d) == Some(tag.as_str())).cloned(),
+                (_, Some(digest)) => index.manifests().iter().find(|d| d.digest().as_ref() == digest.as_str()).cloned(),
+                (None, None) if index.manifests().len() == 1 => index.manifests().first().cloned(),
+                (None, None) => None,
             };
             let descriptor = descriptor.ok_or_else(|| {
                 let tags: Vec<&str> = index.manifests().iter().filter_map(store::ref_name).collect();
                 ImageError::NotFound {
                     reference: reference.to_string(),
                     detail: format!(
-                        "{} has {} image(s) with tags [{}]; name one as oci-layout://DIR:TAG",
+                        "{} has {} image(s) with tags [{}]; name one as oci-layout://DIR:TAG or oci-layout://DIR@DIGEST",
                         dir.display(),
                         index.manifests().len(),
                         tags.join(", ")
@@ -542,9 +546,14 @@ mod tests {
         assert_eq!(parse_ref("localhost:5000/a/b"), ImageRef::Store("localhost:5000/a/b:latest".into()));
         assert_eq!(
             parse_ref("oci-layout:///tmp/x:v1"),
-            ImageRef::Layout { dir: "/tmp/x".into(), tag: Some("v1".into()) }
+            ImageRef::Layout { dir: "/tmp/x".into(), tag: Some("v1".into()), digest: None }
         );
-        assert_eq!(parse_ref("oci-layout://./x"), ImageRef::Layout { dir: "./x".into(), tag: None });
+        assert_eq!(parse_ref("oci-layout://./x"), ImageRef::Layout { dir: "./x".into(), tag: None, digest: None });
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            parse_ref(&format!("oci-layout://./x@{digest}")),
+            ImageRef::Layout { dir: "./x".into(), tag: None, digest: Some(digest) }
+        );
         assert!(validate_tag("MyApp").is_err());
         assert!(validate_tag("my app").is_err());
         assert_eq!(validate_tag("registry.example:5000/team/app:1.0").unwrap(), "registry.example:5000/team/app:1.0");

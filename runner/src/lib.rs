@@ -25,6 +25,7 @@ pub mod ignore;
 pub mod image;
 pub mod layer;
 pub mod limits;
+pub mod named_context;
 pub mod platform;
 pub mod progress;
 pub mod registry;

@@ -270,7 +270,7 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
     let scratch = Arc::new(Scratch::new(scratch_dir.path()));
     let mut tree = image.rootfs(store, &scratch)?;
     let owner = match config.user.as_deref().filter(|u| !u.is_empty()) {
-        Some(user) => copy::resolve_owner(user, &tree).map_err(|e| RunImageError::User {
+        Some(user) => copy::resolve_owner(user, &tree, copy::OwnerSpec::User).map_err(|e| RunImageError::User {
             image: name.to_string(),
             user: user.to_string(),
             detail: e.to_string(),

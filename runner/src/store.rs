@@ -14,8 +14,13 @@
 //! This module owns every write under the root. It guarantees that a reader never sees a
 //! half-written file: blobs and `index.json` are written to `tmp/`, fsynced and renamed into
 //! place, and a blob is only renamed once its digest was checked. A process killed at any
-//! moment leaves at worst stray files in `tmp/` and unreferenced blobs. Updates to `index.json`
-//! hold an exclusive lock, so concurrent builds never lose each other's tags.
+//! moment leaves at worst stray files in `tmp/` and unreferenced blobs; a file being written
+//! in `tmp/` is locked by its writer, so the next kiln to open the store removes what a killed
+//! one left. Updates to `index.json` hold an exclusive lock, so concurrent builds never lose
+//! each other's tags.
+//!
+//! A store another user could write to is refused: whoever can change its blobs, index or
+//! cache decides what kiln builds (ssh refuses keys that others can write for the same reason).
 //!
 //! It never follows a digest it did not validate into a path: digests are parsed first.
 
@@ -72,6 +77,18 @@ pub enum StoreError {
     /// No image carries this tag.
     #[error("no image named {0} in the store")]
     UnknownImage(String),
+    /// Another user could change what is in the store.
+    #[error(
+        "kiln's store is not safe to use: {path} {problem}, so another user could change the images and cached steps kiln builds from; {remedy}"
+    )]
+    Unsafe {
+        /// The directory or file.
+        path: PathBuf,
+        /// Who else may write it.
+        problem: String,
+        /// What to do.
+        remedy: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -203,12 +220,18 @@ pub struct IndexLock {
 }
 
 impl Store {
-    /// Open the store at `root`, creating the layout if it does not exist yet.
+    /// Open the store at `root`, creating the layout if it does not exist yet, and remove
+    /// what killed kiln processes left in `tmp/` ([`Store::clean_stale`]).
+    ///
+    /// # Errors
+    /// The store cannot be created or read, or another user could write to it (see
+    /// [`StoreError::Unsafe`]).
     pub fn open(root: &Path) -> Result<Self> {
         let store = Store { root: root.to_path_buf() };
         for dir in [store.root.clone(), store.blobs_dir(), store.tmp_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
+        store.check_owner()?;
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -220,7 +243,35 @@ impl Store {
                 store.write_index(&empty_index())?;
             }
         }
+        store.clean_stale();
         Ok(store)
+    }
+
+    /// Refuse a store that another user could write to: the root, or any of what it keeps,
+    /// owned by someone who is neither this user nor root, or writable by everyone.
+    fn check_owner(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        let root = self.root.display().to_string();
+        let parts = ["", "blobs", "blobs/sha256", "tmp", "cache", "compiled", "sources", "index.json", "lock"];
+        for part in parts {
+            let path = if part.is_empty() { self.root.clone() } else { self.root.join(part) };
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let problem = if meta.uid() != me && meta.uid() != 0 {
+                format!("belongs to user {} (kiln runs as user {me})", meta.uid())
+            } else if meta.mode() & 0o002 != 0 && !meta.file_type().is_symlink() {
+                "can be written by every user".to_string()
+            } else {
+                continue;
+            };
+            let remedy = if meta.uid() == me {
+                format!("run `chmod -R o-w {root}`, or give kiln a store of your own with --root DIR or KILN_HOME")
+            } else {
+                "give kiln a store of your own with --root DIR or KILN_HOME".to_string()
+            };
+            return Err(StoreError::Unsafe { path, problem, remedy });
+        }
+        Ok(())
     }
 
     /// The root directory.
@@ -258,12 +309,7 @@ impl Store {
 
     /// Start writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let tmp_dir = self.tmp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a file in", &tmp_dir))?;
-        let (file, tmp) = tmp.into_parts();
+        let (file, tmp) = locked_temp_file(&self.tmp_dir(), "blob-")?;
         Ok(BlobWriter { writer: HashingWriter::new(io::BufWriter::new(file)), tmp, blobs: self.blobs_dir() })
     }
 
@@ -511,9 +557,10 @@ impl Store {
         Ok(BuildDir { path, _lock: lock })
     }
 
-    /// Remove what killed builds left in `tmp/`: build directories nobody holds a lock on,
-    /// and half-written blobs or half-made build directories older than an hour (a live
-    /// build finishes or renames them long before that).
+    /// Remove what killed kiln processes left in `tmp/`: build directories and half-written
+    /// blobs and files nobody holds a lock on, and files or build directories being made (not
+    /// locked yet) that are older than an hour (a live process locks or renames them long
+    /// before that).
     pub fn clean_stale(&self) {
         let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
         for entry in entries.flatten() {
@@ -524,7 +571,12 @@ impl Store {
                 if stale {
                     let _ = fs::remove_dir_all(&path);
                 }
-            } else if name.starts_with("blob-") || name.starts_with(".write-") || name.starts_with(".new-build-") {
+            } else if name.starts_with("blob-") || name.starts_with(".write-") {
+                // Its writer holds a lock on it for as long as it lives.
+                if File::open(&path).is_ok_and(|f| f.try_lock().is_ok()) {
+                    let _ = fs::remove_file(&path);
+                }
+            } else if name.starts_with(".new-") {
                 let old = entry
                     .metadata()
                     .and_then(|m| m.modified())
@@ -572,16 +624,35 @@ pub fn read_index(path: &Path) -> Result<ImageIndex> {
 
 /// Write `path` atomically through a temporary file in `tmp_dir` (same filesystem).
 pub fn write_atomic_in(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp =
-        tempfile::Builder::new().prefix(".write-").tempfile_in(tmp_dir).map_err(io_err("create a file in", tmp_dir))?;
-    tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    let (mut file, tmp) = locked_temp_file(tmp_dir, ".write-")?;
+    file.write_all(bytes).map_err(io_err("write", &tmp))?;
+    file.sync_all().map_err(io_err("sync", path))?;
     tmp.persist(path).map_err(|e| StoreError::Io {
         action: "rename into",
         path: path.to_path_buf(),
         source: e.error,
     })?;
     Ok(())
+}
+
+/// A new file in `tmp_dir` named `<prefix>...`, locked (flock) for as long as the returned
+/// file is open, and removed when the path is dropped. Made under a `.new-` name and renamed
+/// once locked, so that [`Store::clean_stale`] can remove any unlocked `<prefix>` file at
+/// once: its writer is gone.
+fn locked_temp_file(tmp_dir: &Path, prefix: &str) -> Result<(File, tempfile::TempPath)> {
+    let new = tempfile::Builder::new()
+        .prefix(&format!(".new-{prefix}"))
+        .tempfile_in(tmp_dir)
+        .map_err(io_err("create a file in", tmp_dir))?;
+    let (file, new_path) = new.into_parts();
+    file.lock().map_err(io_err("lock", &new_path))?;
+    let name = new_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let locked = tmp_dir.join(name.trim_start_matches(".new-"));
+    fs::rename(&new_path, &locked).map_err(io_err("rename into place", &locked))?;
+    // The renamed file is ours now; the old name is gone, so nothing must be removed there.
+    let _ = new_path.keep();
+    let tmp = tempfile::TempPath::try_from_path(&locked).map_err(io_err("take over", &locked))?;
+    Ok((file, tmp))
 }
 
 #[cfg(test)]

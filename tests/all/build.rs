@@ -98,6 +98,72 @@ fn target_stages_and_unneeded_bases() {
 }
 
 #[test]
+fn named_contexts_stand_in_for_images_directories_and_stages() {
+    let sb = Sandbox::new();
+    sb.write("one/file.txt", "from one");
+    sb.write("one/Dockerfile", "FROM scratch\nCOPY file.txt /data/file.txt\n");
+    let layout = sb.dir.path().join("layout");
+    build_ok(&sb, &["-t", "one:v1", "-o", &format!("type=oci,dest={}", layout.display()), "one"]);
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+
+    // A directory: a base (its files are the first layer, its .dockerignore applies) and a
+    // COPY --from source, named relative to the current directory as buildx does.
+    sb.write("assets/logo.txt", "logo");
+    sb.write("assets/secret.txt", "left out");
+    sb.write("assets/.dockerignore", "secret.txt\n");
+    sb.write("dir/Dockerfile", "FROM assets\nCOPY --from=assets logo.txt /copied.txt\n");
+    let image_id = |args: &[&str]| {
+        let out = run(sb.kiln().args(["build", "-q"]).args(args));
+        assert!(out.status.success(), "kiln build {args:?} failed:\n{}", stderr(&out));
+        stdout(&out)
+    };
+    let id = image_id(&["-t", "dir", "--build-context", "assets=assets", "dir"]);
+    let image = oci::read(&sb.root(), Some("dir:latest"));
+    assert_eq!(image.paths(0), [".dockerignore", "logo.txt"]);
+    assert_eq!(image.entry(0, "logo.txt").uid, 0, "files of a local context are root-owned");
+    assert_eq!(image.entry(1, "copied.txt").data, b"logo");
+    validate(&sb.root(), "dir:latest");
+    assert_eq!(image_id(&["--build-context", "assets=assets", "dir"]), id, "the same inputs, the same image");
+    sb.write("assets/logo.txt", "new logo");
+    assert_ne!(image_id(&["--build-context", "assets=assets", "dir"]), id, "a changed file, a new image");
+
+    // A stage of the same name is replaced: its instructions never run.
+    sb.write("stage/Dockerfile", "FROM scratch AS base\nCOPY no-such-file /\nFROM base\nLABEL on=base\n");
+    build_ok(&sb, &["-t", "stage", "--build-context", "base=docker-image://one:v1", "stage"]);
+    let image = oci::read(&sb.root(), Some("stage:latest"));
+    assert_eq!(image.entry(0, "data/file.txt").data, b"from one");
+
+    // An image name matches in its familiar form; an OCI layout is picked by digest.
+    sb.write(
+        "names/Dockerfile",
+        "FROM docker.io/library/pinned:latest\nCOPY --from=layout /data/file.txt /again.txt\n",
+    );
+    let by_digest = format!("layout=oci-layout://{}@{digest}", layout.display());
+    build_ok(
+        &sb,
+        &["-t", "names", "--build-context", "pinned=docker-image://one:v1", "--build-context", &by_digest, "names"],
+    );
+    let image = oci::read(&sb.root(), Some("names:latest"));
+    assert_eq!(image.entry(1, "again.txt").data, b"from one");
+
+    // Flags kiln cannot use are usage errors, before any work.
+    for (flag, message) in [
+        ("base", "--build-context \"base\": write NAME=VALUE"),
+        ("Base=assets", "is not a valid context name"),
+        ("src=https://example.com/src.tar", "git, http and target: contexts are not supported"),
+    ] {
+        let out = run(sb.kiln().args(["build", "--build-context", flag, "dir"]));
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{flag}: {}", stderr(&out));
+    }
+    // A directory that is not there is named with the flag.
+    let err = build_fails(&sb, &["--build-context", "assets=no-such-dir", "dir"]);
+    assert!(err.contains("--build-context assets=no-such-dir: cannot read no-such-dir"), "{err}");
+    check_store(&sb.root());
+}
+
+#[test]
 fn copy_from_stage_index_store_image_and_oci_layout() {
     let sb = Sandbox::new();
     sb.write("one/file.txt", "from one");
@@ -109,17 +175,15 @@ fn copy_from_stage_index_store_image_and_oci_layout() {
     sb.write("two/x", "x");
     sb.write(
         "two/Dockerfile",
-        format!(
-            "FROM scratch\nCOPY x /x\n\
-             FROM oci-layout://{dir}:v1 AS from-layout\n\
+        "FROM scratch\nCOPY x /x\n\
+             FROM layout AS from-layout\n\
              FROM one:v1\n\
              COPY --from=0 /x /from-index\n\
-             COPY --from=oci-layout://{dir}:v1 /data/file.txt /from-layout.txt\n\
+             COPY --from=layout /data/file.txt /from-layout.txt\n\
              COPY --from=one:v1 /data /copied-dir\n",
-            dir = layout.display()
-        ),
     );
-    build_ok(&sb, &["-t", "two", "two"]);
+    let layout_context = format!("layout=oci-layout://{}:v1", layout.display());
+    build_ok(&sb, &["-t", "two", "--build-context", &layout_context, "two"]);
     let image = oci::read(&sb.root(), Some("two:latest"));
     validate(&sb.root(), "two:latest");
     assert_eq!(image.layers.len(), 4, "one:v1's layer plus three COPY layers");
@@ -129,8 +193,8 @@ fn copy_from_stage_index_store_image_and_oci_layout() {
     assert_eq!(image.config["config"]["Env"][1], "FROM_ONE=yes", "the base image's ENV is kept");
 
     // FROM an OCI layout.
-    sb.write("three/Dockerfile", format!("FROM oci-layout://{}:v1\nLABEL three=3\n", layout.display()));
-    build_ok(&sb, &["-t", "three", "three"]);
+    sb.write("three/Dockerfile", "FROM layout\nLABEL three=3\n");
+    build_ok(&sb, &["-t", "three", "--build-context", &layout_context, "three"]);
     let image = oci::read(&sb.root(), Some("three:latest"));
     assert_eq!(image.layers.len(), 1);
     assert_eq!(image.entry(0, "data/file.txt").data, b"from one");
@@ -335,7 +399,7 @@ fn bad_inputs_fail_cleanly_and_leave_the_store_valid() {
         ("FROM scratch\nCOPY escape /x\n", "Dockerfile:2:1", "points outside the build context"),
         ("FROM scratch\nCOPY up /x\n", "Dockerfile:2:1", "points outside the build context"),
         ("FROM scratch\nCOPY --from=nowhere:1 /a /b\n", "Dockerfile:2:1", "nowhere:1"),
-        ("FROM oci-layout:///nonexistent/layout\n", "Dockerfile:1:1", "is not an OCI image layout"),
+        ("FROM oci-layout:///nonexistent/layout\n", "Dockerfile:1:1", "a build file cannot name an OCI layout"),
         ("FROM scratch\nCOPY --chown=nobody present.txt /\n", "Dockerfile:2:1", "unknown user \"nobody\""),
     ];
     for (dockerfile, location, message) in cases {
@@ -359,8 +423,11 @@ fn bad_inputs_fail_cleanly_and_leave_the_store_valid() {
     let image = oci::read(&layout, None);
     let layer = image.manifest["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
     std::fs::write(layout.join("blobs/sha256").join(&layer), b"tampered").unwrap();
-    sb.write("ctx/Dockerfile", format!("FROM oci-layout://{}\n", layout.display()));
-    let err = build_fails(&sb, &["-t", "bad", "ctx"]);
+    sb.write("ctx/Dockerfile", "FROM layout\n");
+    let err = build_fails(
+        &sb,
+        &["-t", "bad", "--build-context", &format!("layout=oci-layout://{}", layout.display()), "ctx"],
+    );
     assert!(err.contains("has digest"), "{err}");
     assert!(!stdout(&run(sb.kiln().arg("images"))).contains("bad"));
 }

@@ -368,8 +368,8 @@ fn a_program_is_copied_from_an_image_in_the_store_or_an_oci_layout() {
     let sb = sandbox();
     let ctx = example("copy-from-image");
     build_ok(&sb, &["-t", "wasm-tools:store"], &ctx);
-    let from_layout = format!("TOOLBOX=oci-layout://{}:latest", toolbox().layout().display());
-    build_ok(&sb, &["-t", "wasm-tools:layout", "--build-arg", &from_layout], &ctx);
+    let from_layout = format!("kiln-toolbox=oci-layout://{}:latest", toolbox().layout().display());
+    build_ok(&sb, &["-t", "wasm-tools:layout", "--build-context", &from_layout], &ctx);
 
     let built = std::fs::read(wasm_tools()).unwrap();
     for tag in ["wasm-tools:store", "wasm-tools:layout"] {

@@ -418,10 +418,13 @@ fn a_buildah_image_is_a_base() {
     }
     registry.push_layout(&layout, "busybox", "buildah/busybox:1").unwrap();
     let insecure = format!("--insecure-registry={}", registry.addr);
-    for base in [format!("oci-layout://{}:busybox", layout.display()), format!("{}/buildah/busybox:1", registry.addr)] {
+    let layout_context = format!("--build-context=buildah-busybox=oci-layout://{}:busybox", layout.display());
+    for (base, flag) in
+        [("buildah-busybox".to_string(), layout_context), (format!("{}/buildah/busybox:1", registry.addr), insecure)]
+    {
         let dockerfile = format!("FROM {base}\nCOPY Dockerfile /etc/built-from\n");
         let export = sb.dir.path().join("files");
-        let out = build(&sb, &dockerfile, &[&insecure, "-t", "on-buildah:1", "-o", &export.display().to_string()]);
+        let out = build(&sb, &dockerfile, &[&flag, "-t", "on-buildah:1", "-o", &export.display().to_string()]);
         assert!(out.status.success(), "FROM {base}:\n{}", stderr(&out));
         assert!(export.join("bin/busybox").is_file() && export.join("etc/built-from").is_file());
         assert_eq!(std::fs::read_link(export.join("bin/sh")).unwrap(), Path::new("busybox"));

@@ -383,12 +383,13 @@ fn a_hostile_base_image_cannot_reach_the_host() {
     sb.write(
         "ctx/Dockerfile",
         format!(
-            "FROM oci-layout://{}:evil\n\
-             RUN [\"guest\", \"cat\", \"/tmp/{marker}\", \";\", \"ls\", \"/hostroot\", \";\", \"write\", \"/climb/{marker}-written\", \"x\", \";\", \"ls\", \"/climb\"]\n",
-            layout.display()
+            "FROM hostile\n\
+             RUN [\"guest\", \"cat\", \"/tmp/{marker}\", \";\", \"ls\", \"/hostroot\", \";\", \"write\", \"/climb/{marker}-written\", \"x\", \";\", \"ls\", \"/climb\"]\n"
         ),
     );
-    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "evil-child", "ctx"]));
+    let base = format!("hostile=oci-layout://{}:evil", layout.display());
+    let out =
+        run(sb.kiln().args(["build", "--progress", "plain", "--build-context", &base, "-t", "evil-child", "ctx"]));
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("dotdot!"), "the ../ entry was unpacked inside the rootfs: {log}");
@@ -481,11 +482,9 @@ fn hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host() {
         b.append(&h, &[][..]).unwrap();
     });
     layout_with_layer(&sb.dir.path().join("linked"), &linked_out, "linked");
-    sb.write(
-        "ctx/Dockerfile",
-        format!("FROM oci-layout://{}:linked\nCOPY Dockerfile /\n", sb.dir.path().join("linked").display()),
-    );
-    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "linked", "ctx"]));
+    sb.write("ctx/Dockerfile", "FROM linked\nCOPY Dockerfile /\n");
+    let base = format!("linked=oci-layout://{}:linked", sb.dir.path().join("linked").display());
+    let out = run(sb.kiln().args(["build", "--progress", "plain", "--build-context", &base, "-t", "linked", "ctx"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("stolen") && err.contains("hardlink to /etc/passwd which is not a file"), "{err}");
@@ -503,12 +502,14 @@ fn hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host() {
         b.append_data(&mut h, "etc/ok", &b"ok\n"[..]).unwrap();
     });
     layout_with_layer(&sb.dir.path().join("devices"), &devices, "devices");
-    sb.write(
-        "ctx/Dockerfile",
-        format!("FROM oci-layout://{}:devices\nCOPY Dockerfile /\n", sb.dir.path().join("devices").display()),
-    );
+    sb.write("ctx/Dockerfile", "FROM devices\nCOPY Dockerfile /\n");
     let files = sb.dir.path().join("files");
-    let out = run(sb.kiln().args(["build", "--progress", "plain", "-t", "devices", "-o"]).arg(&files).arg("ctx"));
+    let base = format!("devices=oci-layout://{}:devices", sb.dir.path().join("devices").display());
+    let out = run(sb
+        .kiln()
+        .args(["build", "--progress", "plain", "--build-context", &base, "-t", "devices", "-o"])
+        .arg(&files)
+        .arg("ctx"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("skipped 2 device or FIFO entries"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(files.join("etc/ok")).unwrap(), "ok\n");

@@ -100,3 +100,70 @@ fn files_that_are_not_frontends_are_refused_with_what_they_export() {
     assert!(err.contains("is not a kiln frontend"), "{err}");
     assert!(err.contains("the component exports []"), "{err}");
 }
+
+/// A registry that answers nothing and counts the connections made to it.
+struct Listener {
+    addr: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Listener { addr, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A frontend can read the build arguments, so it must not be able to make kiln contact a
+/// host of its choosing: neither through `resolve-image-config` nor through the images its
+/// graph builds on. Only registries the user named are contacted.
+#[test]
+fn a_frontend_cannot_make_kiln_send_a_build_argument_to_a_registry() {
+    let registry = Listener::start();
+    let sb = Sandbox::new();
+    // The frontend makes the registry's address out of two words: the build file never names it.
+    sb.write("ctx/Dockerfile", format!("exfiltrate {}", registry.addr.replace(':', " ")));
+    let insecure = format!("--insecure-registry={}", registry.addr);
+    let frontend = hostile_frontend();
+    let out = run(sb
+        .kiln()
+        .args(["build", &insecure, "--build-arg", "TOKEN=hunter2", "--frontend"])
+        .arg(&frontend)
+        .arg("ctx"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not in kiln's store yet (frontends are answered from the store only)"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "its registry {} appears nowhere in the build file, the build arguments or the named contexts",
+            registry.addr
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was tagged"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(registry.connections(), 0, "kiln connected to the frontend's registry: {err}");
+
+    // `kiln parse` never pulls bases either.
+    let out = run(sb
+        .kiln()
+        .args(["parse", &insecure, "--build-arg", "TOKEN=hunter2", "--frontend"])
+        .arg(&frontend)
+        .arg("ctx"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(registry.connections(), 0, "kiln parse connected to the frontend's registry");
+}

@@ -585,3 +585,66 @@ fn pathological_ignore_files_finish_quickly_with_the_right_result() {
     );
     assert!(!err.contains("host secret"), "{err}");
 }
+
+/// `kiln build --progress plain ARGS ctx` (the default build file: `ctx/Dockerfile`), under
+/// [`DEADLINE`].
+fn build_default(h: &Hostile, args: &[&str]) -> Output {
+    let mut cmd = h.kiln();
+    cmd.args(["build", "--progress", "plain"]).args(args).arg("ctx").stdin(Stdio::null());
+    run_within(cmd, DEADLINE).0
+}
+
+#[test]
+fn build_files_in_the_context_are_read_inside_it() {
+    // The default Dockerfile linked out of the context is refused, never read: a parse error
+    // would quote the host file.
+    let mut h = sandbox(&[]);
+    symlink(h.canary().join("secret"), ctx(&h).join("Dockerfile")).unwrap();
+    h.seal();
+    let err = h.refused(
+        &build_default(&h, &[]),
+        &["error: ctx/Dockerfile: the build file is a symlink that leads outside the build context, and kiln reads nothing outside it; pass the file you mean with -f"],
+    );
+    assert!(!err.contains("host secret"), "{err}");
+
+    // A link that stays inside the context is followed.
+    let mut h = sandbox(&[]);
+    h.sb.write("ctx/build/Dockerfile.real", "FROM scratch\nCOPY seed /\n");
+    symlink("build/Dockerfile.real", ctx(&h).join("Dockerfile")).unwrap();
+    h.seal();
+    let out = build_default(&h, &["-t", "linked:1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A FIFO as the Dockerfile is refused at once, not waited on.
+    let mut h = sandbox(&[]);
+    mkfifo(&ctx(&h).join("Dockerfile"));
+    h.seal();
+    h.refused(
+        &build_default(&h, &[]),
+        &["error: ctx/Dockerfile: the build file is not a regular file (it is a FIFO); point kiln at a file"],
+    );
+
+    // Dockerfile.dockerignore linked out of the context: refused, like .dockerignore.
+    let mut h = sandbox(&[]);
+    h.sb.write("ctx/Dockerfile", "FROM scratch\nCOPY . /\n");
+    symlink(h.canary().join("secret"), ctx(&h).join("Dockerfile.dockerignore")).unwrap();
+    h.seal();
+    let err = h.refused(
+        &build_default(&h, &[]),
+        &["error: ctx/Dockerfile.dockerignore: the ignore file is a symlink that leads outside the build context, and kiln reads nothing outside it; put a copy of the file there instead"],
+    );
+    assert!(!err.contains("host secret"), "{err}");
+
+    // A build file the user names with -f is read wherever it is, and so is the ignore file
+    // next to it.
+    let mut h = sandbox(&[]);
+    h.seal();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("Build.df"), "FROM scratch\nCOPY . /\n").unwrap();
+    std::fs::write(elsewhere.path().join("Build.df.dockerignore"), "seed\n").unwrap();
+    let file = elsewhere.path().join("Build.df");
+    let out = build_default(&h, &["-f", file.to_str().unwrap(), "-o", "type=local,dest=out-f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!h.sb.dir.path().join("out-f/seed").exists(), "the ignore file next to -f applied");
+    h.verify(&["out-f"]);
+}

@@ -63,11 +63,14 @@ impl RawTar {
     }
 }
 
+/// The named context that makes the OCI layout `base` (tag `evil`) the build's `evil-base`.
+const BASE_CONTEXT: &str = "evil-base=oci-layout://base:evil";
+
 /// A hostile case: an OCI layout `base` holding `layer` (gzipped), and a build on it.
 fn on_base(layer: &[u8], steps: &str) -> Hostile {
     let mut h = Hostile::new();
     layout_with_layer(&h.sb.dir.path().join("base"), layer, "evil");
-    h.sb.write("ctx/Dockerfile", format!("FROM oci-layout://base:evil\n{steps}"));
+    h.sb.write("ctx/Dockerfile", format!("FROM evil-base\n{steps}"));
     h.seal();
     h
 }
@@ -107,7 +110,18 @@ fn entries_aimed_outside_the_root_land_inside_the_image() {
         .file("bin/wall", 0o2755, b"not really wall\n");
     let h = on_base(&tar.finish(), "COPY Dockerfile /\n");
     std::fs::write(canary.path().join("secret"), "host secret\n").unwrap();
-    let out = h.run(&["build", "--progress", "plain", "-t", "evil:1", "-o", "type=local,dest=out", "ctx"]);
+    let out = h.run(&[
+        "build",
+        "--build-context",
+        BASE_CONTEXT,
+        "--progress",
+        "plain",
+        "-t",
+        "evil:1",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let root = h.sb.dir.path().join("out");
@@ -141,7 +155,7 @@ fn hardlinks_to_symlinks_or_outside_are_refused() {
         let mut tar = RawTar::default();
         tar.link(EntryType::Symlink, "lnk", "/etc/passwd").link(EntryType::Link, "stolen", target);
         let h = on_base(&tar.finish(), "COPY Dockerfile /\n");
-        let out = h.run(&["build", "-t", "evil:1", "ctx"]);
+        let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "evil:1", "ctx"]);
         h.refused(
             &out,
             &[
@@ -177,7 +191,7 @@ fn sparse_layer(size: u64) -> Vec<u8> {
 fn a_10_gb_sparse_file_is_refused_by_default_and_stays_sparse_when_allowed() {
     let h = on_base(&sparse_layer(10 << 30), "COPY Dockerfile /\n");
     let started = Instant::now();
-    let out = h.run(&["build", "-t", "sparse:1", "ctx"]);
+    let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "sparse:1", "ctx"]);
     h.refused(
         &out,
         &[
@@ -190,7 +204,7 @@ fn a_10_gb_sparse_file_is_refused_by_default_and_stays_sparse_when_allowed() {
 
     // Allowed, it unpacks as a sparse file: the build's scratch space never holds 10 GB.
     let started = Instant::now();
-    let out = h.run(&["build", "-t", "sparse:2", "--max-layer-size", "16g", "ctx"]);
+    let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "sparse:2", "--max-layer-size", "16g", "ctx"]);
     assert!(out.status.success(), "{}", stderr(&out));
     eprintln!("a 10 GiB sparse base layer unpacked in {:?}", started.elapsed());
     h.verify(&[]);
@@ -215,9 +229,9 @@ fn decompression_bombs_stop_at_the_layer_limit() {
         let mut h = Hostile::new();
         // The diff_id is never reached: the layer is refused while it is read.
         layout_with_blob(&h.sb.dir.path().join("base"), &blob, &"0".repeat(64), "evil");
-        h.sb.write("ctx/Dockerfile", "FROM oci-layout://base:evil\nCOPY Dockerfile /\n");
+        h.sb.write("ctx/Dockerfile", "FROM evil-base\nCOPY Dockerfile /\n");
         h.seal();
-        let out = h.run(&["build", "-t", "bomb:1", "--max-layer-size", "128m", "ctx"]);
+        let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "bomb:1", "--max-layer-size", "128m", "ctx"]);
         h.refused(&out, &["unpacks to more than 128 MiB: the limit --max-layer-size is 128 MiB", "nothing was tagged"]);
     }
 }
@@ -241,9 +255,9 @@ fn a_blob_that_is_not_what_its_digest_says_is_refused() {
     let last = bytes.len() - 5;
     bytes[last] ^= 0xff;
     std::fs::write(&layer, &bytes).unwrap();
-    h.sb.write("ctx/Dockerfile", "FROM oci-layout://base:evil\nCOPY Dockerfile /\n");
+    h.sb.write("ctx/Dockerfile", "FROM evil-base\nCOPY Dockerfile /\n");
     h.seal();
-    let out = h.run(&["build", "-t", "damaged:1", "ctx"]);
+    let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "damaged:1", "ctx"]);
     let name = layer.file_name().unwrap().to_string_lossy().into_owned();
     h.refused(
         &out,

@@ -14,6 +14,7 @@
 
 mod bindings;
 pub mod cache;
+pub mod images;
 mod sandbox;
 pub mod select;
 

@@ -18,6 +18,7 @@ pub mod auth;
 mod login;
 mod pull;
 mod push;
+mod scope;
 mod sources;
 
 use std::sync::OnceLock;
@@ -33,6 +34,7 @@ use crate::store::{Digest, Store, StoreError};
 
 pub use pull::Pulled;
 pub use push::Pushed;
+pub use scope::RegistryScope;
 
 /// How kiln talks to registries.
 #[derive(Debug, Clone, Default)]
