@@ -300,6 +300,10 @@ pub fn build(
         root_key: root_key(input),
     };
     let mut results = run_stages(&exec, &order, input.jobs.max(1))?;
+    // A signal that came during the last step still stops the build: nothing is exported.
+    if crate::cancel::requested() {
+        return Err(BuildError::new("the build was interrupted"));
+    }
     let target = input.graph.target as usize;
     let out = results[target].take().expect("the target is built last");
     exec.export(out, order)

@@ -112,13 +112,31 @@ pub fn write_changes(
     if contents > limit {
         return Err(LayerError::TooLarge { layer: "of this step".into(), doing: "would hold", limit });
     }
-    let blob = store.blob_writer()?;
+    let blob = Cancellable(store.blob_writer()?);
     let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
     let hashing = write_tar(HashingWriter::new(gzip), &items, epoch)?;
     let (gzip, diff_id, _) = hashing.finish();
-    let blob = gzip.finish().map_err(io_context("finish gzip"))?;
+    let Cancellable(blob) = gzip.finish().map_err(io_context("finish gzip"))?;
     let (digest, size) = blob.commit()?;
     Ok(Some(LayerInfo { digest, diff_id, size }))
+}
+
+/// A writer that stops once the build is cancelled (Ctrl-C, SIGTERM): a layer being written
+/// then fails at its next write, and its half-written blob is discarded, instead of the
+/// whole layer being written first.
+struct Cancellable<W>(W);
+
+impl<W: Write> Write for Cancellable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if crate::cancel::requested() {
+            return Err(io::Error::other("the build was interrupted"));
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The diff_id the layer of these changes would have (the sha256 of its uncompressed tar),

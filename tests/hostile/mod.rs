@@ -14,6 +14,7 @@ mod buildfiles;
 mod contexts;
 mod guests;
 mod layers;
+mod stores;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
