@@ -410,6 +410,25 @@ mod tests {
     }
 
     #[test]
+    fn foreign_layers_come_only_from_allowed_hosts() {
+        let registry = Registry::new(RegistryOptions {
+            allow_nondistributable: vec!["cdn.example".into(), "127.0.0.1:8080".into()],
+            ..RegistryOptions::default()
+        });
+        let allowed = |url: &str| registry.allows_foreign(&reqwest::Url::parse(url).unwrap());
+        assert!(allowed("https://cdn.example/layer.tar"));
+        assert!(allowed("http://CDN.example:9000/layer.tar"), "a host without a port allows every port");
+        assert!(allowed("http://127.0.0.1:8080/layer.tar"));
+        assert!(!allowed("http://127.0.0.1:8081/layer.tar"), "a host with a port allows that port only");
+        assert!(!allowed("https://cdn.example.evil/layer.tar"));
+        assert!(!allowed("https://evil.example/cdn.example"));
+        assert!(
+            !Registry::new(RegistryOptions::default())
+                .allows_foreign(&reqwest::Url::parse("https://cdn.example/layer.tar").unwrap())
+        );
+    }
+
+    #[test]
     fn a_plain_http_server_is_recognised() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
