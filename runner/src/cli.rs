@@ -61,6 +61,22 @@ pub struct Cli {
     )]
     pub insecure_registries: Vec<String>,
 
+    /// Stop a registry transfer that makes no progress for this long
+    #[arg(long, global = true, env = "KILN_REGISTRY_TIMEOUT", value_name = "SECONDS",
+          default_value_t = limits::DEFAULT_REGISTRY_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..))]
+    pub registry_timeout: u64,
+
+    /// Fetch foreign (non-distributable) layers from their URLs on this host (repeat, or
+    /// separate with commas)
+    #[arg(
+        long = "allow-nondistributable-artifacts",
+        global = true,
+        env = "KILN_ALLOW_NONDISTRIBUTABLE_ARTIFACTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
+    pub allow_nondistributable_artifacts: Vec<String>,
+
     /// Log more (-v: debug, -vv: trace)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -404,7 +420,11 @@ pub struct ParseArgs {
 /// Run the command line; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let root = store_root(cli.root.as_deref());
-    let registry = Arc::new(Registry::new(RegistryOptions { insecure: cli.insecure_registries.clone() }));
+    let registry = Arc::new(Registry::new(RegistryOptions {
+        insecure: cli.insecure_registries.clone(),
+        timeout: std::time::Duration::from_secs(cli.registry_timeout),
+        allow_nondistributable: cli.allow_nondistributable_artifacts.clone(),
+    }));
     match cli.command {
         Command::Parse(args) => parse(&args, &root, &registry),
         Command::Build(args) => build(&args, &root, &registry),

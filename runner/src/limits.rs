@@ -43,6 +43,15 @@ pub const DEFAULT_CONTEXT_FILES: u64 = 500_000;
 pub const DEFAULT_LAYER_SIZE: u64 = 8 << 30;
 /// Size of a build file; real ones are a few kilobytes.
 pub const DEFAULT_BUILD_FILE_SIZE: u64 = 4 << 20;
+/// Seconds a registry transfer may go without progress (`--registry-timeout`): no byte
+/// received (or taken, when uploading) and no answer for this long ends it.
+pub const DEFAULT_REGISTRY_TIMEOUT: u64 = 60;
+
+/// OCI JSON documents (manifests, indexes, configs, index.json): containerd's bound. Not a
+/// setting: a real manifest is a few kilobytes, and a larger one is broken or hostile.
+pub const MAX_JSON_DOCUMENT: u64 = 4 << 20;
+/// A token service's answer (`{"token": …}`); real ones are a few kilobytes.
+pub const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -72,6 +81,8 @@ pub enum Limit {
     LayerSize,
     /// [`Limits::build_file_size`].
     BuildFileSize,
+    /// [`DEFAULT_REGISTRY_TIMEOUT`]: seconds a registry transfer may make no progress.
+    RegistryTimeout,
 }
 
 impl Limit {
@@ -84,6 +95,7 @@ impl Limit {
             Limit::ContextFiles => "--max-context-files",
             Limit::LayerSize => "--max-layer-size",
             Limit::BuildFileSize => "--max-build-file-size",
+            Limit::RegistryTimeout => "--registry-timeout",
         }
     }
 
@@ -96,6 +108,7 @@ impl Limit {
             Limit::ContextFiles => "KILN_MAX_CONTEXT_FILES",
             Limit::LayerSize => "KILN_MAX_LAYER_SIZE",
             Limit::BuildFileSize => "KILN_MAX_BUILD_FILE_SIZE",
+            Limit::RegistryTimeout => "KILN_REGISTRY_TIMEOUT",
         }
     }
 
@@ -105,6 +118,7 @@ impl Limit {
             Limit::StepMemory => "MIB",
             Limit::StepProcesses | Limit::ContextFiles => "N",
             Limit::StepOutput | Limit::LayerSize | Limit::BuildFileSize => "SIZE",
+            Limit::RegistryTimeout => "SECONDS",
         }
     }
 }

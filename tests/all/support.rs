@@ -53,6 +53,8 @@ impl Sandbox {
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .env_remove("KILN_LOG")
             .env_remove("KILN_INSECURE_REGISTRIES")
+            .env_remove("KILN_REGISTRY_TIMEOUT")
+            .env_remove("KILN_ALLOW_NONDISTRIBUTABLE_ARTIFACTS")
             .current_dir(self.dir.path());
         cmd
     }

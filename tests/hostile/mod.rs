@@ -1,7 +1,8 @@
 //! The adversarial corpus: inputs written to hurt the machine or the store — base-image
-//! layers, build contexts, build files, archives, ignore files, programs a RUN step starts —
-//! each checked for the exact error a user sees, for nothing changed outside the build's own
-//! directories, and for a store that is still whole.
+//! layers, build contexts, build files, archives, ignore files, programs a RUN step starts,
+//! registries that send without end or stall — each checked for the exact error a user sees,
+//! for nothing changed outside the build's own directories, and for a store that is still
+//! whole.
 //!
 //! Hostile frontends (endless loops, traps, huge allocations, reads of host files, sockets,
 //! malformed graphs) have their suite in `tests/all/sandbox.rs`, next to the frontend
@@ -15,6 +16,7 @@ mod contexts;
 mod guests;
 mod layers;
 mod stores;
+mod registries;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

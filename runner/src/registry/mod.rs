@@ -1,6 +1,8 @@
 //! Registries: pulling images into kiln's store and pushing images from it, over the OCI
-//! distribution protocol (the `oci-client` crate speaks it; this module decides what to
-//! fetch, verifies it, and turns failures into messages a user can act on).
+//! distribution protocol. [`session`] sends every request and bounds every answer; this
+//! module decides what to fetch, verifies it, and turns failures into messages a user can
+//! act on. (References and credentials are `oci-client`'s types; its client is not used,
+//! because it reads manifests, tokens and refusals whole, with no bound.)
 //!
 //! - References get Docker's defaults: `alpine` is `docker.io/library/alpine:latest`.
 //! - Credentials come from Docker's client configuration ([`auth`]); `kiln login` writes it.
@@ -8,6 +10,11 @@
 //! - Every manifest and blob is checked against its digest while it streams in; a blob that
 //!   does not match is discarded and nothing is tagged. Blobs land in the store through its
 //!   atomic writer, so a failed or interrupted pull leaves no half-written blob and no tag.
+//! - A hostile registry cannot make kiln read without end: manifests, indexes and configs
+//!   are bounded at [`crate::limits::MAX_JSON_DOCUMENT`], a blob at its descriptor's size,
+//!   and a transfer that makes no progress for `--registry-timeout` seconds is stopped.
+//! - A foreign (non-distributable) layer's `urls` are followed only to hosts named with
+//!   `--allow-nondistributable-artifacts`, as Docker requires.
 //! - A push skips blobs the registry already has (`HEAD`), and mounts blobs from another
 //!   repository of the same registry when kiln knows one has them ([`sources`]).
 //!
@@ -19,28 +26,45 @@ mod login;
 mod pull;
 mod push;
 mod scope;
+mod session;
 mod sources;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use oci_client::Reference;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 
 use crate::image::{self, ImageError, ImageRef, LoadedImage};
+use crate::limits::{Limit, exceeded, human_size};
 use crate::store::{Digest, Store, StoreError};
 
 pub use pull::Pulled;
 pub use push::Pushed;
 pub use scope::RegistryScope;
+pub use session::MAX_ERROR_BODY;
 
 /// How kiln talks to registries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Registries (`host[:port]`) spoken to over plain HTTP.
     pub insecure: Vec<String>,
+    /// How long a transfer may make no progress (`--registry-timeout`); default
+    /// [`crate::limits::DEFAULT_REGISTRY_TIMEOUT`] seconds.
+    pub timeout: Duration,
+    /// Hosts (`host`, or `host:port`) a foreign layer's URLs may be fetched from
+    /// (`--allow-nondistributable-artifacts`); default none.
+    pub allow_nondistributable: Vec<String>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            timeout: Duration::from_secs(crate::limits::DEFAULT_REGISTRY_TIMEOUT),
+            allow_nondistributable: Vec::new(),
+        }
+    }
 }
 
 /// What went wrong talking to a registry; each says what to do about it.
@@ -122,6 +146,62 @@ pub enum RegistryError {
         /// What happened.
         detail: String,
     },
+    /// The registry sent a document larger than kiln reads.
+    #[error(
+        "{reference}: the registry {registry} sent {what} larger than {}, the most kiln reads of one; kiln stopped reading it (the registry is broken or hostile)",
+        human_size(*limit)
+    )]
+    TooLarge {
+        /// The full reference.
+        reference: String,
+        /// The registry host.
+        registry: String,
+        /// Which document.
+        what: String,
+        /// The bound, bytes.
+        limit: u64,
+    },
+    /// A blob's body disagrees with its descriptor's size.
+    #[error("{reference}: blob {digest} {detail}; nothing was tagged (the registry is broken or hostile)")]
+    BlobSize {
+        /// The full reference.
+        reference: String,
+        /// The blob.
+        digest: String,
+        /// How it disagrees.
+        detail: String,
+    },
+    /// A transfer made no progress for the registry timeout.
+    #[error(
+        "{reference}: the registry {registry} made no progress for {seconds} s while kiln was {doing}, so kiln stopped; {}",
+        exceeded(Limit::RegistryTimeout, &format!("{seconds} s"))
+    )]
+    Stalled {
+        /// The full reference.
+        reference: String,
+        /// The registry host.
+        registry: String,
+        /// What kiln was doing.
+        doing: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// A foreign layer the registry does not serve, whose URL the user did not allow.
+    #[error(
+        "{reference}: layer {digest} is a foreign (non-distributable) layer that the registry does not serve ({detail}); its descriptor points at {url}, and kiln fetches such layers only from hosts you allow: if you trust {host}, pass --allow-nondistributable-artifacts {host} (or set KILN_ALLOW_NONDISTRIBUTABLE_ARTIFACTS={host})"
+    )]
+    ForeignLayer {
+        /// The full reference.
+        reference: String,
+        /// The layer.
+        digest: String,
+        /// The first URL its descriptor names.
+        url: String,
+        /// That URL's host, as the allow list names it.
+        host: String,
+        /// What the registry said.
+        detail: String,
+    },
     /// Credentials could not be read.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
@@ -142,7 +222,11 @@ pub struct Registry {
 
 struct Inner {
     runtime: tokio::runtime::Runtime,
-    client: oci_client::Client,
+    /// For every request: connects and reads give up after the registry timeout.
+    http: reqwest::Client,
+    /// For uploads, whose progress [`session`] watches itself: the read timeout of `http`
+    /// would count a whole upload as one wait for the answer.
+    upload_http: reqwest::Client,
 }
 
 /// Parse a reference with Docker's defaults (registry `docker.io`, `library/`, tag `latest`).
@@ -157,16 +241,21 @@ impl Registry {
         Registry { options, inner: OnceLock::new() }
     }
 
-    fn protocol(&self) -> ClientProtocol {
-        if self.options.insecure.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(self.options.insecure.clone())
-        }
-    }
-
     fn is_insecure(&self, registry: &str) -> bool {
         self.options.insecure.iter().any(|r| r == registry)
+    }
+
+    /// Whether a foreign layer's `url` is on a host the user allowed: an entry `host` allows
+    /// any port of it, `host:port` that port only.
+    fn allows_foreign(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else { return false };
+        let port = url.port_or_known_default();
+        self.options.allow_nondistributable.iter().any(|entry| match entry.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() && !h.is_empty() => {
+                h.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == port
+            }
+            _ => entry.eq_ignore_ascii_case(host),
+        })
     }
 
     fn inner(&self) -> Result<&Inner, RegistryError> {
@@ -177,20 +266,26 @@ impl Registry {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-            let config = ClientConfig {
-                protocol: self.protocol(),
-                connect_timeout: Some(Duration::from_secs(20)),
-                read_timeout: Some(Duration::from_secs(120)),
-                // kiln picks platforms itself, from the raw index.
-                platform_resolver: None,
-                user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")),
-                ..ClientConfig::default()
+            let timeout = self.options.timeout;
+            let builder = || {
+                reqwest::Client::builder()
+                    .connect_timeout(timeout)
+                    .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             };
-            let client =
-                oci_client::Client::try_from(config).map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-            Ok(Inner { runtime, client })
+            let made = |b: reqwest::ClientBuilder| b.build().map_err(|e| format!("cannot make an HTTP client: {e}"));
+            let http = made(builder().read_timeout(timeout))?;
+            let upload_http = made(builder())?;
+            Ok(Inner { runtime, http, upload_http })
         });
         made.as_ref().map_err(|detail| RegistryError::Unreachable { registry: "(any)".into(), detail: detail.clone() })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, RegistryError> {
+        Ok(&self.inner()?.http)
+    }
+
+    fn upload_http(&self) -> Result<&reqwest::Client, RegistryError> {
+        Ok(&self.inner()?.upload_http)
     }
 
     /// Find the image `reference` names: an OCI layout, a tag in the store, a manifest the
@@ -239,68 +334,21 @@ impl Registry {
         Ok(auth::lookup(reference.resolve_registry())?)
     }
 
-    /// Turn a client error into one that says what to do.
-    fn explain(&self, reference: &Reference, credentials: &auth::Found, error: OciDistributionError) -> RegistryError {
+    /// The registry refused access: what to do depends on whether kiln sent credentials.
+    fn unauthorized(&self, reference: &Reference, credentials: &auth::Found, detail: String) -> RegistryError {
         let registry = reference.registry().to_string();
-        let whole = reference.whole();
         let logged_in = !matches!(credentials.auth, RegistryAuth::Anonymous);
-        let unauthorized = |detail: String| RegistryError::Unauthorized {
-            reference: whole.clone(),
-            registry: registry.clone(),
-            detail,
-            advice: if logged_in {
-                format!(
-                    "the credentials from {} were refused or lack access: run `kiln login {registry}` again",
-                    credentials.source
-                )
-            } else {
-                format!(
-                    "the repository may not exist, or it may need credentials: run `kiln login {registry}` (or `docker login`)"
-                )
-            },
+        let advice = if logged_in {
+            format!(
+                "the credentials from {} were refused or lack access: run `kiln login {registry}` again",
+                credentials.source
+            )
+        } else {
+            format!(
+                "the repository may not exist, or it may need credentials: run `kiln login {registry}` (or `docker login`)"
+            )
         };
-        match error {
-            OciDistributionError::UnauthorizedError { url } => unauthorized(format!("401 Unauthorized at {url}")),
-            OciDistributionError::AuthenticationFailure(reason) => unauthorized(first_line(&reason)),
-            OciDistributionError::ImageManifestNotFoundError(detail) => {
-                RegistryError::NotFound { reference: whole, detail }
-            }
-            OciDistributionError::RegistryError { envelope, url } => {
-                use oci_client::errors::OciErrorCode as Code;
-                let text = envelope.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-                let has = |f: fn(&Code) -> bool| envelope.errors.iter().any(|e| f(&e.code));
-                if has(|c| matches!(c, Code::Unauthorized | Code::Denied)) {
-                    unauthorized(text)
-                } else if has(|c| matches!(c, Code::ManifestUnknown | Code::NameUnknown | Code::NotFound)) {
-                    RegistryError::NotFound { reference: whole, detail: text }
-                } else {
-                    RegistryError::Protocol { reference: whole, registry, detail: format!("{text} at {url}") }
-                }
-            }
-            OciDistributionError::ServerError { code, url, message } => match code {
-                401 | 403 => unauthorized(format!("{code} at {url}")),
-                404 => RegistryError::NotFound { reference: whole, detail: format!("404 at {url}") },
-                _ => RegistryError::Protocol {
-                    reference: whole,
-                    registry,
-                    detail: format!("HTTP {code} at {url}: {}", first_line(&message)),
-                },
-            },
-            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
-                expected,
-                actual,
-            }) => RegistryError::DigestMismatch { reference: whole, what: "the manifest".into(), expected, actual },
-            OciDistributionError::DigestError(e) => {
-                RegistryError::Protocol { reference: whole, registry, detail: format!("a digest it sent: {e}") }
-            }
-            OciDistributionError::RequestError(e) => match e.status().map(|s| s.as_u16()) {
-                Some(401 | 403) => unauthorized(e.to_string()),
-                Some(404) => RegistryError::NotFound { reference: whole, detail: e.to_string() },
-                Some(_) => RegistryError::Protocol { reference: whole, registry, detail: e.to_string() },
-                None => self.transport(reference, &e),
-            },
-            other => RegistryError::Protocol { reference: whole, registry, detail: other.to_string() },
-        }
+        RegistryError::Unauthorized { reference: reference.whole(), registry, detail, advice }
     }
 
     /// A transport failure: plain HTTP where HTTPS was expected, or no connection at all.
@@ -361,6 +409,25 @@ mod tests {
         assert_eq!(parse_reference("127.0.0.1:5000/a/b:1").unwrap().registry(), "127.0.0.1:5000");
         let err = parse_reference("UPPER/Case").unwrap_err().to_string();
         assert!(err.contains("not a valid image reference"), "{err}");
+    }
+
+    #[test]
+    fn foreign_layers_come_only_from_allowed_hosts() {
+        let registry = Registry::new(RegistryOptions {
+            allow_nondistributable: vec!["cdn.example".into(), "127.0.0.1:8080".into()],
+            ..RegistryOptions::default()
+        });
+        let allowed = |url: &str| registry.allows_foreign(&reqwest::Url::parse(url).unwrap());
+        assert!(allowed("https://cdn.example/layer.tar"));
+        assert!(allowed("http://CDN.example:9000/layer.tar"), "a host without a port allows every port");
+        assert!(allowed("http://127.0.0.1:8080/layer.tar"));
+        assert!(!allowed("http://127.0.0.1:8081/layer.tar"), "a host with a port allows that port only");
+        assert!(!allowed("https://cdn.example.evil/layer.tar"));
+        assert!(!allowed("https://evil.example/cdn.example"));
+        assert!(
+            !Registry::new(RegistryOptions::default())
+                .allows_foreign(&reqwest::Url::parse("https://cdn.example/layer.tar").unwrap())
+        );
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! Pulling: a reference's manifest (picked from an index by platform), its config and
 //! layers, each verified against its digest as it streams into the store, then a tag.
 
-use std::io::Write as _;
-
-use futures_util::StreamExt as _;
-use oci_client::manifest::OciDescriptor;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde_json::Value;
 
+use super::session::{Access, Session};
 use super::{Registry, RegistryError, sources};
 use crate::image::{self, pick_platform as pick, platform_of};
+use crate::limits::MAX_JSON_DOCUMENT;
 use crate::store::{self, Digest, Store, StoreError};
 
 /// Manifest media types kiln reads.
@@ -86,7 +85,7 @@ impl Registry {
         let parsed = super::parse_reference(reference)?;
         let inner = self.inner()?;
         let credentials = self.credentials(&parsed)?;
-        let explain = |e| self.explain(&parsed, &credentials, e);
+        let session = Session::new(self, &parsed, &credentials, Access::Pull)?;
         let whole = parsed.whole();
         let mismatch = |what: String, expected: &str, actual: &Digest| RegistryError::DigestMismatch {
             reference: whole.clone(),
@@ -97,22 +96,16 @@ impl Registry {
         let unsupported = |detail: String| RegistryError::Unsupported { reference: whole.clone(), detail };
 
         inner.runtime.block_on(async {
-            let client = &inner.client;
-            let (mut bytes, mut digest) =
-                client.pull_manifest_raw(&parsed, &credentials.auth, &ACCEPTED).await.map_err(explain)?;
+            if let Some(named) = parsed.digest()
+                && Digest::parse(named).is_err()
+            {
+                return Err(unsupported(format!("it names its manifest by {named}; kiln checks sha256 digests only")));
+            }
+            let first = parsed.digest().or(parsed.tag()).unwrap_or("latest");
+            let (mut bytes, mut digest) = session.manifest(first, "the manifest", &ACCEPTED).await?;
             let mut picked_platform = None;
             let mut index_doc: Option<(Vec<u8>, Digest, String)> = None;
-            let mut target = parsed.clone();
             for _ in 0..2 {
-                let actual = Digest::of(&bytes);
-                if actual.as_str() != digest {
-                    return Err(mismatch("the manifest".into(), &digest, &actual));
-                }
-                if let Some(wanted) = parsed.digest().filter(|_| target.digest() == parsed.digest())
-                    && wanted != actual.as_str()
-                {
-                    return Err(mismatch("the manifest".into(), wanted, &actual));
-                }
                 let media = declared_media_type(&bytes).ok_or_else(|| {
                     unsupported(
                         "the registry sent a manifest kiln cannot read (no mediaType, config or manifests)".into(),
@@ -132,14 +125,12 @@ impl Registry {
                     ))
                 })?;
                 picked_platform = platform_of(entry);
-                target = parsed.clone_with_digest(entry.digest().to_string());
-                let child = entry.digest().to_string();
+                let child = Digest::parse(entry.digest().as_ref()).map_err(|_| {
+                    unsupported(format!("its index names a manifest by {}, which kiln cannot check", entry.digest()))
+                })?;
                 let (child_bytes, child_digest) =
-                    client.pull_manifest_raw(&target, &credentials.auth, &ACCEPTED).await.map_err(explain)?;
-                if child_digest != child {
-                    return Err(mismatch("the platform's manifest".into(), &child, &Digest::of(&child_bytes)));
-                }
-                index_doc = Some((bytes.to_vec(), actual, media.clone()));
+                    session.manifest(child.as_str(), "the platform's manifest", &ACCEPTED).await?;
+                index_doc = Some((bytes, digest, media.clone()));
                 (bytes, digest) = (child_bytes, child_digest);
             }
             let media = declared_media_type(&bytes).unwrap_or_default();
@@ -155,6 +146,15 @@ impl Registry {
             }
             let manifest: ImageManifest =
                 serde_json::from_slice(&bytes).map_err(|e| unsupported(format!("its manifest is malformed: {e}")))?;
+            // The config is a JSON document too, read whole later: bounded like a manifest.
+            if manifest.config().size() > MAX_JSON_DOCUMENT {
+                return Err(unsupported(format!(
+                    "its config {} is {} bytes, more than {}, the most kiln reads of a JSON document (the image is broken or hostile)",
+                    manifest.config().digest(),
+                    manifest.config().size(),
+                    crate::limits::human_size(MAX_JSON_DOCUMENT)
+                )));
+            }
 
             // Config and layers, verified as they stream into the store.
             let mut wanted: Vec<&Descriptor> = vec![manifest.config()];
@@ -167,47 +167,15 @@ impl Registry {
                     missing.push(((*d).clone(), digest));
                 }
             }
-            let results: Vec<Result<u64, RegistryError>> = futures_util::stream::iter(missing.iter())
+            // The first failure stops the rest: their writers are dropped, and with them
+            // what they had written.
+            let downloaded = futures_util::stream::iter(missing.iter())
                 .map(|(d, digest)| {
-                    let target = &target;
-                    let explain = &explain;
+                    let session = &session;
                     let mismatch = &mismatch;
                     async move {
-                        let descriptor = OciDescriptor {
-                            media_type: d.media_type().to_string(),
-                            digest: digest.to_string(),
-                            size: d.size() as i64,
-                            ..OciDescriptor::default()
-                        };
-                        let mut stream = client.pull_blob_stream(target, &descriptor).await.map_err(explain)?;
                         let mut writer = store.blob_writer()?;
-                        let tmp = store.tmp_dir();
-                        while let Some(chunk) = stream.next().await {
-                            // A digest failure shows up here, as the stream ends; the
-                            // blob writer is dropped with it, so nothing is kept.
-                            let chunk = chunk.map_err(|e| {
-                                use oci_client::errors::DigestError;
-                                match e.get_ref().and_then(|inner| inner.downcast_ref::<DigestError>()) {
-                                    Some(DigestError::VerificationError { actual, .. }) => {
-                                        RegistryError::DigestMismatch {
-                                            reference: target.whole(),
-                                            what: format!("blob {digest}"),
-                                            expected: digest.to_string(),
-                                            actual: actual.clone(),
-                                        }
-                                    }
-                                    _ => RegistryError::Unreachable {
-                                        registry: target.registry().to_string(),
-                                        detail: format!("the download of {digest} broke off: {e}"),
-                                    },
-                                }
-                            })?;
-                            writer.write_all(&chunk).map_err(|source| StoreError::Io {
-                                action: "write",
-                                path: tmp.clone(),
-                                source,
-                            })?;
-                        }
+                        session.blob(d, digest, &mut writer, &store.tmp_dir()).await?;
                         let (_, size) = writer.commit_checked(Some(digest)).map_err(|e| match e {
                             StoreError::DigestMismatch { actual, .. } => mismatch(
                                 format!("blob {digest}"),
@@ -217,24 +185,18 @@ impl Registry {
                             other => other.into(),
                         })?;
                         report(&format!("{digest}: downloaded {}", human(size)));
-                        Ok(size)
+                        Ok::<u64, RegistryError>(size)
                     }
                 })
                 .buffer_unordered(PARALLEL_DOWNLOADS)
-                .collect()
-                .await;
-            let mut downloaded = (0usize, 0u64);
-            for r in results {
-                downloaded.0 += 1;
-                downloaded.1 += r?;
-            }
+                .try_fold((0usize, 0u64), |(n, total), size| async move { Ok((n + 1, total + size)) })
+                .await?;
 
             // The manifest last: only a complete image is ever tagged.
-            let manifest_digest = Digest::parse(&digest).map_err(|e| unsupported(e.to_string()))?;
-            store.import_blob(&manifest_digest, &mut &bytes[..])?;
-            let descriptor = store::descriptor(media_type_of(&media), &manifest_digest, bytes.len() as u64);
+            store.import_blob(&digest, &mut &bytes[..])?;
+            let descriptor = store::descriptor(media_type_of(&media), &digest, bytes.len() as u64);
             let mut all: Vec<Digest> = missing.into_iter().map(|(_, d)| d).collect();
-            all.push(manifest_digest);
+            all.push(digest);
             let tagged = match index_doc {
                 Some((index_bytes, index_digest, index_media)) => {
                     store.import_blob(&index_digest, &mut &index_bytes[..])?;
