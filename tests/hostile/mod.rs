@@ -1,5 +1,6 @@
 //! The adversarial corpus: inputs written to hurt the machine or the store — base-image
-//! layers, build contexts, build files, archives, ignore files, programs a RUN step starts —
+//! layers, build contexts, build files, archives, ignore files, programs a RUN step starts,
+//! outputs aimed at the store, the context or the user's files —
 //! each checked for the exact error a user sees, for nothing changed outside the build's own
 //! directories, and for a store that is still whole.
 //!
@@ -14,6 +15,7 @@ mod buildfiles;
 mod contexts;
 mod guests;
 mod layers;
+mod outputs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
