@@ -199,6 +199,9 @@ fn an_oci_output_adds_the_image_to_an_existing_layout() {
     }
     assert_eq!(index_entries(&layout).len(), 3);
     assert!(index_entries(&layout).contains(&(None, lib.clone())));
+    // Other tools read both images from the shared layout.
+    oci::validate(&layout, "1");
+    oci::validate(&layout, "2");
     assert_no_temporaries(&h);
     h.verify(&["layout", "ctx/a.txt"]);
 }
