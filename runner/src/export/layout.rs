@@ -87,7 +87,11 @@ fn verified(blob: &Blob<'_>, got: Digest) -> io::Result<()> {
 
 /// The JSON of an `index.json` with no entries.
 fn empty_index() -> Value {
-    serde_json::to_value(store::empty_index()).unwrap_or(Value::Null)
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [],
+    })
 }
 
 /// The entry's `org.opencontainers.image.ref.name`.
@@ -192,9 +196,8 @@ pub(super) fn write_layout(dest: &Path, blobs: &[Blob<'_>], entries: &[Descripto
 
     if found != Found::Layout {
         // A layout from the first moment: a kill from here on leaves a valid, if empty, one.
-        for (name, bytes) in
-            [("oci-layout", OCI_LAYOUT.to_vec()), ("index.json", index_bytes(&empty_index()).unwrap_or_default())]
-        {
+        let empty = index_bytes(&empty_index()).map_err(io_err("write", &dest.join("index.json")))?;
+        for (name, bytes) in [("oci-layout", OCI_LAYOUT.to_vec()), ("index.json", empty)] {
             let mut new = NewFile::create(&dir).map_err(io_err("create a file in", dest))?;
             new.file().write_all(&bytes).map_err(io_err("write", &dest.join(name)))?;
             new.file()
@@ -406,6 +409,7 @@ mod tests {
             .collect();
         assert_eq!(got, [(Some("1"), 'c'), (Some("2"), 'd'), (None, 'b'), (None, 'e')]);
         assert_eq!(index["annotations"]["kept"], "yes", "other fields are kept");
+        assert_eq!(empty_index(), serde_json::to_value(store::empty_index()).unwrap(), "the store's empty index");
         let err = merge(&mut serde_json::json!({"schemaVersion": 2}), &[]).unwrap_err();
         assert!(err.contains("not an OCI image index"), "{err}");
     }
