@@ -750,6 +750,29 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return error(e),
     };
+    // Outputs never go into the store or over what the build reads: refused before building.
+    let mut protected = match export::Protected::new(
+        store.root(),
+        Some((&context.root, &context.ignore, context.ignore_file.as_deref())),
+    ) {
+        Ok(p) => p,
+        Err((path, e)) => return error(format!("cannot resolve {}: {e}", path.display())),
+    };
+    // So are the directories named with --build-context (one that cannot be read fails the
+    // build where it is used).
+    for named in parsed.named.iter() {
+        if let crate::named_context::ContextValue::Directory(dir) = &named.value
+            && let Ok((ignore, file)) = crate::context::ignore_patterns(dir, args.parse.max_build_file_size)
+            && let Err((path, e)) = protected.add_context(dir, &ignore, file.as_deref())
+        {
+            return error(format!("cannot resolve {}: {e}", path.display()));
+        }
+    }
+    for output in &outputs {
+        if let Err(e) = export::check(output, &protected) {
+            return usage(e);
+        }
+    }
     let scratch = match store.build_dir() {
         Ok(d) => d,
         Err(e) => return error(e),
@@ -801,7 +824,7 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
     };
     for output in &outputs {
         let step = progress.start(format!("exporting to {}", describe(output)));
-        match export::write(&store, &built.manifest, &names, &built.tree, output) {
+        match export::write(&store, &built.manifest, &names, &built.tree, output, &protected) {
             Ok(note) => {
                 progress.done(step, "");
                 if let Some(note) = note {
@@ -810,7 +833,12 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
             }
             Err(e) => {
                 progress.failed(step, &e.to_string());
-                return error(e);
+                eprintln!("error: {e}");
+                if e.interrupted() {
+                    eprintln!("{}: the build was interrupted; nothing was tagged", parsed.file_name);
+                    return ExitCode::from(130);
+                }
+                return ExitCode::FAILURE;
             }
         }
     }

@@ -98,6 +98,17 @@ pub enum ContextError {
     },
 }
 
+/// The ignore patterns of the context directory `root` (its `.dockerignore`) and the file they
+/// come from, without walking it: what a check of paths against the context needs.
+///
+/// # Errors
+/// The directory or its ignore file cannot be read, or a pattern is malformed.
+pub fn ignore_patterns(root: &Path, max_file_size: u64) -> Result<(Matcher, Option<PathBuf>), ContextError> {
+    let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())
+        .map_err(|source| ContextError::Io { path: root.to_path_buf(), source })?;
+    ignore_of(&dir, root, None, max_file_size)
+}
+
 /// A loaded build context.
 pub struct BuildContext {
     /// The directory as given.
@@ -127,46 +138,7 @@ impl BuildContext {
         let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(io(root))?;
         let dir = Arc::new(dir);
 
-        let specific = build_file.and_then(|f| {
-            let name = f.file_name()?.to_str()?;
-            Some(f.with_file_name(format!("{name}.dockerignore")))
-        });
-        // An Earthfile's context is filtered by Earthly's ignore files, which use the same
-        // syntax; anything else by Docker's.
-        let earthfile = build_file
-            .and_then(|f| f.file_name())
-            .is_some_and(|n| n.eq_ignore_ascii_case("Earthfile") || n.to_string_lossy().ends_with(".earth"));
-        let shared: &[&str] = if earthfile { &[".earthlyignore", ".earthignore"] } else { &[".dockerignore"] };
-        // `<Dockerfile>.dockerignore` sits next to the build file, wherever the user put that;
-        // inside the context, it and the shared one are read through the context like every
-        // other file, so a link in the context cannot make kiln read (and quote, in an error)
-        // a host file.
-        let specific = specific.filter(|_| !earthfile);
-        let specific_text = match &specific {
-            Some(path) => match path.strip_prefix(root) {
-                Ok(inside) => read_in_context(&dir, root, inside, "ignore file", max_file_size)?
-                    .map(|bytes| (String::from_utf8_lossy(&bytes).into_owned(), path.clone())),
-                Err(_) if path.is_file() => Some((
-                    String::from_utf8_lossy(&read_bounded(path, "ignore file", max_file_size)?).into_owned(),
-                    path.clone(),
-                )),
-                Err(_) => None,
-            },
-            None => None,
-        };
-        let ignore_text = match specific_text {
-            Some(found) => Some(found),
-            None => shared_ignore_file(&dir, root, shared, max_file_size)?,
-        };
-        let ignore_file = ignore_text.as_ref().map(|(_, path)| path.clone());
-        let ignore = match &ignore_text {
-            Some((text, path)) => Matcher::from_dockerignore(text).map_err(|(line, e)| ContextError::Ignore {
-                file: path.clone(),
-                line,
-                detail: e.to_string(),
-            })?,
-            None => Matcher::default(),
-        };
+        let (ignore, ignore_file) = ignore_of(&dir, root, build_file, max_file_size)?;
 
         let mut children = std::collections::BTreeMap::new();
         let mut budget = Budget { left: max_files, limit: max_files };
@@ -179,6 +151,60 @@ impl BuildContext {
         }
         tree.forget_changes();
         Ok(BuildContext { root: root.to_path_buf(), tree, ignore, ignore_file })
+    }
+}
+
+/// The ignore patterns of a context, and the file they come from: `<build file>.dockerignore`
+/// next to the build file if there is one (not for an Earthfile), else the context's
+/// `.dockerignore` (`.earthlyignore` or `.earthignore` for an Earthfile), read up to
+/// `max_file_size` bytes through the context's capability where they lie inside it.
+fn ignore_of(
+    dir: &Dir,
+    root: &Path,
+    build_file: Option<&Path>,
+    max_file_size: u64,
+) -> Result<(Matcher, Option<PathBuf>), ContextError> {
+    let specific = build_file.and_then(|f| {
+        let name = f.file_name()?.to_str()?;
+        Some(f.with_file_name(format!("{name}.dockerignore")))
+    });
+    // An Earthfile's context is filtered by Earthly's ignore files, which use the same
+    // syntax; anything else by Docker's.
+    let earthfile = build_file
+        .and_then(|f| f.file_name())
+        .is_some_and(|n| n.eq_ignore_ascii_case("Earthfile") || n.to_string_lossy().ends_with(".earth"));
+    let shared: &[&str] = if earthfile { &[".earthlyignore", ".earthignore"] } else { &[".dockerignore"] };
+    // `<Dockerfile>.dockerignore` sits next to the build file, wherever the user put that;
+    // inside the context, it and the shared one are read through the context like every
+    // other file, so a link in the context cannot make kiln read (and quote, in an error)
+    // a host file.
+    let specific = specific.filter(|_| !earthfile);
+    let specific_text = match &specific {
+        Some(path) => match path.strip_prefix(root) {
+            Ok(inside) => read_in_context(dir, root, inside, "ignore file", max_file_size)?
+                .map(|bytes| (String::from_utf8_lossy(&bytes).into_owned(), path.clone())),
+            Err(_) if path.is_file() => Some((
+                String::from_utf8_lossy(&read_bounded(path, "ignore file", max_file_size)?).into_owned(),
+                path.clone(),
+            )),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let ignore_text = match specific_text {
+        Some(found) => Some(found),
+        None => shared_ignore_file(dir, root, shared, max_file_size)?,
+    };
+    match ignore_text {
+        Some((text, path)) => {
+            let ignore = Matcher::from_dockerignore(&text).map_err(|(line, e)| ContextError::Ignore {
+                file: path.clone(),
+                line,
+                detail: e.to_string(),
+            })?;
+            Ok((ignore, Some(path)))
+        }
+        None => Ok((Matcher::default(), None)),
     }
 }
 

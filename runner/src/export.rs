@@ -2,22 +2,32 @@
 //! `docker load` archive, the final filesystem as plain files, and the image's WebAssembly
 //! program as a Wasm OCI artifact (its content is [`crate::wasm_artifact`]'s).
 //!
-//! Each output is written beside its destination under a temporary name and renamed into
-//! place at the end, so a failed or interrupted build never leaves a half-written output
-//! where the user asked for one. The `local` output writes through a cap-std capability on
-//! the destination, so an image's symlinks can never redirect a write outside it.
+//! An output never deletes what was at its destination: `local` writes into the directory
+//! and replaces only the paths the image has (`local.rs`); `oci` and `wasm` add the image to an
+//! existing OCI layout and refuse any other non-empty directory (`layout.rs`); archives
+//! replace the file at the destination, and only once complete. No output goes into kiln's
+//! store or over the part of the build context the build reads (`destination.rs`): the
+//! caller checks with [`check`] before building, and [`write`] checks again.
+//!
+//! Files appear whole or not at all, and a failed or interrupted (Ctrl-C) export leaves
+//! no temporary file behind (`newfile.rs`).
 
-use std::fs;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use cap_std::fs::{Dir, Permissions, PermissionsExt};
-use oci_spec::image::{Descriptor, ImageIndexBuilder, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::image::ImageConfig;
-use crate::rootfs::{self, Kind, Node, Tree};
+use crate::rootfs::Tree;
 use crate::store::{self, Digest, Store};
 use crate::wasm_artifact;
+
+mod destination;
+mod layout;
+mod local;
+mod newfile;
+
+pub use destination::{Protected, Refusal, Relation};
+pub use layout::MAX_INDEX_JSON;
 
 /// One `-o` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,16 +101,119 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
 
 /// Why an output could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("output {dest}: {detail}")]
+#[error("output {dest}: {problem}")]
 pub struct ExportError {
-    /// The destination.
+    /// The destination, as given.
     pub dest: String,
     /// What went wrong.
-    pub detail: String,
+    pub problem: Problem,
 }
 
-fn fail(dest: &Path) -> impl Fn(String) -> ExportError + '_ {
-    move |detail| ExportError { dest: dest.display().to_string(), detail }
+/// What went wrong with an output.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// The destination is kiln's store or the build context (see [`Refusal`]).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A directory output's destination is a file.
+    #[error("refused: it is not a directory; give a directory (it is created if missing)")]
+    NotADirectory,
+    /// An archive's destination is a directory.
+    #[error("refused: it is a directory; give the path of the archive file to write, such as DIR/image.tar")]
+    IsADirectory,
+    /// A layout output's destination holds files but no OCI layout.
+    #[error(
+        "refused: the directory is not empty and is not an OCI layout (it has no oci-layout file), and kiln never \
+         deletes what is there; give a new or empty directory, or an OCI layout to add the image to"
+    )]
+    NotALayout,
+    /// The destination's `index.json` cannot be read as an OCI image index.
+    #[error("{}: {detail}; repair or remove it, or give another destination", path.display())]
+    BadIndex {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A `local` output's destination has a directory where the image has something else, or
+    /// the other way round.
+    #[error(
+        "refused: {} is a {here} and the image has a {image} there{}; kiln replaces files and links but never \
+         deletes a directory or writes through a link to make room: move it away, or give another destination",
+        path.display(),
+        if *more > 0 { format!(" (and {more} more paths like it)") } else { String::new() }
+    )]
+    Conflict {
+        /// The path in the destination.
+        path: PathBuf,
+        /// What it is there.
+        here: &'static str,
+        /// What it is in the image.
+        image: &'static str,
+        /// How many other paths conflict.
+        more: usize,
+    },
+    /// The build was asked to stop (Ctrl-C) while the output was written.
+    #[error("interrupted; {left}")]
+    Interrupted {
+        /// What the destination holds now.
+        left: &'static str,
+    },
+    /// A file or directory could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What kiln was doing.
+        action: &'static str,
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else (the image cannot be exported this way, or the store is damaged).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ExportError {
+    /// Whether the export stopped because the build was interrupted.
+    pub fn interrupted(&self) -> bool {
+        matches!(self.problem, Problem::Interrupted { .. })
+    }
+}
+
+/// The destination of a file or directory output.
+fn destination(output: &Output) -> Option<&Path> {
+    match output {
+        Output::Oci(p) | Output::OciArchive(p) | Output::Docker(p) | Output::Local(p) | Output::Wasm(p) => Some(p),
+        Output::Registry(_) => None,
+    }
+}
+
+/// Whether `output` may be written where it says, as far as can be told before building: not
+/// into the store or the part of the build context the build reads, not a directory output
+/// over a file or an archive over a directory, not a layout over a non-empty directory that
+/// is not one.
+///
+/// # Errors
+///
+/// Why not, naming the destination.
+pub fn check(output: &Output, protected: &Protected) -> Result<(), ExportError> {
+    let Some(dest) = destination(output) else { return Ok(()) };
+    let fail = |problem| ExportError { dest: dest.display().to_string(), problem };
+    let io = |action, source| fail(Problem::Io { action, path: dest.to_path_buf(), source });
+    protected.check(dest).map_err(|e| io("resolve", e))?.map_err(|r| fail(Problem::Refused(r)))?;
+    let found = destination::inspect(dest).map_err(|e| io("look at", e))?;
+    use destination::Found;
+    let problem = match (output, found) {
+        (Output::OciArchive(_) | Output::Docker(_), Found::EmptyDir | Found::Layout | Found::OtherDir) => {
+            Problem::IsADirectory
+        }
+        (Output::OciArchive(_) | Output::Docker(_), _) => return Ok(()),
+        (_, Found::NotDir) => Problem::NotADirectory,
+        (Output::Oci(_) | Output::Wasm(_), Found::OtherDir) => Problem::NotALayout,
+        _ => return Ok(()),
+    };
+    Err(fail(problem))
 }
 
 /// The blobs an image consists of: manifest, config, layers.
@@ -111,6 +224,8 @@ fn image_blobs(store: &Store, manifest: &Descriptor) -> Result<(ImageManifest, V
     for layer in parsed.layers() {
         blobs.push(store::descriptor_digest(layer).map_err(|e| e.to_string())?);
     }
+    blobs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    blobs.dedup();
     Ok((parsed, blobs))
 }
 
@@ -137,245 +252,78 @@ fn index_entries(manifest: &Descriptor, names: &[String]) -> Vec<Descriptor> {
         .collect()
 }
 
-/// Write an OCI layout for the image into `dir` (which must exist and be empty).
-fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Path) -> Result<Vec<Digest>, String> {
-    let (_, blobs) = image_blobs(store, manifest)?;
-    let blob_dir = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blob_dir).map_err(|e| format!("create {}: {e}", blob_dir.display()))?;
-    for digest in &blobs {
-        let to = blob_dir.join(digest.hex());
-        fs::copy(store.blob_path(digest), &to).map_err(|e| format!("copy blob {digest}: {e}"))?;
-    }
-    write_index(dir, manifest, names)?;
-    Ok(blobs)
-}
-
-/// Write `oci-layout` and an `index.json` listing `manifest` under each of `names` into `dir`.
-fn write_index(dir: &Path, manifest: &Descriptor, names: &[String]) -> Result<(), String> {
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| e.to_string())?;
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(index_entries(manifest, names))
-        .build()
+/// The `manifest.json` that `docker load` reads.
+fn docker_manifest(parsed: &ImageManifest, names: &[String]) -> Result<serde_json::Value, String> {
+    let config = store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?;
+    let layers: Vec<String> = parsed
+        .layers()
+        .iter()
+        .map(|l| store::descriptor_digest(l).map(|d| format!("blobs/sha256/{}", d.hex())))
+        .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let bytes = serde_json::to_vec_pretty(&index).map_err(|e| e.to_string())?;
-    fs::write(dir.join("index.json"), bytes).map_err(|e| e.to_string())
+    Ok(serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", config.hex()),
+        "RepoTags": names,
+        "Layers": layers,
+    }]))
 }
 
-/// Write the image's program as a Wasm OCI artifact: an OCI layout at `dest`, atomically.
-fn write_wasm(store: &Store, manifest: &Descriptor, names: &[String], tree: &Tree, dest: &Path) -> Result<(), String> {
-    let (parsed, _) = image_blobs(store, manifest)?;
-    let config_digest = store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?;
-    let config: ImageConfig = store.read_json(&config_digest).map_err(|e| e.to_string())?;
-    let artifact = wasm_artifact::package(&config, tree).map_err(|e| e.to_string())?;
-    let staging = sibling_tmp(dest)?;
-    let blob_dir = staging.path().join("blobs").join("sha256");
-    fs::create_dir_all(&blob_dir).map_err(|e| format!("create {}: {e}", blob_dir.display()))?;
-    for blob in &artifact.blobs {
-        fs::write(blob_dir.join(blob.digest.hex()), &blob.bytes)
-            .map_err(|e| format!("write blob {}: {e}", blob.digest))?;
-    }
-    write_index(staging.path(), &artifact.manifest, names)?;
-    replace_dir(staging, dest)
-}
-
-/// The directory `dest` is in.
-fn parent_of(dest: &Path) -> &Path {
-    dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-/// A temporary sibling of `dest`, on the same filesystem so it can be renamed over it.
-fn sibling_tmp(dest: &Path) -> Result<tempfile::TempDir, String> {
-    let parent = parent_of(dest);
-    fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    tempfile::Builder::new()
-        .prefix(".kiln-output-")
-        .tempdir_in(parent)
-        .map_err(|e| format!("create a file in {}: {e}", parent.display()))
-}
-
-/// Move a finished directory over `dest`, replacing what was there.
-fn replace_dir(finished: tempfile::TempDir, dest: &Path) -> Result<(), String> {
-    let finished = finished.keep();
-    if dest.exists() {
-        let old =
-            tempfile::Builder::new().prefix(".kiln-old-").tempdir_in(parent_of(dest)).map_err(|e| e.to_string())?;
-        let old_path = old.path().join("old");
-        fs::rename(dest, &old_path).map_err(|e| format!("move the old {} aside: {e}", dest.display()))?;
-        fs::rename(&finished, dest).map_err(|e| format!("rename into {}: {e}", dest.display()))?;
-        drop(old);
-    } else {
-        fs::rename(&finished, dest).map_err(|e| format!("rename into {}: {e}", dest.display()))?;
-    }
-    Ok(())
-}
-
-/// Tar a directory deterministically (sorted, root-owned, mtime 0) into `file`.
-fn tar_dir(dir: &Path, file: &mut fs::File) -> Result<(), String> {
-    let mut builder = tar::Builder::new(io::BufWriter::new(file));
-    let mut paths = Vec::new();
-    collect(dir, Path::new(""), &mut paths).map_err(|e| e.to_string())?;
-    paths.sort();
-    for rel in paths {
-        let full = dir.join(&rel);
-        let meta = fs::metadata(&full).map_err(|e| e.to_string())?;
-        let mut h = tar::Header::new_ustar();
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        if meta.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_size(0);
-            builder.append_data(&mut h, format!("{}/", rel.display()), io::empty()).map_err(|e| e.to_string())?;
-        } else {
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            h.set_size(meta.len());
-            let f = fs::File::open(&full).map_err(|e| e.to_string())?;
-            builder.append_data(&mut h, &rel, f).map_err(|e| e.to_string())?;
-        }
-    }
-    let mut out = builder.into_inner().map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())
-}
-
-fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in fs::read_dir(root.join(rel))? {
-        let entry = entry?;
-        let path = rel.join(entry.file_name());
-        out.push(path.clone());
-        if entry.file_type()?.is_dir() {
-            collect(root, &path, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// Write a layout as an archive file at `dest`, atomically. `docker_manifest` adds the
-/// `manifest.json` that `docker load` reads.
-fn write_archive(
-    store: &Store,
-    manifest: &Descriptor,
-    names: &[String],
-    dest: &Path,
-    docker: bool,
-) -> Result<(), String> {
-    let staging = sibling_tmp(dest)?;
-    let layout = staging.path().join("layout");
-    fs::create_dir(&layout).map_err(|e| e.to_string())?;
-    write_layout(store, manifest, names, &layout)?;
-    if docker {
-        let (parsed, _) = image_blobs(store, manifest)?;
-        let config = store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?;
-        let layers: Vec<String> = parsed
-            .layers()
-            .iter()
-            .map(|l| store::descriptor_digest(l).map(|d| format!("blobs/sha256/{}", d.hex())))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        let doc = serde_json::json!([{
-            "Config": format!("blobs/sha256/{}", config.hex()),
-            "RepoTags": names,
-            "Layers": layers,
-        }]);
-        fs::write(layout.join("manifest.json"), serde_json::to_vec(&doc).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let tmp_file = staging.path().join("archive.tar");
-    let mut file = fs::File::create(&tmp_file).map_err(|e| e.to_string())?;
-    tar_dir(&layout, &mut file)?;
-    file.sync_all().map_err(|e| e.to_string())?;
-    fs::rename(&tmp_file, dest).map_err(|e| format!("rename into {}: {e}", dest.display()))?;
-    Ok(())
-}
-
-/// What [`write_local`] left out or changed.
-#[derive(Debug, Default)]
-struct LocalNotes {
-    /// Device nodes and FIFOs not written.
-    skipped: usize,
-    /// Files written without their setuid or setgid bit.
-    unprivileged: usize,
-}
-
-/// Write the final filesystem into `dest` as plain files. Owners cannot be set without
-/// privileges and are left as the current user; devices and FIFOs are skipped, and
-/// setuid and setgid bits are dropped (both counted): an image must not hand whoever runs
-/// kiln a program that runs as them (or as root, when that is who runs kiln).
-fn write_local(tree: &Tree, dest: &Path) -> Result<LocalNotes, String> {
-    let staging = sibling_tmp(dest)?;
-    let dir = Dir::open_ambient_dir(staging.path(), cap_std::ambient_authority()).map_err(|e| e.to_string())?;
-    let mut skipped = 0;
-    let mut unprivileged = 0;
-    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
-    let mut failure: Option<String> = None;
-    tree.walk(&[], &mut |path, node: &Node| {
-        if failure.is_some() || path.is_empty() {
-            return;
-        }
-        let rel = PathBuf::from(rootfs::join(path));
-        let result = match &node.kind {
-            Kind::Dir(_) => {
-                dirs.push((rel.clone(), node.meta.mode));
-                dir.create_dir(&rel)
-            }
-            Kind::File(data) => (|| {
-                let mut out = dir.create(&rel)?.into_std();
-                crate::layer::copy_sparse(&mut data.content.open()?, &mut out)?;
-                if node.meta.mode & 0o6000 != 0 {
-                    unprivileged += 1;
-                }
-                dir.set_permissions(&rel, Permissions::from_mode(node.meta.mode & 0o1777))
-            })(),
-            Kind::Symlink(target) => dir.symlink_contents(target, &rel),
-            _ => {
-                skipped += 1;
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            failure = Some(format!("write /{}: {e}", rel.display()));
-        }
-    });
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    // Directory modes last, deepest first, so a read-only directory did not block its children.
-    for (rel, mode) in dirs.iter().rev() {
-        dir.set_permissions(rel, Permissions::from_mode(mode & 0o7777)).map_err(|e| e.to_string())?;
-    }
-    replace_dir(staging, dest)?;
-    Ok(LocalNotes { skipped, unprivileged })
-}
-
-/// Write one output. Returns a note for the user, if any.
+/// Write one output, after checking its destination again (see [`check`]). Returns a note
+/// for the user, if any.
+///
+/// # Errors
+///
+/// The destination is refused, or cannot be written, or the build was interrupted: the
+/// error says what the destination holds then.
 pub fn write(
     store: &Store,
     manifest: &Descriptor,
     names: &[String],
     tree: &Tree,
     output: &Output,
+    protected: &Protected,
 ) -> Result<Option<String>, ExportError> {
+    let internal = || ExportError {
+        dest: "registry".into(),
+        problem: Problem::Other("internal: registry outputs are pushed by the caller".into()),
+    };
+    let Some(dest) = destination(output) else { return Err(internal()) };
+    check(output, protected)?;
+    let fail = |problem| ExportError { dest: dest.display().to_string(), problem };
+    let other = |detail: String| fail(Problem::Other(detail));
+    let from_store = |digests: Vec<Digest>| -> Vec<layout::Blob<'_>> {
+        digests.into_iter().map(|digest| layout::Blob { digest, source: layout::Source::Store(store) }).collect()
+    };
     match output {
-        Output::Oci(dest) => {
-            let staging = sibling_tmp(dest).map_err(fail(dest))?;
-            write_layout(store, manifest, names, staging.path()).map_err(fail(dest))?;
-            replace_dir(staging, dest).map_err(fail(dest))?;
+        Output::Oci(_) => {
+            let (_, blobs) = image_blobs(store, manifest).map_err(other)?;
+            layout::write_layout(dest, &from_store(blobs), &index_entries(manifest, names)).map_err(fail)?;
             Ok(None)
         }
-        Output::OciArchive(dest) => {
-            write_archive(store, manifest, names, dest, false).map(|_| None).map_err(fail(dest))
+        Output::OciArchive(_) | Output::Docker(_) => {
+            let (parsed, blobs) = image_blobs(store, manifest).map_err(other)?;
+            let docker = match output {
+                Output::Docker(_) => Some(docker_manifest(&parsed, names).map_err(other)?),
+                _ => None,
+            };
+            layout::write_archive(dest, &from_store(blobs), &index_entries(manifest, names), docker).map_err(fail)?;
+            Ok(None)
         }
-        Output::Docker(dest) => write_archive(store, manifest, names, dest, true).map(|_| None).map_err(fail(dest)),
-        Output::Registry(_) => Err(ExportError {
-            dest: "registry".into(),
-            detail: "internal: registry outputs are pushed by the caller".into(),
-        }),
-        Output::Wasm(dest) => write_wasm(store, manifest, names, tree, dest).map(|_| None).map_err(fail(dest)),
-        Output::Local(dest) => {
-            let notes = write_local(tree, dest).map_err(fail(dest))?;
+        Output::Wasm(_) => {
+            let (parsed, _) = image_blobs(store, manifest).map_err(other)?;
+            let config_digest = store::descriptor_digest(parsed.config()).map_err(|e| other(e.to_string()))?;
+            let config: ImageConfig = store.read_json(&config_digest).map_err(|e| other(e.to_string()))?;
+            let artifact = wasm_artifact::package(&config, tree).map_err(|e| other(e.to_string()))?;
+            let blobs: Vec<layout::Blob<'_>> = artifact
+                .blobs
+                .iter()
+                .map(|b| layout::Blob { digest: b.digest.clone(), source: layout::Source::Bytes(&b.bytes) })
+                .collect();
+            layout::write_layout(dest, &blobs, &index_entries(&artifact.manifest, names)).map_err(fail)?;
+            Ok(None)
+        }
+        Output::Local(_) => {
+            let notes = local::write(tree, dest).map_err(fail)?;
             let mut said = Vec::new();
             if notes.skipped > 0 {
                 said.push(format!("skipped {} device or FIFO entries (they need privileges)", notes.skipped));
@@ -388,6 +336,7 @@ pub fn write(
             }
             Ok((!said.is_empty()).then(|| format!("{}: {}", dest.display(), said.join("; "))))
         }
+        Output::Registry(_) => Err(internal()),
     }
 }
 

@@ -332,6 +332,27 @@ impl Matcher {
         }
         excluded
     }
+
+    /// Whether `dir` (slash-separated, relative to the root) and everything below it are
+    /// excluded: `dir` is, and no `!` pattern that could bring back a path below it comes
+    /// after the last pattern that matches `dir` or one of its parents (every earlier pattern
+    /// is overridden by that one for paths below `dir` too).
+    ///
+    /// Conservative: a `!` pattern after it whose literal start does not rule out every path
+    /// below `dir` counts as bringing one back. Appending `dir` as the file's last line always
+    /// makes this true.
+    pub fn excludes_all_below(&self, dir: &str) -> bool {
+        let dir = dir.trim_matches('/');
+        if !self.excludes(dir) {
+            return false;
+        }
+        let chars: Vec<char> = dir.chars().collect();
+        let mut cols = Columns::default();
+        let decides = self.patterns.iter().rposition(|p| matches(&p.tokens, &chars, true, &mut cols));
+        let below = format!("{dir}/");
+        let later = &self.patterns[decides.map_or(0, |i| i + 1)..];
+        !later.iter().any(|p| p.exclusion && (below.starts_with(&p.prefix) || p.prefix.starts_with(&below)))
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +395,23 @@ mod tests {
         let m = Matcher::new(&["docs", "!docs/keep.txt"]).unwrap();
         assert!(m.excludes("docs/other.txt"));
         assert!(!m.excludes("docs/keep.txt"));
+    }
+
+    #[test]
+    fn whole_directories_left_out() {
+        let all = |patterns: &[&str], dir: &str| Matcher::new(patterns).unwrap().excludes_all_below(dir);
+        assert!(all(&["out"], "out"));
+        assert!(all(&["out/"], "out/"));
+        assert!(all(&["build"], "build/out"), "a parent is left out");
+        assert!(!all(&["src"], "out"));
+        assert!(!all(&[], "out"));
+        assert!(!all(&["out", "!out/keep"], "out"), "a path below is brought back");
+        assert!(!all(&["out", "!**/*.go"], "out"));
+        assert!(all(&["out", "!src", "!Cargo.*"], "out"), "exceptions elsewhere");
+        assert!(all(&["*", "!src"], "out"), "an allow-list");
+        assert!(all(&["!**/*.go", "out"], "out"), "the last match wins below it too");
+        assert!(all(&["out", "!**/*.go", "out"], "out"), "appending the directory always works");
+        assert!(!all(&["out", "!out"], "out"));
     }
 
     #[test]

@@ -224,6 +224,7 @@ fn images_without_a_webassembly_program_are_clear_errors() {
     sb.write("ctx/tool", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
     sb.write("ctx/hello.wat", "(module)");
     // An earlier artifact at the destination survives a failed export.
+    sb.write("out/oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
     sb.write("out/index.json", "earlier");
     let cases = [
         ("COPY hello.wat /hello.wat", "type=wasm exports the image's program, and the image has no ENTRYPOINT or CMD"),

@@ -3,6 +3,9 @@
 //! registries that send without end or stall — each checked for the exact error a user sees,
 //! for nothing changed outside the build's own directories, and for a store that is still
 //! whole.
+//! outputs aimed at the store, the context or the user's files —
+//! each checked for the exact error a user sees, for nothing changed outside the build's own
+//! directories, and for a store that is still whole.
 //!
 //! Hostile frontends (endless loops, traps, huge allocations, reads of host files, sockets,
 //! malformed graphs) have their suite in `tests/all/sandbox.rs`, next to the frontend
@@ -15,8 +18,9 @@ mod buildfiles;
 mod contexts;
 mod guests;
 mod layers;
-mod stores;
+mod outputs;
 mod registries;
+mod stores;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -49,7 +49,13 @@ fn a_store_others_can_write_is_refused() {
     if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
         std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
         let out = h.run(&["images"]);
-        h.refused(&out, &["belongs to user 65534 (kiln runs as user 0)", "give kiln a store of your own with --root DIR or KILN_HOME"]);
+        h.refused(
+            &out,
+            &[
+                "belongs to user 65534 (kiln runs as user 0)",
+                "give kiln a store of your own with --root DIR or KILN_HOME",
+            ],
+        );
         std::os::unix::fs::chown(&root, Some(0), Some(0)).unwrap();
     }
     assert!(h.run(&["images"]).status.success());
