@@ -144,7 +144,8 @@ fn write_layout(store: &Store, manifest: &Descriptor, names: &[String], dir: &Pa
     fs::create_dir_all(&blob_dir).map_err(|e| format!("create {}: {e}", blob_dir.display()))?;
     for digest in &blobs {
         let to = blob_dir.join(digest.hex());
-        fs::copy(store.blob_path(digest), &to).map_err(|e| format!("copy blob {digest}: {e}"))?;
+        let mut file = fs::File::create(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+        store.copy_blob_verified(digest, &mut file).map_err(|e| e.to_string())?;
     }
     write_index(dir, manifest, names)?;
     Ok(blobs)

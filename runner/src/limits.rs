@@ -7,6 +7,11 @@
 //! more raises the limit. Whoever enforces a limit words its error with [`exceeded`], so
 //! every such error names the setting and says how to raise it.
 //!
+//! Besides these settings, a few bounds are fixed: the size of what kiln reads whole to parse
+//! it (an image manifest, index or config, a tar header's long name or PAX record, a frontend
+//! component). They are constants here, each with the reason for its value; whoever reads such
+//! an input checks it against the constant while it streams.
+//!
 //! This module only holds values and words errors; it never enforces anything itself.
 
 use std::fmt;
@@ -43,6 +48,28 @@ pub const DEFAULT_CONTEXT_FILES: u64 = 500_000;
 pub const DEFAULT_LAYER_SIZE: u64 = 8 << 30;
 /// Size of a build file; real ones are a few kilobytes.
 pub const DEFAULT_BUILD_FILE_SIZE: u64 = 4 << 20;
+
+/// The largest OCI JSON document kiln reads: an image manifest, index or config, or an OCI
+/// layout's `index.json`. 4 MiB, as containerd bounds manifests and configs; real ones are a
+/// few kilobytes (a config with a long history, tens of kilobytes).
+pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+
+/// The longest name a tar entry may carry in a GNU long-name or long-link record: Linux's
+/// PATH_MAX ([`crate::rootfs::PATH_MAX`], the terminating NUL included). No longer path could
+/// be used inside an image anyway.
+pub const MAX_TAR_LONG_NAME: u64 = crate::rootfs::PATH_MAX as u64;
+
+/// The largest PAX extended header (the records that give one tar entry a long name, a long
+/// link, a large size or extended attributes). 1 MiB: room for a PATH_MAX name and link and
+/// hundreds of kilobytes of extended attributes, which is far more than any file system keeps
+/// per file.
+pub const MAX_PAX_HEADER: u64 = 1 << 20;
+
+/// The largest frontend component kiln loads. The largest frontend measured, a Python one
+/// built with componentize-py (which carries CPython and its standard library), is 18 MiB;
+/// the built-in ones are under 1 MiB. 128 MiB leaves room for bigger runtimes while keeping
+/// what a stray path (a device, a huge file) can make kiln read and compile small.
+pub const MAX_FRONTEND_SIZE: u64 = 128 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
