@@ -8,7 +8,9 @@
 //! a layer is never held in memory.
 //!
 //! The reader never touches a host path named by an entry: file contents go to numbered
-//! files in a scratch directory, and names only ever address the in-memory tree.
+//! files in a scratch directory, and names only ever address the in-memory tree. It bounds
+//! what it holds in memory: the tar records read whole (long names, PAX headers) are checked
+//! against their bounds before they are read ([`headers`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
@@ -22,6 +24,8 @@ use tar::{EntryType, Header};
 
 use crate::rootfs::{self, Changes, Content, FileData, Kind, Meta, Node, Tree};
 use crate::store::{Digest, HashingWriter, Store, StoreError};
+
+mod headers;
 
 /// gzip level for new layers: 1, like Go's `gzip.BestSpeed`. Measured on bench/copy-build.sh
 /// (mostly incompressible data) level 6 made the whole build 3.7x slower; on source text it
@@ -64,6 +68,16 @@ pub enum LayerError {
         doing: &'static str,
         /// The limit, bytes.
         limit: u64,
+    },
+    /// A tar header declares a long name, long link or PAX record above its bound.
+    #[error(
+        "layer {layer}: a tar entry has {record}; kiln cannot unpack it: the archive is corrupt or was made to exhaust memory"
+    )]
+    RecordTooLarge {
+        /// Which layer.
+        layer: String,
+        /// The record and its bound.
+        record: headers::RecordTooLarge,
     },
     /// A tar entry cannot be applied.
     #[error("layer {layer}: entry {entry}: {detail}")]
@@ -427,13 +441,16 @@ fn apply_entries(
     // the tar reader holds long names and PAX records in memory, and a bomb of those must
     // stop somewhere.
     let bounded = Bounded { inner: tar_stream, left: limit.saturating_add(limit / 16).saturating_add(1 << 20) };
-    let mut archive = tar::Archive::new(bounded);
+    // The records the tar reader holds whole are bounded one by one, before it reads them.
+    let mut archive = tar::Archive::new(headers::HeaderCheck::new(bounded));
     let mut unpacked: u64 = 0;
     let read_error = |e: io::Error| {
         if e.get_ref().is_some_and(|inner| inner.is::<StreamTooLong>()) {
-            too_large()
-        } else {
-            LayerError::Io { context: format!("read layer {layer}"), source: e }
+            return too_large();
+        }
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<headers::RecordTooLarge>()) {
+            Some(record) => LayerError::RecordTooLarge { layer: layer.to_string(), record: record.clone() },
+            None => LayerError::Io { context: format!("read layer {layer}"), source: e },
         }
     };
     let entries = archive.entries().map_err(read_error)?;
@@ -761,8 +778,10 @@ mod tests {
 
     #[test]
     fn an_entry_deeper_than_linux_can_name_is_refused() {
-        // A GNU long name: 3,000 levels, 6,001 bytes.
-        let bytes = one_file_tar(&format!("{}f", "a/".repeat(3000)), b"");
+        // A GNU long name of 4,095 bytes (2,047 levels): its record fits PATH_MAX with its
+        // NUL, but the absolute path is one byte too long. (Longer records are refused
+        // before they are read: `a_long_name_record_past_path_max_is_refused_before_it_is_read`.)
+        let bytes = one_file_tar(&format!("{}f", "a/".repeat(2047)), b"");
         let scratch_dir = tempfile::tempdir().unwrap();
         let mut t = Tree::new();
         let err = apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "sha256:deep").unwrap_err();
@@ -770,5 +789,22 @@ mod tests {
         assert!(text.contains("sha256:deep"), "{text}");
         assert!(text.contains("more than the 4095 Linux accepts"), "{text}");
         assert!(text.len() < 400, "the entry is shortened in the message: {text}");
+    }
+
+    #[test]
+    fn a_long_name_record_past_path_max_is_refused_before_it_is_read() {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::GNULongName);
+        h.set_size(1 << 40);
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_cksum();
+        // The header alone: had the record been read, the stream would end early.
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let err =
+            apply(&mut Tree::new(), &h.as_bytes()[..], &Scratch::new(scratch_dir.path()), "sha256:long").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer sha256:long: a tar entry has a GNU long name of 1099511627776 bytes, more than the 4096 bytes kiln reads; kiln cannot unpack it: the archive is corrupt or was made to exhaust memory"
+        );
     }
 }
