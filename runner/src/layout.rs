@@ -6,7 +6,7 @@
 //! file is opened through a capability on the layout directory (cap-std: no path leaves it),
 //! a symbolic link is never followed, anything but a regular file is an error naming the file
 //! (a FIFO is opened without waiting, so it cannot hang), documents are read no further than
-//! [`MAX_DOCUMENT_SIZE`], and every blob read whole is checked against its digest.
+//! their kind's bound ([`Document`]), and every blob read whole is checked against its digest.
 //!
 //! This module only reads. Streaming a layer blob (and checking it while it streams) is for
 //! its callers: [`LayoutDir::open_blob`] hands out the open file and its size.
@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use oci_spec::image::ImageIndex;
 
-use crate::limits::{MAX_DOCUMENT_SIZE, human_size};
-use crate::store::{self, Digest};
+use crate::limits::human_size;
+use crate::store::{self, Digest, Document};
 
 /// Errors reading a layout, each naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +49,12 @@ pub enum LayoutError {
         source: io::Error,
     },
     /// A document is larger than kiln reads.
-    #[error(
-        "{} is larger than {}, the most kiln reads of an image manifest, index or config",
-        .path.display(), human_size(*.limit)
-    )]
+    #[error("{} is larger than {}, the most kiln reads of {}", .path.display(), human_size(.kind.limit()), .kind.plural())]
     TooLarge {
         /// The file.
         path: PathBuf,
-        /// The bound, bytes.
-        limit: u64,
+        /// What it holds, which decides its bound.
+        kind: Document,
     },
     /// A document does not parse.
     #[error("{} is not valid: {detail}", .path.display())]
@@ -93,8 +90,12 @@ impl LayoutDir {
     /// # Errors
     /// The directory cannot be opened, or lacks `oci-layout` or `index.json`.
     pub fn open(path: &Path) -> Result<Self, LayoutError> {
-        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())
-            .map_err(|source| LayoutError::Io { path: path.to_path_buf(), source })?;
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+                LayoutError::NotLayout { dir: path.to_path_buf() }
+            }
+            _ => LayoutError::Io { path: path.to_path_buf(), source },
+        })?;
         let layout = LayoutDir { dir, path: path.to_path_buf() };
         for marker in ["oci-layout", "index.json"] {
             if layout.dir.symlink_metadata(marker).is_err() {
@@ -109,24 +110,24 @@ impl LayoutDir {
         &self.path
     }
 
-    /// Read and parse `index.json` (at most [`MAX_DOCUMENT_SIZE`] bytes).
+    /// Read and parse `index.json` (at most [`Document::Manifest`]'s bound).
     ///
     /// # Errors
     /// It is not a regular file, too large, unreadable or not an image index.
     pub fn index(&self) -> Result<ImageIndex, LayoutError> {
-        let bytes = self.read_document("index.json")?;
+        let bytes = self.read_document("index.json", Document::Manifest)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| LayoutError::Corrupt { path: self.path.join("index.json"), detail: e.to_string() })
     }
 
-    /// Read a whole JSON blob (a manifest, index or config: at most [`MAX_DOCUMENT_SIZE`]
-    /// bytes) and check it against its digest.
+    /// Read a whole JSON blob (a manifest, index or config, as `kind` says: no further than
+    /// its bound) and check it against its digest.
     ///
     /// # Errors
     /// The blob is missing, not a regular file, too large, unreadable, or not what its
     /// digest says.
-    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, LayoutError> {
-        let bytes = self.read_document(&blob_name(digest))?;
+    pub fn read_blob(&self, digest: &Digest, kind: Document) -> Result<Vec<u8>, LayoutError> {
+        let bytes = self.read_document(&blob_name(digest), kind)?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
             return Err(LayoutError::DigestMismatch { dir: self.path.clone(), expected: digest.clone(), actual });
@@ -150,12 +151,12 @@ impl LayoutDir {
         self.path.join(blob_name(digest))
     }
 
-    fn read_document(&self, name: &str) -> Result<Vec<u8>, LayoutError> {
+    fn read_document(&self, name: &str, kind: Document) -> Result<Vec<u8>, LayoutError> {
         let path = self.path.join(name);
         let mut file = self.open_file(name)?;
-        store::read_bounded(&mut file, MAX_DOCUMENT_SIZE)
+        store::read_bounded(&mut file, kind.limit())
             .map_err(|source| LayoutError::Io { path: path.clone(), source })?
-            .ok_or(LayoutError::TooLarge { path, limit: MAX_DOCUMENT_SIZE })
+            .ok_or(LayoutError::TooLarge { path, kind })
     }
 
     /// Open `name` (relative to the layout) if it is a regular file. Three checks, each for
@@ -210,15 +211,15 @@ mod tests {
         std::fs::write(dir.path().join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
         let l = LayoutDir::open(dir.path()).unwrap();
         assert_eq!(l.index().unwrap().manifests().len(), 0);
-        assert_eq!(l.read_blob(&digest).unwrap(), bytes);
+        assert_eq!(l.read_blob(&digest, Document::Config).unwrap(), bytes);
         let other = Digest::of(b"other");
         std::fs::write(dir.path().join("blobs/sha256").join(other.hex()), b"not other").unwrap();
-        assert!(matches!(l.read_blob(&other), Err(LayoutError::DigestMismatch { .. })));
-        let big = vec![b' '; MAX_DOCUMENT_SIZE as usize + 1];
+        assert!(matches!(l.read_blob(&other, Document::Config), Err(LayoutError::DigestMismatch { .. })));
+        let big = vec![b' '; crate::limits::MAX_DOCUMENT_SIZE as usize + 1];
         std::fs::write(dir.path().join("index.json"), &big).unwrap();
         let err = l.index().unwrap_err().to_string();
         assert!(
-            err.ends_with("index.json is larger than 4 MiB, the most kiln reads of an image manifest, index or config"),
+            err.ends_with("index.json is larger than 4 MiB, the most kiln reads of image manifests and indexes"),
             "{err}"
         );
     }
@@ -239,7 +240,7 @@ mod tests {
         std::fs::create_dir(blobs.join(subdir.hex())).unwrap();
         let l = LayoutDir::open(dir.path()).unwrap();
         for (digest, kind) in [(&linked, "a symbolic link"), (&fifo, "a FIFO"), (&subdir, "a directory")] {
-            let err = l.read_blob(digest).unwrap_err();
+            let err = l.read_blob(digest, Document::Manifest).unwrap_err();
             assert!(matches!(err, LayoutError::NotRegular { kind: k, .. } if k == kind), "{err}");
             assert!(err.to_string().contains(digest.hex()), "{err}");
             assert!(l.open_blob(digest).is_err());
@@ -253,6 +254,6 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("blobs")).unwrap();
         std::fs::create_dir(outside.path().join("sha256")).unwrap();
         std::fs::write(outside.path().join("sha256").join(linked.hex()), b"host secret").unwrap();
-        assert!(l.read_blob(&linked).is_err(), "a blob reached through a link out of the layout");
+        assert!(l.read_blob(&linked, Document::Manifest).is_err(), "a blob reached through a link out of the layout");
     }
 }

@@ -49,10 +49,15 @@ pub const DEFAULT_LAYER_SIZE: u64 = 8 << 30;
 /// Size of a build file; real ones are a few kilobytes.
 pub const DEFAULT_BUILD_FILE_SIZE: u64 = 4 << 20;
 
-/// The largest OCI JSON document kiln reads: an image manifest, index or config, or an OCI
-/// layout's `index.json`. 4 MiB, as containerd bounds manifests and configs; real ones are a
-/// few kilobytes (a config with a long history, tens of kilobytes).
+/// The largest image manifest or index kiln reads (an OCI layout's `index.json` included).
+/// 4 MiB, as containerd and registries bound manifests; real ones are a few kilobytes.
 pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+
+/// The largest image config kiln reads or writes. Configs are larger than manifests because
+/// kiln writes one history entry per instruction: a build file of 100,000 LABEL lines, within
+/// the default limits, makes a 9.7 MB config. 64 MiB leaves room for six times that; real
+/// configs are a few kilobytes.
+pub const MAX_CONFIG_SIZE: u64 = 64 << 20;
 
 /// The longest name a tar entry may carry in a GNU long-name or long-link record: Linux's
 /// PATH_MAX ([`crate::rootfs::PATH_MAX`], the terminating NUL included). No longer path could

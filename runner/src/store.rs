@@ -19,8 +19,8 @@
 //!
 //! It never follows a digest it did not validate into a path: digests are parsed first. A blob
 //! is read only if it is a regular file (a symlink, FIFO or device in `blobs/` is an error,
-//! never a hang), a document no further than [`MAX_DOCUMENT_SIZE`], and every read checks the
-//! digest of the bytes it returns or copies.
+//! never a hang), a JSON document no further than its kind's bound ([`Document`]), and every
+//! read checks the digest of the bytes it returns or copies.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
-use crate::limits::{MAX_DOCUMENT_SIZE, human_size};
+use crate::limits::{MAX_CONFIG_SIZE, MAX_DOCUMENT_SIZE, human_size};
 
 /// Docker's media types for a manifest and a manifest list (OCI's are in `MediaType`).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -97,6 +97,50 @@ pub enum StoreError {
         limit: u64,
     },
 }
+
+/// A kind of JSON document kiln reads whole, and so bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// An image manifest or index: [`MAX_DOCUMENT_SIZE`].
+    Manifest,
+    /// An image config: [`MAX_CONFIG_SIZE`].
+    Config,
+    /// Any of them, where the kind is not known: the larger bound.
+    Any,
+}
+
+impl Document {
+    /// The most bytes such a document may have.
+    pub fn limit(self) -> u64 {
+        match self {
+            Document::Manifest => MAX_DOCUMENT_SIZE,
+            Document::Config | Document::Any => MAX_CONFIG_SIZE,
+        }
+    }
+
+    /// How errors name such documents, plural.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Document::Manifest => "image manifests and indexes",
+            Document::Config => "image configs",
+            Document::Any => "image manifests, indexes and configs",
+        }
+    }
+
+    /// The kind a media type names.
+    pub fn of(media_type: &MediaType) -> Document {
+        match media_type {
+            MediaType::ImageConfig => Document::Config,
+            MediaType::Other(t) if t == DOCKER_CONFIG || t.ends_with(".config.v1+json") => Document::Config,
+            MediaType::ImageManifest | MediaType::ImageIndex => Document::Manifest,
+            MediaType::Other(t) if t == DOCKER_MANIFEST || t == DOCKER_MANIFEST_LIST => Document::Manifest,
+            _ => Document::Any,
+        }
+    }
+}
+
+/// Docker's media type for an image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// What to do about a damaged blob of the store. kiln keeps one copy of each blob and never
 /// replaces one it has, so the damaged copy has to go before a pull or build brings it back.
@@ -396,12 +440,21 @@ impl Store {
         writer.commit()
     }
 
-    /// Store a JSON document as a blob and describe it.
+    /// Store a JSON document as a blob and describe it. A document larger than kiln reads
+    /// of its kind ([`Document`]) is refused: the store holds nothing it cannot read back.
     pub fn put_json<T: Serialize>(&self, media_type: MediaType, value: &T) -> Result<Descriptor> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             path: self.tmp_dir(),
             detail: format!("cannot serialise {media_type}: {e}"),
         })?;
+        let kind = Document::of(&media_type);
+        if bytes.len() as u64 > kind.limit() {
+            return Err(StoreError::TooLarge {
+                path: PathBuf::from(format!("the new {media_type} document ({} bytes)", bytes.len())),
+                what: kind.plural(),
+                limit: kind.limit(),
+            });
+        }
         let (digest, size) = self.put_bytes(&bytes)?;
         Ok(descriptor(media_type, &digest, size))
     }
@@ -417,9 +470,15 @@ impl Store {
     }
 
     /// Read a whole JSON document (a manifest, index or config), checking its digest; at
-    /// most [`MAX_DOCUMENT_SIZE`] bytes are read.
+    /// most [`Document::Any`]'s bound is read. Where the kind is known,
+    /// [`Store::read_document`] bounds it closer.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        self.read_blob_up_to(digest, MAX_DOCUMENT_SIZE, "image manifests, indexes and configs")
+        self.read_document(digest, Document::Any)
+    }
+
+    /// Read a whole JSON document of the kind `kind`, checking its digest and its bound.
+    pub fn read_document(&self, digest: &Digest, kind: Document) -> Result<Vec<u8>> {
+        self.read_blob_up_to(digest, kind.limit(), kind.plural())
     }
 
     /// Read a whole blob of at most `limit` bytes (`what` names such blobs in the error),
@@ -783,11 +842,12 @@ mod tests {
         assert_eq!(copy, b"content");
         let big = vec![b' '; MAX_DOCUMENT_SIZE as usize + 1];
         let (big, _) = store.put_bytes(&big).unwrap();
-        let err = store.read_blob(&big).unwrap_err().to_string();
-        assert!(
-            err.ends_with("is larger than 4 MiB, the most kiln reads of image manifests, indexes and configs"),
-            "{err}"
-        );
+        let err = store.read_document(&big, Document::Manifest).unwrap_err().to_string();
+        assert!(err.ends_with("is larger than 4 MiB, the most kiln reads of image manifests and indexes"), "{err}");
+        assert!(store.read_document(&big, Document::Config).is_ok());
+        let huge = serde_json::json!({ "x": "a".repeat(MAX_CONFIG_SIZE as usize) });
+        let err = store.put_json(MediaType::ImageConfig, &huge).unwrap_err().to_string();
+        assert!(err.ends_with("is larger than 64 MiB, the most kiln reads of image configs"), "{err}");
         // A blob replaced by a FIFO or a symlink: refused, without waiting.
         let fifo = Digest::of(b"fifo");
         let status = std::process::Command::new("mkfifo").arg(store.blob_path(&fifo)).status().unwrap();
