@@ -1,8 +1,9 @@
 //! Base images whose layers try to reach the host or exhaust the machine: entry names and
 //! links aimed outside the root, a directory replaced by a symlink and written through,
 //! whiteouts for `..`, duplicates, setuid files, a 10 GB sparse file, decompression bombs,
-//! tar records declaring a gigabyte of name, and a blob that is not what its digest says.
-//! (Hardlinks out of the root, device nodes and FIFOs in a layer are
+//! tar records declaring a gigabyte of name, a blob that is not what its digest says, and
+//! layout blobs that are symlinks to host files, FIFOs or directories. (Hardlinks out of the
+//! root, device nodes and FIFOs in a layer are
 //! `run::hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host`.)
 
 use std::path::Path;
@@ -65,7 +66,7 @@ impl RawTar {
 }
 
 /// How a build file names the image of the OCI layout `base` (in the sandbox) tagged `evil`.
-fn base_ref() -> &'static str {
+pub(super) fn base_ref() -> &'static str {
     "oci-layout://base:evil"
 }
 
@@ -316,5 +317,63 @@ fn tar_records_declaring_a_gigabyte_are_refused_at_their_header() {
                 "nothing was tagged",
             ],
         );
+    }
+}
+
+/// A case whose base layout's layer blob is replaced by what `replace` makes of its path.
+fn with_layer_blob_replaced(replace: impl FnOnce(&Path, &Path)) -> (Hostile, String) {
+    let mut tar = RawTar::default();
+    tar.file("etc/motd", 0o644, b"hello\n");
+    let mut h = Hostile::new();
+    let layout = h.sb.dir.path().join("base");
+    layout_with_layer(&layout, &tar.finish(), "evil");
+    let layer = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+        .unwrap();
+    std::fs::remove_file(&layer).unwrap();
+    replace(&layer, h.canary());
+    h.sb.write("ctx/Dockerfile", format!("FROM {}\nCOPY Dockerfile /\n", base_ref()));
+    h.seal();
+    let name = layer.file_name().unwrap().to_string_lossy().into_owned();
+    (h, name)
+}
+
+#[test]
+fn a_layout_blob_that_is_a_symlink_fifo_or_directory_is_refused_without_reading_it() {
+    use sha2::Digest;
+    let secret_digest = format!("{:x}", sha2::Sha256::digest(b"host secret\n"));
+    type Replace = fn(&Path, &Path);
+    let cases: [(&str, Replace); 3] = [
+        ("a symbolic link", |blob, canary| std::os::unix::fs::symlink(canary.join("secret"), blob).unwrap()),
+        ("a FIFO", |blob, _| {
+            let status = std::process::Command::new("mkfifo").arg(blob).status().unwrap();
+            assert!(status.success());
+        }),
+        ("a directory", |blob, _| std::fs::create_dir(blob).unwrap()),
+    ];
+    for (kind, replace) in cases {
+        let (h, name) = with_layer_blob_replaced(replace);
+        // Nobody writes the FIFO: opening it the usual way would wait forever.
+        let mut cmd = h.kiln();
+        cmd.args(["build", "-t", "linked:1", "ctx"]);
+        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let err = h.refused(
+            &out,
+            &[
+                "Dockerfile:1",
+                &format!("base/blobs/sha256/{name} is {kind}: kiln reads only regular files in an image layout"),
+                "nothing was tagged",
+            ],
+        );
+        assert!(!err.contains(&secret_digest), "the digest of a host file was shown:\n{err}");
+        // `kiln run` reads the layout without importing it: the same.
+        let mut cmd = h.kiln();
+        cmd.args(["run", base_ref(), "/bin/true"]);
+        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let err = h.refused(&out, &[&format!("base/blobs/sha256/{name} is {kind}")]);
+        assert!(!err.contains(&secret_digest), "the digest of a host file was shown:\n{err}");
     }
 }

@@ -77,6 +77,11 @@ impl<R: Read> HeaderCheck<R> {
         }
     }
 
+    /// The stream, for reading what follows the archive.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Follow `bytes`, the next ones of the stream.
     fn observe(&mut self, mut bytes: &[u8]) -> Result<(), RecordTooLarge> {
         while !bytes.is_empty() && !self.done {
