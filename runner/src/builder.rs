@@ -23,7 +23,7 @@ use crate::context::BuildContext;
 use crate::copy::{self, CopySpec, Origin};
 use crate::ignore::Matcher;
 use crate::image::{self, Healthcheck, History, ImageConfig, LoadedImage};
-use crate::layer::{self, Scratch};
+use crate::layer::{self, LayerError, Scratch};
 use crate::named_context::{ContextValue, NamedContext, NamedContexts};
 use crate::progress::Progress;
 use crate::registry::{Registry, RegistryError, RegistryScope};
@@ -691,11 +691,22 @@ impl Executor<'_> {
             out.tree = (*tree).clone();
         }
         for layer in std::mem::take(&mut out.pending) {
-            let digest = Digest::parse(&layer.digest).map_err(|e| BuildError::new(e.to_string()))?;
-            let blob = self.store.open_blob(&digest).map_err(|e| BuildError::new(e.to_string()))?;
-            let stream = layer::decompress(blob).map_err(|e| BuildError::new(e.to_string()))?;
-            layer::apply(&mut out.tree, stream, &self.scratch, &layer.digest)
-                .map_err(|e| BuildError::new(e.to_string()))?;
+            let parse = |text: &str| Digest::parse(text).map_err(|e| BuildError::new(e.to_string()));
+            let expected = layer::Expected {
+                digest: parse(&layer.digest)?,
+                size: layer.size,
+                diff_id: Some(parse(&layer.diff_id)?),
+            };
+            let blob = self.store.open_blob(&expected.digest).map_err(|e| BuildError::new(e.to_string()))?;
+            // Checked as it streams: the cache checked the blob when it was looked up, but
+            // this is the read whose bytes are used.
+            layer::apply_blob(&mut out.tree, blob, &expected, &self.scratch, &layer.digest).map_err(|e| match e {
+                LayerError::Damaged { digest, mismatch } => BuildError::new(format!(
+                    "layer {digest}, the cached result of an earlier step, is damaged in kiln's store: {mismatch}"
+                ))
+                .hint("build again with --no-cache: the step runs again and writes its layer anew"),
+                other => BuildError::new(other.to_string()),
+            })?;
         }
         out.tree.forget_changes();
         Ok(())

@@ -93,6 +93,8 @@ impl<'a> Cache<'a> {
         };
         if let Some(layer) = &entry.layer {
             let digest = Digest::parse(&layer.digest).ok()?;
+            // Applying the layer checks its tar against this.
+            Digest::parse(&layer.diff_id).ok()?;
             if !self.blob_matches(&digest, layer.size) {
                 tracing::warn!(
                     key = key.as_str(),
@@ -178,7 +180,7 @@ mod tests {
         let key = Key::of(&[b"step"]);
         let entry = Entry {
             config: ImageConfig::default(),
-            layer: Some(CachedLayer { digest: digest.as_str().into(), size, diff_id: "sha256:00".into() }),
+            layer: Some(CachedLayer { digest: digest.as_str().into(), size, diff_id: Digest::of(b"tar").to_string() }),
         };
         cache.put(&key, &entry);
         assert!(cache.get(&key).is_some());

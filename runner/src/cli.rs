@@ -1334,7 +1334,7 @@ fn frontend_command(command: &FrontendCommand, root: &Path, registry: &Registry)
     };
     // A component is checked to be a frontend before it is stored or published.
     let checked = |file: &Path| -> Result<Vec<u8>, String> {
-        let wasm = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let wasm = select::read_component(file)?;
         Frontend::load(&wasm, &file.display().to_string(), Some(root.join("compiled")), FrontendLimits::default())
             .map_err(|e| e.to_string())?;
         Ok(wasm)

@@ -5,19 +5,24 @@
 //! carry fields the OCI type drops (`Healthcheck`, `OnBuild`, `Shell`, `ArgsEscaped`), and a
 //! base image's config must survive a round trip untouched: unknown fields are kept.
 //!
-//! Loading never trusts a layout on disk: every blob read from one is checked against its
-//! digest before it is used or imported into the store.
+//! Loading never trusts a layout on disk: its files are read through [`crate::layout`] (no
+//! symlink followed, nothing but regular files, documents bounded), and every blob read from
+//! one is checked against its digest before it is used or imported into the store. Nor does
+//! unpacking trust the store: each layer is checked while it streams against its descriptor
+//! and the config's diff_id ([`layer::apply_blob`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::layer::{self, LayerError, Scratch};
+use crate::layer::{self, LayerError, Mismatch, Scratch};
+use crate::layout::{LayoutDir, LayoutError};
 use crate::rootfs::Tree;
-use crate::store::{self, Digest, HashingWriter, Store, StoreError};
+use crate::store::{self, Digest, Document, Store, StoreError};
 
 /// `config` inside an image config: how a container runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -200,6 +205,67 @@ pub enum ImageError {
         /// What is wrong.
         detail: String,
     },
+    /// A file of an image layout cannot be used.
+    #[error("{reference}: {source}")]
+    Layout {
+        /// The reference as written.
+        reference: String,
+        /// What is wrong.
+        source: LayoutError,
+    },
+    /// A blob's bytes are not what the image says they are.
+    #[error("{0}")]
+    Damaged(Box<Damage>),
+}
+
+/// A blob of an image whose bytes are not what the image says they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The reference as written.
+    pub reference: String,
+    /// `layer` or `config`.
+    pub what: &'static str,
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Where the blob was read.
+    pub place: Place,
+    /// What differs.
+    pub mismatch: Mismatch,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Damage { reference, what, digest, place, mismatch } = self;
+        write!(f, "{reference}: {what} {digest} in {place} is damaged: {mismatch}; {}", place.remedy())
+    }
+}
+
+/// Where a blob was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// kiln's store.
+    Store,
+    /// An OCI image layout directory.
+    Layout(PathBuf),
+}
+
+impl Place {
+    /// What to do about a damaged blob here.
+    fn remedy(&self) -> String {
+        match self {
+            Place::Store => store::DAMAGED_REMEDY.to_string(),
+            Place::Layout(_) => "the layout is corrupt: write or copy it again".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Store => f.write_str("kiln's store"),
+            Place::Layout(dir) => write!(f, "{}", dir.display()),
+        }
+    }
 }
 
 /// Where an image comes from.
@@ -287,16 +353,8 @@ fn malformed(reference: &str, detail: impl Into<String>) -> ImageError {
     ImageError::Malformed { reference: reference.to_string(), detail: detail.into() }
 }
 
-/// Read and verify a blob from a layout directory.
-fn layout_blob(dir: &Path, digest: &Digest, reference: &str) -> Result<Vec<u8>, ImageError> {
-    let path = dir.join("blobs").join("sha256").join(digest.hex());
-    let bytes =
-        std::fs::read(&path).map_err(|e| malformed(reference, format!("cannot read {}: {e}", path.display())))?;
-    let actual = Digest::of(&bytes);
-    if &actual != digest {
-        return Err(malformed(reference, format!("blob {digest} in {} has digest {actual}", dir.display())));
-    }
-    Ok(bytes)
+fn layout_error(reference: &str) -> impl Fn(LayoutError) -> ImageError + '_ {
+    move |source| ImageError::Layout { reference: reference.to_string(), source }
 }
 
 fn digest_of(reference: &str, d: &Descriptor) -> Result<Digest, ImageError> {
@@ -346,15 +404,8 @@ pub fn load(store: &Store, reference: &str, platforms: &[String]) -> Result<Load
             load_from_store(store, reference, &descriptor, platforms)
         }
         ImageRef::Layout { dir, tag, digest } => {
-            let index_path = dir.join("index.json");
-            let layout_marker = dir.join("oci-layout");
-            if !layout_marker.is_file() || !index_path.is_file() {
-                return Err(malformed(
-                    reference,
-                    format!("{} is not an OCI image layout (it needs oci-layout and index.json)", dir.display()),
-                ));
-            }
-            let index = store::read_index(&index_path).map_err(|e| malformed(reference, e.to_string()))?;
+            let layout = LayoutDir::open(&dir).map_err(layout_error(reference))?;
+            let index = layout.index().map_err(layout_error(reference))?;
             let descriptor = match (&tag, &digest) {
                 (Some(tag), _) => index.manifests().iter().find(|d| store::ref_name(d) == Some(tag.as_str())).cloned(),
                 (_, Some(digest)) => index.manifests().iter().find(|d| d.digest().as_ref() == digest.as_str()).cloned(),
@@ -373,7 +424,7 @@ pub fn load(store: &Store, reference: &str, platforms: &[String]) -> Result<Load
                     ),
                 }
             })?;
-            let read = |digest: &Digest| layout_blob(&dir, digest, reference);
+            let read = |digest: &Digest, kind| layout.read_blob(digest, kind).map_err(layout_error(reference));
             resolve_descriptor(reference, &descriptor, platforms, &read, Some(dir.clone()))
         }
     }
@@ -388,7 +439,7 @@ pub fn load_from_store(
     descriptor: &Descriptor,
     platforms: &[String],
 ) -> Result<LoadedImage, ImageError> {
-    let read = |digest: &Digest| store.read_blob(digest).map_err(ImageError::from);
+    let read = |digest: &Digest, kind| store.read_document(digest, kind).map_err(ImageError::from);
     resolve_descriptor(reference, descriptor, platforms, &read, None)
 }
 
@@ -403,7 +454,8 @@ fn find_in_store(store: &Store, name: &str) -> Result<Option<Descriptor>, ImageE
     Ok(None)
 }
 
-type BlobReader<'a> = dyn Fn(&Digest) -> Result<Vec<u8>, ImageError> + 'a;
+/// Reads a whole document, checked against its digest and bounded by its kind.
+type BlobReader<'a> = dyn Fn(&Digest, Document) -> Result<Vec<u8>, ImageError> + 'a;
 
 fn resolve_descriptor(
     reference: &str,
@@ -416,7 +468,7 @@ fn resolve_descriptor(
     let mut from_index = false;
     for _ in 0..4 {
         let digest = digest_of(reference, &descriptor)?;
-        let bytes = match read(&digest) {
+        let bytes = match read(&digest, Document::Manifest) {
             Err(ImageError::Store(StoreError::Io { source, .. }))
                 if from_index && source.kind() == std::io::ErrorKind::NotFound =>
             {
@@ -449,7 +501,7 @@ fn resolve_descriptor(
                 let manifest: ImageManifest = serde_json::from_slice(&bytes)
                     .map_err(|e| malformed(reference, format!("manifest {digest}: {e}")))?;
                 let config_digest = digest_of(reference, manifest.config())?;
-                let config_bytes = read(&config_digest)?;
+                let config_bytes = read(&config_digest, Document::Config)?;
                 let config: ImageConfig = serde_json::from_slice(&config_bytes)
                     .map_err(|e| malformed(reference, format!("config {config_digest}: {e}")))?;
                 if config.rootfs.diff_ids.len() != manifest.layers().len() {
@@ -480,6 +532,7 @@ impl LoadedImage {
     /// on it are complete there.
     pub fn import(&self, store: &Store) -> Result<(), ImageError> {
         let Some(dir) = &self.layout else { return Ok(()) };
+        let layout = LayoutDir::open(dir).map_err(layout_error(&self.reference))?;
         let mut descriptors = vec![self.manifest.config().clone()];
         descriptors.extend(self.manifest.layers().iter().cloned());
         for d in descriptors {
@@ -487,52 +540,82 @@ impl LoadedImage {
             if store.has_blob(&digest) {
                 continue;
             }
-            let path = dir.join("blobs").join("sha256").join(digest.hex());
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| malformed(&self.reference, format!("cannot read {}: {e}", path.display())))?;
-            store.import_blob(&digest, &mut file).map_err(|e| malformed(&self.reference, e.to_string()))?;
+            let what = if d == *self.manifest.config() { "config" } else { "layer" };
+            let file = self.open_layout_blob(&layout, &digest, d.size(), what)?;
+            // No further than its descriptor's size: the digest is checked on what is copied.
+            store
+                .import_blob(&digest, &mut file.take(d.size()))
+                .map_err(|e| malformed(&self.reference, e.to_string()))?;
         }
         Ok(())
     }
 
     /// Unpack the image's layers, bottom first, into a new [`Tree`] whose file contents live
     /// in `scratch`. A layer is read from the store when it is there, else from the layout
-    /// the image was loaded from, checked against its digest first. Nothing is written to
-    /// the store, so this also serves a throwaway copy (`kiln run`).
+    /// the image was loaded from, and checked while it streams: its size and digest against
+    /// its descriptor, its tar against the config's diff_id. Nothing is written to the store,
+    /// so this also serves a throwaway copy (`kiln run`).
     ///
     /// # Errors
     ///
-    /// A layer is missing or damaged, compressed in a way kiln cannot read, or holds an
-    /// entry that cannot be applied.
+    /// A layer is missing or damaged ([`ImageError::Damaged`], naming it, where it was read
+    /// and what to do), compressed in a way kiln cannot read, or holds an entry that cannot
+    /// be applied.
     pub fn rootfs(&self, store: &Store, scratch: &Scratch) -> Result<Tree, ImageError> {
+        let layout = match &self.layout {
+            Some(dir) => Some(LayoutDir::open(dir).map_err(layout_error(&self.reference))?),
+            None => None,
+        };
         let mut tree = Tree::new();
-        for descriptor in self.manifest.layers() {
+        for (descriptor, diff_id) in self.manifest.layers().iter().zip(&self.config.rootfs.diff_ids) {
             let digest = digest_of(&self.reference, descriptor)?;
-            let blob = match &self.layout {
-                Some(dir) if !store.has_blob(&digest) => self.open_layout_blob(dir, &digest)?,
-                _ => store.open_blob(&digest)?,
+            let diff_id = Digest::parse(diff_id).map_err(|_| {
+                malformed(&self.reference, format!("its config lists the diff_id {diff_id:?}, not a sha256 digest"))
+            })?;
+            let (blob, place) = match &layout {
+                Some(layout) if !store.has_blob(&digest) => (
+                    self.open_layout_blob(layout, &digest, descriptor.size(), "layer")?,
+                    Place::Layout(layout.path().to_path_buf()),
+                ),
+                _ => (store.open_blob(&digest)?, Place::Store),
             };
-            let stream =
-                layer::decompress(blob).map_err(|e| malformed(&self.reference, format!("layer {digest}: {e}")))?;
-            layer::apply(&mut tree, stream, scratch, &format!("{} {digest}", self.reference))?;
+            let expected = layer::Expected { digest, size: descriptor.size(), diff_id: Some(diff_id) };
+            let name = format!("{} {}", self.reference, expected.digest);
+            layer::apply_blob(&mut tree, blob, &expected, scratch, &name).map_err(|e| match e {
+                LayerError::Damaged { digest, mismatch } => ImageError::Damaged(Box::new(Damage {
+                    reference: self.reference.clone(),
+                    what: "layer",
+                    digest,
+                    place,
+                    mismatch,
+                })),
+                other => ImageError::Layer(other),
+            })?;
         }
         tree.forget_changes();
         Ok(tree)
     }
 
-    /// Open a blob of the layout directory `dir` once its content was checked against
-    /// `digest` (streamed: a layer is never held in memory).
-    fn open_layout_blob(&self, dir: &Path, digest: &Digest) -> Result<std::fs::File, ImageError> {
-        let path = dir.join("blobs").join("sha256").join(digest.hex());
-        let cannot_read =
-            |e: std::io::Error| malformed(&self.reference, format!("cannot read {}: {e}", path.display()));
-        let mut hashing = HashingWriter::new(std::io::sink());
-        std::io::copy(&mut std::fs::File::open(&path).map_err(cannot_read)?, &mut hashing).map_err(cannot_read)?;
-        let (_, actual, _) = hashing.finish();
-        if &actual != digest {
-            return Err(malformed(&self.reference, format!("blob {digest} in {} has digest {actual}", dir.display())));
+    /// Open a blob of a layout for streaming, once its size on disk is the one its
+    /// descriptor gives (the caller checks its content while it streams).
+    fn open_layout_blob(
+        &self,
+        layout: &LayoutDir,
+        digest: &Digest,
+        size: u64,
+        what: &'static str,
+    ) -> Result<std::fs::File, ImageError> {
+        let (file, actual) = layout.open_blob(digest).map_err(layout_error(&self.reference))?;
+        if actual != size {
+            return Err(ImageError::Damaged(Box::new(Damage {
+                reference: self.reference.clone(),
+                what,
+                digest: digest.clone(),
+                place: Place::Layout(layout.path().to_path_buf()),
+                mismatch: Mismatch::Size { expected: size, actual },
+            })));
         }
-        std::fs::File::open(&path).map_err(cannot_read)
+        Ok(file)
     }
 }
 

@@ -8,7 +8,11 @@
 //! a layer is never held in memory.
 //!
 //! The reader never touches a host path named by an entry: file contents go to numbered
-//! files in a scratch directory, and names only ever address the in-memory tree.
+//! files in a scratch directory, and names only ever address the in-memory tree. It bounds
+//! what it holds in memory: the tar records read whole (long names, PAX headers) are checked
+//! against their bounds before they are read ([`headers`]). A layer blob is checked while it
+//! streams ([`apply_blob`]): its size and digest against its descriptor, its tar against the
+//! config's diff_id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
@@ -21,7 +25,9 @@ use flate2::write::GzEncoder;
 use tar::{EntryType, Header};
 
 use crate::rootfs::{self, Changes, Content, FileData, Kind, Meta, Node, Tree};
-use crate::store::{Digest, HashingWriter, Store, StoreError};
+use crate::store::{Digest, HashingReader, HashingWriter, Store, StoreError};
+
+mod headers;
 
 /// gzip level for new layers: 1, like Go's `gzip.BestSpeed`. Measured on bench/copy-build.sh
 /// (mostly incompressible data) level 6 made the whole build 3.7x slower; on source text it
@@ -65,6 +71,24 @@ pub enum LayerError {
         /// The limit, bytes.
         limit: u64,
     },
+    /// A tar header declares a long name, long link or PAX record above its bound.
+    #[error(
+        "layer {layer}: a tar entry has {record}; kiln cannot unpack it: the archive is corrupt or was made to exhaust memory"
+    )]
+    RecordTooLarge {
+        /// Which layer.
+        layer: String,
+        /// The record and its bound.
+        record: headers::RecordTooLarge,
+    },
+    /// A layer blob is not what its descriptor or the image config says.
+    #[error("layer {digest} is damaged: {mismatch}")]
+    Damaged {
+        /// The digest of the blob, from its descriptor.
+        digest: Digest,
+        /// What differs.
+        mismatch: Mismatch,
+    },
     /// A tar entry cannot be applied.
     #[error("layer {layer}: entry {entry}: {detail}")]
     BadEntry {
@@ -75,6 +99,60 @@ pub enum LayerError {
         /// What is wrong.
         detail: String,
     },
+}
+
+/// How a layer blob differs from what the image says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The blob is not as long as its descriptor says.
+    Size {
+        /// The size in the descriptor.
+        expected: u64,
+        /// The bytes there are, or `expected + 1` when there are more.
+        actual: u64,
+    },
+    /// The blob's content has another digest.
+    Digest {
+        /// The digest of its content.
+        actual: Digest,
+    },
+    /// The uncompressed tar has another digest than the config's diff_id.
+    DiffId {
+        /// The diff_id the config lists.
+        expected: Digest,
+        /// The digest of the tar.
+        actual: Digest,
+    },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Size { expected, actual } if actual > expected => {
+                write!(f, "its blob is longer than the {expected} bytes its descriptor gives")
+            }
+            Mismatch::Size { expected, actual } => {
+                write!(f, "its blob is {actual} bytes, not the {expected} its descriptor gives")
+            }
+            Mismatch::Digest { actual } => write!(f, "its content has digest {actual}"),
+            Mismatch::DiffId { expected, actual } => write!(
+                f,
+                "its uncompressed content has digest {actual}, not the diff_id {expected} the image config lists"
+            ),
+        }
+    }
+}
+
+/// What a layer blob must be: its descriptor's digest and size and, where known, the
+/// digest of its uncompressed tar (the config's diff_id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size, bytes.
+    pub size: u64,
+    /// The uncompressed tar's digest.
+    pub diff_id: Option<Digest>,
 }
 
 fn io_context(context: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
@@ -384,8 +462,10 @@ pub(crate) fn copy_sparse(reader: &mut dyn Read, file: &mut std::fs::File) -> io
     Ok(size)
 }
 
-/// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar).
-pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> {
+/// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar). A gzip
+/// stream of several members is read whole, as Go's `gzip.Reader` (Docker's, containerd's)
+/// reads it.
+pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < magic.len() {
@@ -398,7 +478,7 @@ pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> 
     let prefix = io::Cursor::new(magic[..got].to_vec());
     let whole = prefix.chain(reader);
     Ok(match &magic[..got] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(whole)),
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(whole)),
         // OCI's `tar+zstd` layers, which registries increasingly serve.
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(ruzstd::decoding::StreamingDecoder::new(whole).map_err(io::Error::other)?),
         _ => Box::new(whole),
@@ -408,7 +488,50 @@ pub fn decompress(mut reader: impl Read + 'static) -> io::Result<Box<dyn Read>> 
 /// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what
 /// lower layers had, other entries replace. `layer` names the layer in errors.
 pub fn apply(tree: &mut Tree, tar_stream: impl Read, scratch: &Scratch, layer: &str) -> Result<(), LayerError> {
-    apply_entries(tree, &[], tar_stream, scratch, layer, true).map(|_| ())
+    apply_entries(tree, &[], tar_stream, scratch, Unpack::Layer, layer).map(|_| ())
+}
+
+/// Apply a layer blob, as stored (compressed), to `tree`, checking it while it streams: the
+/// blob is read no further than its descriptor's size (plus one byte, to tell a longer blob),
+/// its digest is computed on the bytes decompressed, and the uncompressed tar's digest on the
+/// bytes applied, read to its end. A blob that differs in any of these is
+/// [`LayerError::Damaged`], whatever else failed on the way (a damaged blob explains a broken
+/// tar). On an error `tree` holds part of the layer and must be discarded.
+///
+/// # Errors
+/// [`LayerError::Damaged`], or anything [`apply`] fails with.
+pub fn apply_blob(
+    tree: &mut Tree,
+    blob: impl Read,
+    expected: &Expected,
+    scratch: &Scratch,
+    layer: &str,
+) -> Result<(), LayerError> {
+    let mut compressed = HashingReader::new(blob.take(expected.size.saturating_add(1)));
+    let applied = (|| {
+        let stream = decompress(&mut compressed).map_err(io_context(format!("read layer {layer}")))?;
+        let mut tar = HashingReader::new(stream);
+        apply_entries(tree, &[], &mut tar, scratch, Unpack::Layer, layer)?;
+        Ok::<_, LayerError>(tar.finish().1)
+    })();
+    // Whatever the tar reader left (the end of a gzip stream, or all of it after an error).
+    let drained = io::copy(&mut compressed, &mut io::sink());
+    let (_, digest, size) = compressed.finish();
+    let damaged = |mismatch| LayerError::Damaged { digest: expected.digest.clone(), mismatch };
+    if drained.is_ok() {
+        if size != expected.size {
+            return Err(damaged(Mismatch::Size { expected: expected.size, actual: size }));
+        }
+        if digest != expected.digest {
+            return Err(damaged(Mismatch::Digest { actual: digest }));
+        }
+    }
+    let diff_id = applied?;
+    drained.map_err(io_context(format!("read layer {layer}")))?;
+    match &expected.diff_id {
+        Some(want) if *want != diff_id => Err(damaged(Mismatch::DiffId { expected: want.clone(), actual: diff_id })),
+        _ => Ok(()),
+    }
 }
 
 /// Unpack an archive (ADD) with every entry placed under the directory `base`. Unlike a
@@ -421,18 +544,30 @@ pub fn apply_at(
     scratch: &Scratch,
     layer: &str,
 ) -> Result<BTreeSet<Vec<String>>, LayerError> {
-    apply_entries(tree, base, tar_stream, scratch, layer, false)
+    apply_entries(tree, base, tar_stream, scratch, Unpack::Archive, layer)
 }
 
-/// [`apply`] and [`apply_at`]: `whiteouts` says whether `.wh.` entries remove what is there.
+/// What [`apply_entries`] unpacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unpack {
+    /// An image layer: `.wh.` entries remove what is there, and the stream is read to its
+    /// end (its diff_id covers every byte).
+    Layer,
+    /// An archive ADD unpacks: `.wh.` entries are files, and what follows the archive's end
+    /// is not read.
+    Archive,
+}
+
+/// [`apply`] and [`apply_at`].
 fn apply_entries(
     tree: &mut Tree,
     base: &[String],
     tar_stream: impl Read,
     scratch: &Scratch,
+    unpack: Unpack,
     layer: &str,
-    whiteouts: bool,
 ) -> Result<BTreeSet<Vec<String>>, LayerError> {
+    let whiteouts = unpack == Unpack::Layer;
     let bad = |entry: &str, detail: String| LayerError::BadEntry {
         layer: layer.to_string(),
         // A PAX record can make a name megabytes long.
@@ -445,13 +580,16 @@ fn apply_entries(
     // the tar reader holds long names and PAX records in memory, and a bomb of those must
     // stop somewhere.
     let bounded = Bounded { inner: tar_stream, left: limit.saturating_add(limit / 16).saturating_add(1 << 20) };
-    let mut archive = tar::Archive::new(bounded);
+    // The records the tar reader holds whole are bounded one by one, before it reads them.
+    let mut archive = tar::Archive::new(headers::HeaderCheck::new(bounded));
     let mut unpacked: u64 = 0;
     let read_error = |e: io::Error| {
         if e.get_ref().is_some_and(|inner| inner.is::<StreamTooLong>()) {
-            too_large()
-        } else {
-            LayerError::Io { context: format!("read layer {layer}"), source: e }
+            return too_large();
+        }
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<headers::RecordTooLarge>()) {
+            Some(record) => LayerError::RecordTooLarge { layer: layer.to_string(), record: record.clone() },
+            None => LayerError::Io { context: format!("read layer {layer}"), source: e },
         }
     };
     let entries = archive.entries().map_err(read_error)?;
@@ -573,6 +711,10 @@ fn apply_entries(
         }
         tree.insert(&dest, Node { meta, kind }).map_err(|e| bad(&raw_path, e.to_string()))?;
         seen_in_layer.insert(dest);
+    }
+    if unpack == Unpack::Layer {
+        // Past the archive's end marker, within the same bound.
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink()).map_err(read_error)?;
     }
     Ok(seen_in_layer)
 }
@@ -779,8 +921,10 @@ mod tests {
 
     #[test]
     fn an_entry_deeper_than_linux_can_name_is_refused() {
-        // A GNU long name: 3,000 levels, 6,001 bytes.
-        let bytes = one_file_tar(&format!("{}f", "a/".repeat(3000)), b"");
+        // A GNU long name of 4,095 bytes (2,047 levels): its record fits PATH_MAX with its
+        // NUL, but the absolute path is one byte too long. (Longer records are refused
+        // before they are read: `a_long_name_record_past_path_max_is_refused_before_it_is_read`.)
+        let bytes = one_file_tar(&format!("{}f", "a/".repeat(2047)), b"");
         let scratch_dir = tempfile::tempdir().unwrap();
         let mut t = Tree::new();
         let err = apply(&mut t, &bytes[..], &Scratch::new(scratch_dir.path()), "sha256:deep").unwrap_err();
@@ -788,5 +932,97 @@ mod tests {
         assert!(text.contains("sha256:deep"), "{text}");
         assert!(text.contains("more than the 4095 Linux accepts"), "{text}");
         assert!(text.len() < 400, "the entry is shortened in the message: {text}");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn expected(blob: &[u8], tar: &[u8]) -> Expected {
+        Expected { digest: Digest::of(blob), size: blob.len() as u64, diff_id: Some(Digest::of(tar)) }
+    }
+
+    #[test]
+    fn a_blob_is_checked_against_its_descriptor_and_diff_id_while_it_streams() {
+        let tar = one_file_tar("etc/motd", b"hello");
+        let blob = gzip(&tar);
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(scratch_dir.path());
+        let apply_to_new = |blob: &[u8], expected: &Expected| {
+            let mut t = Tree::new();
+            apply_blob(&mut t, blob, expected, &scratch, "test").map(|()| t)
+        };
+        let good = expected(&blob, &tar);
+        let t = apply_to_new(&blob, &good).unwrap();
+        assert_eq!(t.read_file("/etc/motd", 10).unwrap(), b"hello");
+
+        let mismatch = |result: Result<Tree, LayerError>| match result {
+            Err(LayerError::Damaged { mismatch, .. }) => mismatch,
+            other => panic!("not damaged: {:?}", other.map(|_| ())),
+        };
+        // One byte flipped near the end (in the gzip trailer: the tar still applies).
+        let mut flipped = blob.clone();
+        let at = flipped.len() - 2;
+        flipped[at] ^= 0xff;
+        assert_eq!(mismatch(apply_to_new(&flipped, &good)), Mismatch::Digest { actual: Digest::of(&flipped) });
+        // Flipped in the middle: the tar breaks, and the digest is what is reported.
+        let mut broken = blob.clone();
+        let at = broken.len() / 2;
+        broken[at] ^= 0xff;
+        assert!(matches!(mismatch(apply_to_new(&broken, &good)), Mismatch::Digest { .. }));
+        // Longer or shorter than the descriptor.
+        let mut longer = blob.clone();
+        longer.extend([0; 10]);
+        assert_eq!(
+            mismatch(apply_to_new(&longer, &good)),
+            Mismatch::Size { expected: good.size, actual: good.size + 1 }
+        );
+        let shorter = &blob[..blob.len() - 1];
+        assert!(matches!(mismatch(apply_to_new(shorter, &good)), Mismatch::Size { .. }));
+        // The right blob, but not the tar the config lists.
+        let wrong_diff = Expected { diff_id: Some(Digest::of(b"another tar")), ..good.clone() };
+        let Mismatch::DiffId { actual, .. } = mismatch(apply_to_new(&blob, &wrong_diff)) else { panic!("diff_id") };
+        assert_eq!(actual, Digest::of(&tar), "the diff_id covers the whole tar, past its end marker");
+        let text =
+            LayerError::Damaged { digest: good.digest.clone(), mismatch: Mismatch::Digest { actual } }.to_string();
+        assert!(
+            text.starts_with(&format!("layer {} is damaged: its content has digest sha256:", good.digest)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_gzip_blob_of_several_members_is_read_whole() {
+        // As `cat a.gz b.gz` makes, and Go's gzip reader reads.
+        let first = one_file_tar("a", b"first");
+        let second = one_file_tar("b", b"second");
+        // The first tar without its end marker, so that the second's entries follow.
+        let first = &first[..first.len() - 1024];
+        let tar: Vec<u8> = [first, &second[..]].concat();
+        let blob: Vec<u8> = [gzip(first), gzip(&second)].concat();
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let mut t = Tree::new();
+        apply_blob(&mut t, &blob[..], &expected(&blob, &tar), &Scratch::new(scratch_dir.path()), "two members")
+            .unwrap();
+        assert_eq!(t.read_file("/b", 10).unwrap(), b"second");
+    }
+
+    #[test]
+    fn a_long_name_record_past_path_max_is_refused_before_it_is_read() {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::GNULongName);
+        h.set_size(1 << 40);
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_cksum();
+        // The header alone: had the record been read, the stream would end early.
+        let scratch_dir = tempfile::tempdir().unwrap();
+        let err =
+            apply(&mut Tree::new(), &h.as_bytes()[..], &Scratch::new(scratch_dir.path()), "sha256:long").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer sha256:long: a tar entry has a GNU long name of 1099511627776 bytes, more than the 4096 bytes kiln reads; kiln cannot unpack it: the archive is corrupt or was made to exhaust memory"
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod frontend;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod layout;
 pub mod limits;
 pub mod named_context;
 pub mod platform;

@@ -7,6 +7,11 @@
 //! more raises the limit. Whoever enforces a limit words its error with [`exceeded`], so
 //! every such error names the setting and says how to raise it.
 //!
+//! Besides these settings, a few bounds are fixed: the size of what kiln reads whole to parse
+//! it (an image manifest, index or config, a tar header's long name or PAX record, a frontend
+//! component). They are constants here, each with the reason for its value; whoever reads such
+//! an input checks it against the constant while it streams.
+//!
 //! This module only holds values and words errors; it never enforces anything itself.
 
 use std::fmt;
@@ -52,6 +57,33 @@ pub const DEFAULT_REGISTRY_TIMEOUT: u64 = 60;
 pub const MAX_JSON_DOCUMENT: u64 = 4 << 20;
 /// A token service's answer (`{"token": …}`); real ones are a few kilobytes.
 pub const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+
+/// The largest image manifest or index kiln reads (an OCI layout's `index.json` included).
+/// 4 MiB, as containerd and registries bound manifests; real ones are a few kilobytes.
+pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+
+/// The largest image config kiln reads or writes. Configs are larger than manifests because
+/// kiln writes one history entry per instruction: a build file of 100,000 LABEL lines, within
+/// the default limits, makes a 9.7 MB config. 64 MiB leaves room for six times that; real
+/// configs are a few kilobytes.
+pub const MAX_CONFIG_SIZE: u64 = 64 << 20;
+
+/// The longest name a tar entry may carry in a GNU long-name or long-link record: Linux's
+/// PATH_MAX ([`crate::rootfs::PATH_MAX`], the terminating NUL included). No longer path could
+/// be used inside an image anyway.
+pub const MAX_TAR_LONG_NAME: u64 = crate::rootfs::PATH_MAX as u64;
+
+/// The largest PAX extended header (the records that give one tar entry a long name, a long
+/// link, a large size or extended attributes). 1 MiB: room for a PATH_MAX name and link and
+/// hundreds of kilobytes of extended attributes, which is far more than any file system keeps
+/// per file.
+pub const MAX_PAX_HEADER: u64 = 1 << 20;
+
+/// The largest frontend component kiln loads. The largest frontend measured, a Python one
+/// built with componentize-py (which carries CPython and its standard library), is 18 MiB;
+/// the built-in ones are under 1 MiB. 128 MiB leaves room for bigger runtimes while keeping
+/// what a stray path (a device, a huge file) can make kiln read and compile small.
+pub const MAX_FRONTEND_SIZE: u64 = 128 << 20;
 
 impl Default for Limits {
     fn default() -> Self {

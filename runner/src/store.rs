@@ -22,7 +22,10 @@
 //! A store another user could write to is refused: whoever can change its blobs, index or
 //! cache decides what kiln builds (ssh refuses keys that others can write for the same reason).
 //!
-//! It never follows a digest it did not validate into a path: digests are parsed first.
+//! It never follows a digest it did not validate into a path: digests are parsed first. A blob
+//! is read only if it is a regular file (a symlink, FIFO or device in `blobs/` is an error,
+//! never a hang), a JSON document no further than its kind's bound ([`Document`]), and every
+//! read checks the digest of the bytes it returns or copies.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -33,6 +36,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
+
+use crate::limits::{MAX_CONFIG_SIZE, MAX_DOCUMENT_SIZE, human_size};
 
 /// Docker's media types for a manifest and a manifest list (OCI's are in `MediaType`).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -89,7 +94,75 @@ pub enum StoreError {
         /// What to do.
         remedy: String,
     },
+    /// A blob of the store no longer has the content its name says: it changed after kiln
+    /// wrote it.
+    #[error("blob {expected} in kiln's store is damaged: its content has digest {actual}; {}", DAMAGED_REMEDY)]
+    Damaged {
+        /// The digest the blob is named by.
+        expected: String,
+        /// The digest of its content now.
+        actual: String,
+    },
+    /// A file is larger than kiln reads of its kind.
+    #[error("{path} is larger than {}, the most kiln reads of {what}", human_size(*limit))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What kind of content it holds, plural (`image manifests, indexes and configs`).
+        what: &'static str,
+        /// The bound, bytes.
+        limit: u64,
+    },
 }
+
+/// A kind of JSON document kiln reads whole, and so bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// An image manifest or index: [`MAX_DOCUMENT_SIZE`].
+    Manifest,
+    /// An image config: [`MAX_CONFIG_SIZE`].
+    Config,
+    /// Any of them, where the kind is not known: the larger bound.
+    Any,
+}
+
+impl Document {
+    /// The most bytes such a document may have.
+    pub fn limit(self) -> u64 {
+        match self {
+            Document::Manifest => MAX_DOCUMENT_SIZE,
+            Document::Config | Document::Any => MAX_CONFIG_SIZE,
+        }
+    }
+
+    /// How errors name such documents, plural.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Document::Manifest => "image manifests and indexes",
+            Document::Config => "image configs",
+            Document::Any => "image manifests, indexes and configs",
+        }
+    }
+
+    /// The kind a media type names.
+    pub fn of(media_type: &MediaType) -> Document {
+        match media_type {
+            MediaType::ImageConfig => Document::Config,
+            MediaType::Other(t) if t == DOCKER_CONFIG || t.ends_with(".config.v1+json") => Document::Config,
+            MediaType::ImageManifest | MediaType::ImageIndex => Document::Manifest,
+            MediaType::Other(t) if t == DOCKER_MANIFEST || t == DOCKER_MANIFEST_LIST => Document::Manifest,
+            _ => Document::Any,
+        }
+    }
+}
+
+/// Docker's media type for an image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// What to do about a damaged blob of the store. kiln keeps one copy of each blob and never
+/// replaces one it has, so the damaged copy has to go before a pull or build brings it back.
+pub const DAMAGED_REMEDY: &str =
+    "untag the images that use it (`kiln rmi NAME`), delete it with `kiln prune`, then pull or build them again";
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -164,6 +237,95 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A reader that hashes and counts everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new(), read: 0 }
+    }
+
+    /// The inner reader, the digest and the byte count of what was read.
+    pub fn finish(self) -> (R, Digest, u64) {
+        let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
+        (self.inner, digest, self.read)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Read all of `reader` if it holds at most `limit` bytes; `None` if it holds more. At most
+/// `limit + 1` bytes are read, so a stream that never ends costs no more than that.
+///
+/// # Errors
+/// What reading fails with.
+pub fn read_bounded(reader: &mut dyn Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// How messages name a file type that is not a regular file.
+pub fn file_kind(file_type: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Whether [`open_regular`] follows a symlink at the end of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Follow it (a path the user gave).
+    Follow,
+    /// Refuse it (`O_NOFOLLOW`).
+    Refuse,
+}
+
+/// Open `path` for reading if it is a regular file: a FIFO or device is opened without
+/// waiting (`O_NONBLOCK`), then refused after `fstat`; a symlink as the last component is
+/// followed or refused as `symlinks` says. The error names what the path is instead.
+pub fn open_regular(path: &Path, symlinks: Symlinks) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = if symlinks == Symlinks::Refuse { libc::O_NOFOLLOW } else { 0 };
+    let file = OpenOptions::new().read(true).custom_flags(nofollow | libc::O_NONBLOCK).open(path).map_err(|e| {
+        match e.raw_os_error() {
+            // What O_NOFOLLOW reports for a symlink.
+            Some(libc::ELOOP) if symlinks == Symlinks::Refuse => {
+                io::Error::other("it is a symbolic link, which kiln does not follow here")
+            }
+            _ => e,
+        }
+    })?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(io::Error::other(format!("it is {}, not a regular file", file_kind(file_type))));
+    }
+    Ok(file)
 }
 
 /// A blob being written into the store; becomes visible only through [`BlobWriter::commit`].
@@ -324,12 +486,21 @@ impl Store {
         writer.commit()
     }
 
-    /// Store a JSON document as a blob and describe it.
+    /// Store a JSON document as a blob and describe it. A document larger than kiln reads
+    /// of its kind ([`Document`]) is refused: the store holds nothing it cannot read back.
     pub fn put_json<T: Serialize>(&self, media_type: MediaType, value: &T) -> Result<Descriptor> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             path: self.tmp_dir(),
             detail: format!("cannot serialise {media_type}: {e}"),
         })?;
+        let kind = Document::of(&media_type);
+        if bytes.len() as u64 > kind.limit() {
+            return Err(StoreError::TooLarge {
+                path: PathBuf::from(format!("the new {media_type} document ({} bytes)", bytes.len())),
+                what: kind.plural(),
+                limit: kind.limit(),
+            });
+        }
         let (digest, size) = self.put_bytes(&bytes)?;
         Ok(descriptor(media_type, &digest, size))
     }
@@ -344,21 +515,37 @@ impl Store {
         Ok(writer.commit_checked(Some(expected))?.1)
     }
 
-    /// Read a whole blob, checking its digest.
+    /// Read a whole JSON document (a manifest, index or config), checking its digest; at
+    /// most [`Document::Any`]'s bound is read. Where the kind is known,
+    /// [`Store::read_document`] bounds it closer.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        self.read_document(digest, Document::Any)
+    }
+
+    /// Read a whole JSON document of the kind `kind`, checking its digest and its bound.
+    pub fn read_document(&self, digest: &Digest, kind: Document) -> Result<Vec<u8>> {
+        self.read_blob_up_to(digest, kind.limit(), kind.plural())
+    }
+
+    /// Read a whole blob of at most `limit` bytes (`what` names such blobs in the error),
+    /// checking its digest. A longer blob is refused after `limit + 1` bytes.
+    pub fn read_blob_up_to(&self, digest: &Digest, limit: u64, what: &'static str) -> Result<Vec<u8>> {
         let path = self.blob_path(digest);
-        let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+        let bytes = read_bounded(&mut self.open_blob(digest)?, limit)
+            .map_err(io_err("read", &path))?
+            .ok_or(StoreError::TooLarge { path, what, limit })?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            return Err(StoreError::DigestMismatch { expected: digest.to_string(), actual: actual.to_string() });
+            return Err(StoreError::Damaged { expected: digest.to_string(), actual: actual.to_string() });
         }
         Ok(bytes)
     }
 
-    /// Open a blob for streaming (the caller checks the digest if it needs to).
+    /// Open a blob for streaming (the caller checks the digest if it needs to). Only a
+    /// regular file is opened: see [`open_regular`].
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         let path = self.blob_path(digest);
-        File::open(&path).map_err(io_err("open", &path))
+        open_regular(&path, Symlinks::Refuse).map_err(io_err("open", &path))
     }
 
     /// Read and parse a JSON blob.
@@ -682,9 +869,40 @@ mod tests {
         assert!(store.lookup("y:1").unwrap().is_none());
         assert!(matches!(store.untag("y:1"), Err(StoreError::UnknownImage(_))));
         fs::write(store.blob_path(&digest), b"tampered").unwrap();
-        assert!(matches!(store.read_blob(&digest), Err(StoreError::DigestMismatch { .. })));
+        let damaged = store.read_blob(&digest).unwrap_err();
+        assert!(matches!(damaged, StoreError::Damaged { .. }), "{damaged}");
+        assert!(damaged.to_string().contains("`kiln prune`"), "{damaged}");
         let wrong = Digest::of(b"other");
         assert!(store.import_blob(&wrong, &mut &b"content"[..]).is_err());
         assert!(!store.has_blob(&wrong), "a mismatching blob never becomes visible");
+    }
+
+    #[test]
+    fn reads_are_bounded_and_only_of_regular_files() {
+        assert_eq!(read_bounded(&mut &b"four"[..], 4).unwrap(), Some(b"four".to_vec()));
+        assert_eq!(read_bounded(&mut &b"five!"[..], 4).unwrap(), None);
+        assert_eq!(read_bounded(&mut io::repeat(0), 1 << 20).unwrap(), None, "an endless stream ends");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (digest, _) = store.put_bytes(b"content").unwrap();
+        let big = vec![b' '; MAX_DOCUMENT_SIZE as usize + 1];
+        let (big, _) = store.put_bytes(&big).unwrap();
+        let err = store.read_document(&big, Document::Manifest).unwrap_err().to_string();
+        assert!(err.ends_with("is larger than 4 MiB, the most kiln reads of image manifests and indexes"), "{err}");
+        assert!(store.read_document(&big, Document::Config).is_ok());
+        let huge = serde_json::json!({ "x": "a".repeat(MAX_CONFIG_SIZE as usize) });
+        let err = store.put_json(MediaType::ImageConfig, &huge).unwrap_err().to_string();
+        assert!(err.ends_with("is larger than 64 MiB, the most kiln reads of image configs"), "{err}");
+        // A blob replaced by a FIFO or a symlink: refused, without waiting.
+        let fifo = Digest::of(b"fifo");
+        let status = std::process::Command::new("mkfifo").arg(store.blob_path(&fifo)).status().unwrap();
+        assert!(status.success());
+        let err = store.read_blob(&fifo).unwrap_err().to_string();
+        assert!(err.contains("it is a FIFO, not a regular file"), "{err}");
+        let link = Digest::of(b"link");
+        std::os::unix::fs::symlink(store.blob_path(&digest), store.blob_path(&link)).unwrap();
+        let err = store.read_blob(&link).unwrap_err().to_string();
+        assert!(err.contains("it is a symbolic link"), "{err}");
+        assert!(open_regular(&store.blob_path(&link), Symlinks::Follow).is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! Build files written to hurt the frontend or the builder: a 10 MB line, 100,000
 //! instructions, 10,000 stages, piles of heredocs, NUL bytes and invalid UTF-8, stages that
-//! use themselves, and build files that never end (a device, a FIFO). Each builds or ends in
+//! use themselves, build files that never end (a device, a FIFO), and frontends that are a
+//! FIFO, a device or too large to be one. Each builds or ends in
 //! the error a user sees, naming the file, the line and what to do; none panics or hangs
 //! (every kiln runs under a deadline and is killed, failing the test, past it).
 
@@ -469,4 +470,37 @@ fn a_fifo_nobody_writes_waits_like_cat_and_ctrl_c_ends_it() {
     };
     assert_eq!(status.code(), Some(130), "{}", String::from_utf8_lossy(&err.join().unwrap()));
     h.verify(&[]);
+}
+
+#[test]
+fn frontends_that_are_fifos_devices_or_huge_are_refused_at_once() {
+    let h = with_dockerfile("FROM scratch\n");
+    // A FIFO nobody writes: opened the usual way, it would wait forever.
+    let (_dir, pipe) = fifo();
+    let (out, _) = build(&h, &["--frontend", pipe.to_str().unwrap(), "ctx"]);
+    h.refused(
+        &out,
+        &[&format!("error: cannot read the frontend {}: it is a FIFO, not a regular file", pipe.display())],
+    );
+    // A device that never ends, named by the flag or by the build file.
+    let (out, _) = build(&h, &["--frontend", "/dev/zero", "ctx"]);
+    h.refused(&out, &["error: cannot read the frontend /dev/zero: it is a device, not a regular file"]);
+    let h = with_dockerfile("# syntax=/dev/zero\nFROM scratch\n");
+    let (out, _) = build(&h, &["ctx"]);
+    h.refused(
+        &out,
+        &["Dockerfile:1: the # syntax= line names a frontend kiln cannot get: cannot read the frontend /dev/zero: it is a device, not a regular file"],
+    );
+    // A regular file past the bound (sparse: it takes no space), read no further.
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.wasm");
+    std::fs::File::create(&huge).unwrap().set_len(kiln::limits::MAX_FRONTEND_SIZE + 1).unwrap();
+    let (out, _) = build(&h, &["--frontend", huge.to_str().unwrap(), "ctx"]);
+    h.refused(
+        &out,
+        &[&format!(
+            "error: the frontend {} is larger than 128 MiB, the most kiln loads as a frontend component",
+            huge.display()
+        )],
+    );
 }

@@ -1,8 +1,10 @@
 //! Base images whose layers try to reach the host or exhaust the machine: entry names and
 //! links aimed outside the root, a directory replaced by a symlink and written through,
-//! whiteouts for `..`, duplicates, setuid files, a 10 GB sparse file, decompression bombs
-//! and a blob that is not what its digest says. (Hardlinks out of the root, device nodes
-//! and FIFOs are `run::hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host`.)
+//! whiteouts for `..`, duplicates, setuid files, a 10 GB sparse file, decompression bombs,
+//! tar records declaring a gigabyte of name, a blob that is not what its digest says, and
+//! layout blobs that are symlinks to host files, FIFOs or directories. (Hardlinks out of the
+//! root, device nodes and FIFOs in a layer are
+//! `run::hostile_hardlinks_are_refused_and_device_nodes_never_reach_the_host`.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -64,7 +66,13 @@ impl RawTar {
 }
 
 /// The named context that makes the OCI layout `base` (tag `evil`) the build's `evil-base`.
-const BASE_CONTEXT: &str = "evil-base=oci-layout://base:evil";
+pub(super) const BASE_CONTEXT: &str = "evil-base=oci-layout://base:evil";
+
+/// The image of the OCI layout `base` (in the sandbox) tagged `evil`, as the command line
+/// names it (`kiln run`; a build names it through [`BASE_CONTEXT`]).
+fn base_ref() -> &'static str {
+    "oci-layout://base:evil"
+}
 
 /// A hostile case: an OCI layout `base` holding `layer` (gzipped), and a build on it.
 fn on_base(layer: &[u8], steps: &str) -> Hostile {
@@ -213,9 +221,10 @@ fn a_10_gb_sparse_file_is_refused_by_default_and_stays_sparse_when_allowed() {
 #[test]
 fn decompression_bombs_stop_at_the_layer_limit() {
     use std::io::Write;
-    // 512 MiB of zeros: in one file, and as a PAX header the tar reader would hold in memory.
+    // 512 MiB of zeros in one file. (As a record the tar reader holds in memory, it is refused
+    // sooner: `tar_records_declaring_a_gigabyte_are_refused_at_their_header`.)
     let zeros = vec![0u8; 1 << 20];
-    for kind in [EntryType::Regular, EntryType::XHeader] {
+    for kind in [EntryType::Regular] {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         let mut h = RawTar::header(kind, "bomb", 0o644, 512 << 20);
         h.set_cksum();
@@ -271,4 +280,115 @@ fn a_blob_that_is_not_what_its_digest_says_is_refused() {
     let index = std::fs::read_to_string(h.sb.root().join("index.json")).unwrap_or_default();
     assert!(!index.contains("damaged"), "nothing tagged: {index}");
     assert!(!h.sb.root().join("blobs/sha256").join(&name).exists(), "the damaged blob is not in the store");
+}
+
+/// A gzipped layer whose first header is a `kind` record declaring `size` bytes, followed by
+/// that many bytes of `a` (a name that long, in earnest), then one file.
+fn record_bomb(kind: EntryType, size: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut h = RawTar::header(kind, "././@LongLink", 0o644, 0);
+    h.set_size(size);
+    h.set_cksum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(h.as_bytes()).unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        gz.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    gz.write_all(&vec![0; (size.next_multiple_of(512) - size) as usize]).unwrap();
+    let mut tail = RawTar::default();
+    tail.file("f", 0o644, b"");
+    gz.write_all(&tail.finish()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn tar_records_declaring_a_gigabyte_are_refused_at_their_header() {
+    // The tar reader holds a GNU long name, long link or PAX header whole in memory; a
+    // gigabyte of one once cost ten gigabytes. Each is refused at its header, whatever the
+    // layer limit, before its bytes are read.
+    for (kind, record, bound) in [
+        (EntryType::GNULongName, "a GNU long name", 4096),
+        (EntryType::GNULongLink, "a GNU long link", 4096),
+        (EntryType::XHeader, "a PAX extended header", 1 << 20),
+    ] {
+        let blob = record_bomb(kind, 1 << 30);
+        let mut h = Hostile::new();
+        layout_with_blob(&h.sb.dir.path().join("base"), &blob, &"0".repeat(64), "evil");
+        h.sb.write("ctx/Dockerfile", "FROM evil-base\nCOPY Dockerfile /\n");
+        h.seal();
+        let out = h.run(&["build", "--build-context", BASE_CONTEXT, "-t", "bomb:1", "ctx"]);
+        h.refused(
+            &out,
+            &[
+                "Dockerfile:1",
+                &format!("layer {} sha256:", base_ref()),
+                &format!(
+                    ": a tar entry has {record} of 1073741824 bytes, more than the {bound} bytes kiln reads; kiln cannot unpack it: the archive is corrupt or was made to exhaust memory"
+                ),
+                "nothing was tagged",
+            ],
+        );
+    }
+}
+
+/// A case whose base layout's layer blob is replaced by what `replace` makes of its path.
+fn with_layer_blob_replaced(replace: impl FnOnce(&Path, &Path)) -> (Hostile, String) {
+    let mut tar = RawTar::default();
+    tar.file("etc/motd", 0o644, b"hello\n");
+    let mut h = Hostile::new();
+    let layout = h.sb.dir.path().join("base");
+    layout_with_layer(&layout, &tar.finish(), "evil");
+    let layer = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+        .unwrap();
+    std::fs::remove_file(&layer).unwrap();
+    replace(&layer, h.canary());
+    h.sb.write("ctx/Dockerfile", "FROM evil-base\nCOPY Dockerfile /\n");
+    h.seal();
+    let name = layer.file_name().unwrap().to_string_lossy().into_owned();
+    (h, name)
+}
+
+#[test]
+fn a_layout_blob_that_is_a_symlink_fifo_or_directory_is_refused_without_reading_it() {
+    use sha2::Digest;
+    let secret_digest = format!("{:x}", sha2::Sha256::digest(b"host secret\n"));
+    type Replace = fn(&Path, &Path);
+    let cases: [(&str, Replace); 3] = [
+        ("a symbolic link", |blob, canary| std::os::unix::fs::symlink(canary.join("secret"), blob).unwrap()),
+        ("a FIFO", |blob, _| {
+            let status = std::process::Command::new("mkfifo").arg(blob).status().unwrap();
+            assert!(status.success());
+        }),
+        ("a directory", |blob, _| std::fs::create_dir(blob).unwrap()),
+    ];
+    for (kind, replace) in cases {
+        let (h, name) = with_layer_blob_replaced(replace);
+        // Nobody writes the FIFO: opening it the usual way would wait forever.
+        let mut cmd = h.kiln();
+        cmd.args(["build", "--build-context", BASE_CONTEXT, "-t", "linked:1", "ctx"]);
+        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let err = h.refused(
+            &out,
+            &[
+                "Dockerfile:1",
+                &format!("base/blobs/sha256/{name} is {kind}: kiln reads only regular files in an image layout"),
+                "nothing was tagged",
+            ],
+        );
+        assert!(!err.contains(&secret_digest), "the digest of a host file was shown:\n{err}");
+        // `kiln run` reads the layout without importing it: the same.
+        let mut cmd = h.kiln();
+        cmd.args(["run", base_ref(), "/bin/true"]);
+        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let err = h.refused(&out, &[&format!("base/blobs/sha256/{name} is {kind}")]);
+        assert!(!err.contains(&secret_digest), "the digest of a host file was shown:\n{err}");
+    }
 }

@@ -7,6 +7,9 @@
 //! each checked for the exact error a user sees, for nothing changed outside the build's own
 //! directories, and for a store that is still whole.
 //!
+//! Blobs of the store changed after kiln wrote them are `blobs`: a build, a run or an export
+//! that reads one refuses it, naming it.
+//!
 //! Hostile frontends (endless loops, traps, huge allocations, reads of host files, sockets,
 //! malformed graphs) have their suite in `tests/all/sandbox.rs`, next to the frontend
 //! sandbox they test; base-image hardlinks and device nodes are in `tests/all/run.rs`.
@@ -14,6 +17,7 @@
 //! Every case runs through [`Hostile`]: a sandbox with a store, a canary directory outside it
 //! that hostile inputs aim at, and a private TMPDIR that must stay empty.
 
+mod blobs;
 mod buildfiles;
 mod contexts;
 mod guests;

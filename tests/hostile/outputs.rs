@@ -492,12 +492,25 @@ fn ctrl_c_during_a_local_export_leaves_whole_files_and_no_temporary() {
     layer.extend_from_slice(&[0; 1024]);
     let mut h = Hostile::new();
     layout_with_layer(&h.sb.dir.path().join("base"), &layer, "sparse");
-    h.sb.write("ctx/Dockerfile", "FROM oci-layout://base:sparse\nCOPY Dockerfile /\n");
+    h.sb.write("ctx/Dockerfile", "FROM sparse-base\nCOPY Dockerfile /\n");
     h.seal();
     let out = h.sb.dir.path().join("out");
     // `Dockerfile` is written first (name order), then the long copy begins.
     let ready = || out.join("Dockerfile").exists() || !temporaries(h.sb.dir.path()).is_empty();
-    let (status, err) = interrupt_export(&h, &["build", "--progress", "plain", "-o", "out", "ctx"], ready);
+    let (status, err) = interrupt_export(
+        &h,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--build-context",
+            "sparse-base=oci-layout://base:sparse",
+            "-o",
+            "out",
+            "ctx",
+        ],
+        ready,
+    );
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(
         err.contains("error: output out: interrupted; the files written so far are whole; the rest were not written"),
@@ -532,11 +545,22 @@ fn ctrl_c_during_an_oci_export_leaves_the_destination_as_it_was() {
     let mut h = Hostile::new();
     layout_with_blob(&h.sb.dir.path().join("base"), &blob, &diff_id, "noise");
     drop(blob);
-    h.sb.write("ctx/Dockerfile", "FROM oci-layout://base:noise\nCOPY Dockerfile /\n");
+    h.sb.write("ctx/Dockerfile", "FROM noise-base\nCOPY Dockerfile /\n");
     h.seal();
     let layout = h.sb.dir.path().join("layout");
     let ready = || layout.join("oci-layout").exists() || !temporaries(h.sb.dir.path()).is_empty();
-    let args = ["build", "--progress", "plain", "-t", "noise:1", "-o", "type=oci,dest=layout", "ctx"];
+    let args = [
+        "build",
+        "--progress",
+        "plain",
+        "--build-context",
+        "noise-base=oci-layout://base:noise",
+        "-t",
+        "noise:1",
+        "-o",
+        "type=oci,dest=layout",
+        "ctx",
+    ];
     let (status, err) = interrupt_export(&h, &args, ready);
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("error: output layout: interrupted; the destination is as it was"), "{err}");

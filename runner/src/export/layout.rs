@@ -78,10 +78,10 @@ fn verified(blob: &Blob<'_>, got: Digest) -> io::Result<()> {
     if got == blob.digest {
         Ok(())
     } else {
-        Err(io::Error::other(format!(
-            "blob {} in the store has digest {got}; run kiln prune, then build again",
-            blob.digest
-        )))
+        Err(io::Error::other(crate::store::StoreError::Damaged {
+            expected: blob.digest.to_string(),
+            actual: got.to_string(),
+        }))
     }
 }
 

@@ -12,12 +12,14 @@
 //! from its registry (every blob checked against its digest on the way).
 //!
 //! This module only finds bytes; [`super::Frontend::load`] checks that they are a frontend.
-//! It never runs a frontend, and reads no file but the component it is pointed at.
+//! It never runs a frontend, and reads no file but the component it is pointed at, and that
+//! one only if it is a regular file, no further than [`MAX_FRONTEND_SIZE`].
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{ImageManifest, MediaType};
 
+use crate::limits::{MAX_FRONTEND_SIZE, human_size};
 use crate::registry::Registry;
 use crate::store::{self, Store};
 use crate::wasm_artifact;
@@ -151,13 +153,11 @@ pub struct Fetched {
 pub fn fetch(reference: &FrontendRef, store: Option<&Store>, registry: Option<&Registry>) -> Result<Fetched, String> {
     match reference {
         FrontendRef::Builtin(b) => Ok(Fetched { wasm: b.wasm().into(), origin: b.describe().to_string() }),
-        FrontendRef::Path(path) => match std::fs::read(path) {
-            Ok(wasm) => Ok(Fetched { wasm: wasm.into(), origin: path.display().to_string() }),
-            Err(e) => Err(format!(
-                "cannot read the frontend {}: {e} (a frontend path is relative to the current directory)",
-                path.display()
-            )),
-        },
+        FrontendRef::Path(path) => {
+            let wasm = read_component(path)
+                .map_err(|e| format!("{e} (a frontend path is relative to the current directory)"))?;
+            Ok(Fetched { wasm: wasm.into(), origin: path.display().to_string() })
+        }
         FrontendRef::Image(name) => {
             let store =
                 store.ok_or_else(|| format!("the frontend {name} needs kiln's store, which cannot be opened"))?;
@@ -175,6 +175,23 @@ pub fn fetch(reference: &FrontendRef, store: Option<&Store>, registry: Option<&R
             Ok(Fetched { wasm: wasm.into(), origin: format!("the frontend {name} ({})", descriptor.digest()) })
         }
     }
+}
+
+/// Read a frontend component file: a regular file (a FIFO or a device is refused at once,
+/// never waited on or read) of at most [`MAX_FRONTEND_SIZE`] bytes, read no further.
+///
+/// # Errors
+/// A message naming the file: it cannot be opened, is not a regular file, or is too large.
+pub fn read_component(path: &Path) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the frontend {}: {e}", path.display());
+    let mut file = store::open_regular(path, store::Symlinks::Follow).map_err(cannot)?;
+    store::read_bounded(&mut file, MAX_FRONTEND_SIZE).map_err(cannot)?.ok_or_else(|| {
+        format!(
+            "the frontend {} is larger than {}, the most kiln loads as a frontend component; is it the component you meant?",
+            path.display(),
+            human_size(MAX_FRONTEND_SIZE)
+        )
+    })
 }
 
 /// The store's descriptor for a frontend image, if it has one (by tag, or by digest).
@@ -214,7 +231,9 @@ fn component_of(store: &Store, name: &str, descriptor: &oci_spec::image::Descrip
         }
     };
     let digest = store::descriptor_digest(layer).map_err(|e| e.to_string())?;
-    store.read_blob(&digest).map_err(|e| format!("frontend {name}: {e}"))
+    store
+        .read_blob_up_to(&digest, MAX_FRONTEND_SIZE, "frontend components")
+        .map_err(|e| format!("frontend {name}: {e}"))
 }
 
 /// Put a frontend component into the store as a Wasm OCI artifact tagged `name`; returns the
