@@ -778,6 +778,13 @@ impl Executor<'_> {
                     message =
                         format!("{message}: {}", exceeded(Limit::StepProcesses, &limits.step_processes.to_string()));
                 }
+                RunError::LayerSize { output, .. } => {
+                    message = format!(
+                        "{message}: {}{}",
+                        exceeded(Limit::LayerSize, &human_size(limits.layer_size)),
+                        last_lines(output)
+                    );
+                }
                 _ => {}
             }
             BuildError::new(message)

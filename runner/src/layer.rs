@@ -101,11 +101,14 @@ pub fn write_changes(
         return Ok(None);
     }
     let items = layer_items(tree, changes);
-    // Refused before anything is written: the sizes are known from the tree.
+    // Refused before anything is written: the sizes are known from the tree. Each file's
+    // current size (a RUN step may have written to it since it was recorded), once for the
+    // names that share its data, as the tar holds it once.
+    let mut seen = std::collections::HashSet::new();
     let contents: u64 = items
         .values()
         .map(|item| match item {
-            Item::Entry(Node { kind: Kind::File(data), .. }) => data.size,
+            Item::Entry(Node { kind: Kind::File(data), .. }) if seen.insert(Arc::as_ptr(data)) => data.len(),
             _ => 0,
         })
         .fold(0, u64::saturating_add);
@@ -324,9 +327,15 @@ impl Scratch {
     /// become holes, so a sparse file in a layer stays sparse on disk.
     pub fn store(&self, reader: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
         let path = self.new_path();
-        let mut file = std::fs::File::create(&path)?;
-        let size = copy_sparse(reader, &mut file)?;
+        let size = self.store_at(&path, reader)?;
         Ok((path, size))
+    }
+
+    /// [`Scratch::store`] into `path`, from [`Scratch::new_path`] (so that its size can be
+    /// accounted for before anything is written); returns the size.
+    pub fn store_at(&self, path: &Path, reader: &mut dyn Read) -> io::Result<u64> {
+        let mut file = std::fs::File::create(path)?;
+        copy_sparse(reader, &mut file)
     }
 }
 
@@ -660,6 +669,28 @@ mod tests {
         assert_eq!(got[3].4, 1_000, "mtime clamped to SOURCE_DATE_EPOCH");
         assert_eq!(got[1].4, 10, "earlier mtimes kept");
         assert_eq!((got[1].2, got[1].3), (0o640, 1000));
+    }
+
+    #[test]
+    fn the_size_check_reads_what_a_step_wrote_since_the_file_was_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scratch_dir = tempfile::tempdir().unwrap();
+        // Recorded empty, as a RUN step records a file it creates; then written to.
+        let written = scratch_dir.path().join("written");
+        std::fs::File::create(&written).unwrap().set_len(2 << 20).unwrap();
+        let node = Node {
+            meta: Meta::root(0o644, 0),
+            kind: Kind::File(Arc::new(FileData { content: Content::Scratch(written), size: 0 })),
+        };
+        let mut t = Tree::new();
+        t.insert(&rootfs::clean("big"), node.clone()).unwrap();
+        // A hard link to it is in the tar once.
+        t.insert(&rootfs::clean("link"), node).unwrap();
+        let changes = t.take_changes();
+        let err = write_changes(&store, &t, &changes, None, 1 << 20).unwrap_err();
+        assert!(matches!(err, LayerError::TooLarge { .. }), "{err}");
+        assert!(write_changes(&store, &t, &changes, None, 3 << 20).unwrap().is_some());
     }
 
     #[test]

@@ -502,6 +502,11 @@ impl Tree {
         Ok(())
     }
 
+    /// What changed since the last [`Tree::take_changes`], left in place.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
     /// What changed since the last call, and start recording afresh.
     pub fn take_changes(&mut self) -> Changes {
         self.added.clear();
