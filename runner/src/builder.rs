@@ -615,7 +615,7 @@ impl Executor<'_> {
                 }
                 self.copy(&mut probe, c, results)?;
                 let changes = probe.tree.take_changes();
-                layer::changes_digest(&probe.tree, &changes, Some(self.layer_epoch()))
+                layer::changes_key(&probe.tree, &changes, Some(self.layer_epoch()))
                     .map_err(|e| BuildError::new(e.to_string()))?
                     .map(|d| d.as_str().as_bytes().to_vec())
                     .unwrap_or_default()

@@ -117,23 +117,35 @@ pub fn write_changes(
     }
     let blob = store.blob_writer()?;
     let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
-    let hashing = write_tar(HashingWriter::new(gzip), &items, epoch)?;
+    let hashing = write_tar(HashingWriter::new(gzip), &items, epoch, Contents::Bytes)?;
     let (gzip, diff_id, _) = hashing.finish();
     let blob = gzip.finish().map_err(io_context("finish gzip"))?;
     let (digest, size) = blob.commit()?;
     Ok(Some(LayerInfo { digest, diff_id, size }))
 }
 
-/// The diff_id the layer of these changes would have (the sha256 of its uncompressed tar),
-/// without compressing or storing anything; `None` when nothing changed. Equal digests mean
-/// equal layers: every path, its metadata and its bytes are in the tar.
-pub fn changes_digest(tree: &Tree, changes: &Changes, epoch: Option<i64>) -> Result<Option<Digest>, LayerError> {
+/// A digest of the layer these changes would make, for cache keys, without writing it;
+/// `None` when nothing changed. It hashes the layer's tar with each file's bytes replaced by
+/// their sha256: a context file's is the one taken while its snapshot was copied, so the key
+/// costs no second read, and names the very bytes the layer will hold. Equal digests mean
+/// equal layers: every path, its metadata, its size and its bytes' digest are in it.
+pub fn changes_key(tree: &Tree, changes: &Changes, epoch: Option<i64>) -> Result<Option<Digest>, LayerError> {
     if changes.is_empty() {
         return Ok(None);
     }
     let items = layer_items(tree, changes);
-    let hashing = write_tar(HashingWriter::new(io::sink()), &items, epoch)?;
+    let hashing = write_tar(HashingWriter::new(io::sink()), &items, epoch, Contents::Digests)?;
     Ok(Some(hashing.finish().1))
+}
+
+/// What [`write_tar`] writes after a regular file's header.
+#[derive(Clone, Copy)]
+enum Contents {
+    /// The file's bytes: a layer.
+    Bytes,
+    /// The sha256 of its bytes, in the block after the header (whose size field still says
+    /// how long the file is): not a valid tar, only ever hashed ([`changes_key`]).
+    Digests,
 }
 
 /// Every entry a layer of `changes` holds, in tar order.
@@ -188,12 +200,18 @@ fn layer_items<'t>(tree: &'t Tree, changes: &Changes) -> BTreeMap<Vec<String>, I
 }
 
 /// Write `items` as a tar stream into `out` and return it.
-fn write_tar<W: Write>(out: W, items: &BTreeMap<Vec<String>, Item<'_>>, epoch: Option<i64>) -> Result<W, LayerError> {
+fn write_tar<W: Write>(
+    out: W,
+    items: &BTreeMap<Vec<String>, Item<'_>>,
+    epoch: Option<i64>,
+    contents: Contents,
+) -> Result<W, LayerError> {
     let mut tar = tar::Builder::new(out);
     let mut first_name: BTreeMap<*const FileData, String> = BTreeMap::new();
     for (path, item) in items {
         let name = rootfs::join(path);
-        write_item(&mut tar, &name, item, epoch, &mut first_name).map_err(io_context(format!("write /{name}")))?;
+        write_item(&mut tar, &name, item, epoch, contents, &mut first_name)
+            .map_err(io_context(format!("write /{name}")))?;
     }
     tar.into_inner().map_err(io_context("finish the layer tar"))
 }
@@ -222,6 +240,7 @@ fn write_item<W: Write>(
     name: &str,
     item: &Item<'_>,
     epoch: Option<i64>,
+    contents: Contents,
     first_name: &mut BTreeMap<*const FileData, String>,
 ) -> io::Result<()> {
     let node = match item {
@@ -246,6 +265,9 @@ fn write_item<W: Write>(
             let mut h = base_header(&node.meta, epoch, EntryType::Regular);
             let size = data.len();
             h.set_size(size);
+            if let Contents::Digests = contents {
+                return tar.append_data(&mut h, name, &data.content.sha256()?[..]);
+            }
             let reader = data.content.open()?;
             // Guard against a source that changed size since it was listed: the tar must
             // hold exactly the size in the header.

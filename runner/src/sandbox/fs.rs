@@ -681,8 +681,8 @@ impl FileReader {
                 f.seek(SeekFrom::Start(offset))?;
                 Box::new(f)
             }
-            Content::Context { dir, path } => {
-                let mut f = dir.open(path)?.into_std();
+            Content::Context(file) => {
+                let mut f = file.open()?;
                 f.seek(SeekFrom::Start(offset))?;
                 Box::new(f)
             }
