@@ -84,7 +84,7 @@ impl Content {
     pub fn sha256(&self) -> io::Result<[u8; 32]> {
         use sha2::Digest;
         match self {
-            Content::Context(file) => Ok(file.snapshot()?.sha256),
+            Content::Context(file) => Ok(file.snapshot()?.sha256()),
             Content::Bytes(bytes) => Ok(sha2::Sha256::digest(bytes).into()),
             Content::Scratch(path) => {
                 let mut hasher = sha2::Sha256::new();

@@ -681,11 +681,7 @@ impl FileReader {
                 f.seek(SeekFrom::Start(offset))?;
                 Box::new(f)
             }
-            Content::Context(file) => {
-                let mut f = file.open()?;
-                f.seek(SeekFrom::Start(offset))?;
-                Box::new(f)
-            }
+            Content::Context(file) => file.snapshot()?.reader(offset)?,
         };
         Ok(FileReader { reader })
     }
