@@ -595,8 +595,12 @@ impl Executor<'_> {
         if let Some(found) = directories.get(&named.name) {
             return Ok(found.clone());
         }
-        let context = BuildContext::load(dir, None, self.input.limits.context_files, self.input.limits.build_file_size)
-            .map_err(|e| BuildError::new(format!("--build-context {}: {e}", named.describe())))?;
+        let fail = |e: &dyn std::fmt::Display| BuildError::new(format!("--build-context {}: {e}", named.describe()));
+        // Its files' snapshots go in a directory of their own: each context numbers its own.
+        let snapshots = self.scratch.new_dir().map_err(|e| fail(&e))?;
+        let limits = &self.input.limits;
+        let context = BuildContext::load(dir, None, limits.context_files, limits.build_file_size, &snapshots)
+            .map_err(|e| fail(&e))?;
         let context = Arc::new(context);
         directories.insert(named.name.clone(), context.clone());
         Ok(context)
@@ -822,7 +826,7 @@ impl Executor<'_> {
                 }
                 self.copy(&mut probe, c, results)?;
                 let changes = probe.tree.take_changes();
-                layer::changes_digest(&probe.tree, &changes, Some(self.layer_epoch()))
+                layer::changes_key(&probe.tree, &changes, Some(self.layer_epoch()))
                     .map_err(|e| BuildError::new(e.to_string()))?
                     .map(|d| d.as_str().as_bytes().to_vec())
                     .unwrap_or_default()
@@ -982,6 +986,13 @@ impl Executor<'_> {
                 RunError::Processes(_) => {
                     message =
                         format!("{message}: {}", exceeded(Limit::StepProcesses, &limits.step_processes.to_string()));
+                }
+                RunError::LayerSize { output, .. } => {
+                    message = format!(
+                        "{message}: {}{}",
+                        exceeded(Limit::LayerSize, &human_size(limits.layer_size)),
+                        last_lines(output)
+                    );
                 }
                 _ => {}
             }

@@ -741,11 +741,17 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
     };
     let file = args.parse.file.clone().unwrap_or_else(|| args.parse.context.join("Dockerfile"));
     let build_file = (file != Path::new("-")).then_some(file.as_path());
+    // Context files are snapshotted into the build's scratch directory when first read.
+    let scratch = match store.build_dir() {
+        Ok(d) => d,
+        Err(e) => return error(e),
+    };
     let context = match BuildContext::load(
         &args.parse.context,
         build_file,
         args.max_context_files,
         args.parse.max_build_file_size,
+        scratch.path(),
     ) {
         Ok(c) => c,
         Err(e) => return error(e),
@@ -773,10 +779,6 @@ fn build(args: &BuildArgs, root: &Path, registry: &Arc<Registry>) -> ExitCode {
             return usage(e);
         }
     }
-    let scratch = match store.build_dir() {
-        Ok(d) => d,
-        Err(e) => return error(e),
-    };
     let input = |use_cache: bool| BuildInput {
         graph: &parsed.graph,
         context: &context,

@@ -7,11 +7,22 @@
 //!
 //! Files keep their permission bits and mtimes; owners are root (uid and gid 0), as Docker
 //! gives context files unless `--chown` says otherwise.
+//!
+//! A file's bytes are read once per build ([`ContextFile`]): the first time anything needs
+//! them (a COPY's cache key, a layer, an archive ADD unpacks, a program reading the file),
+//! they are copied into the build's scratch directory while they are hashed, and every later
+//! use reads that snapshot. So the digest in a cache key is the digest of the bytes in the
+//! layer, even when the file changes while the build runs. A file is read up to the size the
+//! walk saw (a file still growing is cut there); one that became shorter is an error. Small
+//! files are held in memory, up to a bound ([`SMALL_FILE`], [`SNAPSHOT_MEMORY`]).
 
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cap_std::fs::{Dir, PermissionsExt};
+use sha2::{Digest as _, Sha256};
 
 use crate::ignore::Matcher;
 use crate::rootfs::{Content, FileData, Kind, Meta, Node, PATH_MAX, Tree, shorten};
@@ -121,15 +132,202 @@ pub struct BuildContext {
     pub ignore_file: Option<PathBuf>,
 }
 
+/// A context file of at most this many bytes is snapshotted in memory (while
+/// [`SNAPSHOT_MEMORY`] allows): creating, writing and removing a scratch file per file cost
+/// a context of 10,000 small files seconds of system time.
+pub const SMALL_FILE: u64 = 64 << 10;
+
+/// The most memory one context's snapshots may hold, bytes; past it, small files are copied
+/// into the scratch directory like large ones.
+pub const SNAPSHOT_MEMORY: u64 = 256 << 20;
+
+/// Where a build context's snapshots go: memory for small files, up to a bound, else a
+/// directory that lives as long as the build (its scratch directory); and the context they
+/// come from, for messages.
+#[derive(Debug)]
+struct Snapshots {
+    dir: PathBuf,
+    root: PathBuf,
+    /// Bytes of snapshots held in memory.
+    in_memory: AtomicU64,
+}
+
+/// Numbers snapshot files: unique in the process, so contexts sharing a directory never
+/// overwrite each other's.
+static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(0);
+
+/// A file of the build context, as the build reads it: through the context's capability,
+/// once, into a snapshot (see the module's documentation).
+pub struct ContextFile {
+    dir: Arc<Dir>,
+    path: PathBuf,
+    /// Its size when the context was walked: the most that is read.
+    size: u64,
+    snapshots: Arc<Snapshots>,
+    /// Taken on first use; held while it is taken, so the file is read once however many
+    /// stages want it at the same time.
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+}
+
+/// A context file's bytes as the build uses them, and their sha256, computed as they were
+/// copied.
+#[derive(Debug)]
+pub struct Snapshot {
+    bytes: Held,
+    sha256: [u8; 32],
+}
+
+/// Where a snapshot's bytes are.
+#[derive(Debug)]
+enum Held {
+    Memory(Arc<[u8]>),
+    /// A file in the build's scratch directory.
+    File(PathBuf),
+}
+
+impl Snapshot {
+    /// The sha256 of the bytes.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    /// Read the bytes from `offset` on.
+    ///
+    /// # Errors
+    ///
+    /// The copy in the scratch directory cannot be opened.
+    pub fn reader(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        Ok(match &self.bytes {
+            Held::Memory(bytes) => {
+                let mut cursor = io::Cursor::new(bytes.clone());
+                cursor.set_position(offset);
+                Box::new(cursor)
+            }
+            Held::File(path) => {
+                let mut file = std::fs::File::open(path)?;
+                io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+                Box::new(file)
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for ContextFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContextFile({})", self.path.display())
+    }
+}
+
+impl ContextFile {
+    /// Its path inside the context.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its snapshot, taken now if this is the first time its bytes are needed.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, it became shorter than it was when the context was walked,
+    /// or the snapshot cannot be written.
+    pub fn snapshot(&self) -> io::Result<Arc<Snapshot>> {
+        let mut taken = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(snapshot) = &*taken {
+            return Ok(snapshot.clone());
+        }
+        let snapshot = Arc::new(self.take()?);
+        *taken = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Open its bytes (the snapshot's) for reading.
+    ///
+    /// # Errors
+    ///
+    /// As [`ContextFile::snapshot`], or the snapshot cannot be opened.
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        self.snapshot()?.reader(0)
+    }
+
+    fn take(&self) -> io::Result<Snapshot> {
+        let shown = self.snapshots.root.join(&self.path);
+        let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", shown.display()));
+        let changed = |n: u64| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the file was {} bytes when the build started and is {n} bytes now: it changed during the build; build again once nothing writes to it, or leave it out with .dockerignore",
+                    shown.display(),
+                    self.size
+                ),
+            )
+        };
+        let source = self.dir.open(&self.path).map_err(with_path)?.into_std();
+        // Never more than the walk saw: a file that keeps growing cannot make the copy endless.
+        let mut reader = HashingReader { inner: source.take(self.size), hasher: Sha256::new() };
+        let in_memory = &self.snapshots.in_memory;
+        let small = self.size <= SMALL_FILE
+            && in_memory
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                    held.checked_add(self.size).filter(|total| *total <= SNAPSHOT_MEMORY)
+                })
+                .is_ok();
+        if small {
+            let mut bytes = Vec::with_capacity(self.size as usize);
+            let read = reader.read_to_end(&mut bytes).map_err(with_path);
+            return match read {
+                Ok(n) if n as u64 == self.size => {
+                    Ok(Snapshot { bytes: Held::Memory(bytes.into()), sha256: reader.hasher.finalize().into() })
+                }
+                failed => {
+                    in_memory.fetch_sub(self.size, Ordering::SeqCst);
+                    Err(failed.map_or_else(|e| e, |n| changed(n as u64)))
+                }
+            };
+        }
+        let n = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
+        let path = self.snapshots.dir.join(format!("context-{n}"));
+        let mut copy = std::fs::File::create(&path)?;
+        let result = match crate::layer::copy_sparse(&mut reader, &mut copy) {
+            Ok(n) if n == self.size => {
+                Ok(Snapshot { bytes: Held::File(path.clone()), sha256: reader.hasher.finalize().into() })
+            }
+            Ok(n) => Err(changed(n)),
+            Err(e) => Err(with_path(e)),
+        };
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 impl BuildContext {
     /// Open `root` and walk it, refusing a context of more than `max_files` entries (after
     /// the ignore file). `build_file` is the Dockerfile's path (for
-    /// `<Dockerfile>.dockerignore`). Ignore files are read up to `max_file_size` bytes.
+    /// `<Dockerfile>.dockerignore`). Ignore files are read up to `max_file_size` bytes. Files'
+    /// bytes are snapshotted into `snapshots` (a directory that outlives every use of the
+    /// context's files: the build's scratch directory) when they are first needed.
     pub fn load(
         root: &Path,
         build_file: Option<&Path>,
         max_files: u64,
         max_file_size: u64,
+        snapshots: &Path,
     ) -> Result<Self, ContextError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -142,7 +340,13 @@ impl BuildContext {
 
         let mut children = std::collections::BTreeMap::new();
         let mut budget = Budget { left: max_files, limit: max_files };
-        walk(&dir, root, Path::new(""), &ignore, &mut budget, &mut children)?;
+        let snapshots = Arc::new(Snapshots {
+            dir: snapshots.to_path_buf(),
+            root: root.to_path_buf(),
+            in_memory: AtomicU64::new(0),
+        });
+        let walker = Walker { dir: &dir, root, ignore: &ignore, snapshots: &snapshots };
+        walker.walk(Path::new(""), &mut budget, &mut children)?;
         let root_meta = dir.dir_metadata().map_err(io(root))?;
         let mut tree = Tree::new();
         tree.insert(&[], Node::dir(meta_of(&root_meta))).expect("the root always exists");
@@ -309,91 +513,109 @@ struct Budget {
     limit: u64,
 }
 
-fn walk(
-    dir: &Arc<Dir>,
-    root: &Path,
-    rel: &Path,
-    ignore: &Matcher,
-    budget: &mut Budget,
-    out: &mut std::collections::BTreeMap<String, Node>,
-) -> Result<(), ContextError> {
-    // Permission problems name the path and the way out; anything else is plain I/O.
-    // (The context itself cannot be left out: plain I/O too.)
-    let io = |path: PathBuf| {
-        move |source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::PermissionDenied if path != root => ContextError::Unreadable { path, source },
-            _ => ContextError::Io { path, source },
-        }
-    };
-    let listing = if rel.as_os_str().is_empty() { dir.entries() } else { dir.read_dir(rel) };
-    for entry in listing.map_err(io(root.join(rel)))? {
-        let entry = entry.map_err(io(root.join(rel)))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            // Names that are not UTF-8 cannot be written into an image's tar headers portably.
-            // Ignored ones are skipped silently (patterns see U+FFFD for each bad byte).
-            let shown = rel.join(entry.file_name()).to_string_lossy().replace('\\', "/");
-            if ignore.excludes(&shown) {
-                continue;
+/// What the walk of one context reads and records.
+struct Walker<'a> {
+    dir: &'a Arc<Dir>,
+    root: &'a Path,
+    ignore: &'a Matcher,
+    snapshots: &'a Arc<Snapshots>,
+}
+
+impl Walker<'_> {
+    fn walk(
+        &self,
+        rel: &Path,
+        budget: &mut Budget,
+        out: &mut std::collections::BTreeMap<String, Node>,
+    ) -> Result<(), ContextError> {
+        let (dir, root, ignore) = (self.dir, self.root, self.ignore);
+        // Permission problems name the path and the way out; anything else is plain I/O.
+        // (The context itself cannot be left out: plain I/O too.)
+        let io = |path: PathBuf| {
+            move |source: std::io::Error| match source.kind() {
+                std::io::ErrorKind::PermissionDenied if path != root => ContextError::Unreadable { path, source },
+                _ => ContextError::Io { path, source },
             }
-            tracing::warn!(
-                "skipping {}: its name is not UTF-8, which kiln cannot put in an image; rename it, or leave it out with .dockerignore",
-                root.join(rel).join(entry.file_name()).display()
-            );
-            continue;
         };
-        let path = rel.join(&name);
-        let slash_path = path.to_string_lossy().replace('\\', "/");
-        let excluded = ignore.excludes(&slash_path);
-        if slash_path.len() >= PATH_MAX {
-            // The system refuses to look it up (ENAMETOOLONG): say so before it does, with a
-            // path short enough to read. Ignored paths are never looked up.
-            if excluded && !ignore.has_exceptions() {
+        let listing = if rel.as_os_str().is_empty() { dir.entries() } else { dir.read_dir(rel) };
+        for entry in listing.map_err(io(root.join(rel)))? {
+            let entry = entry.map_err(io(root.join(rel)))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                // Names that are not UTF-8 cannot be written into an image's tar headers portably.
+                // Ignored ones are skipped silently (patterns see U+FFFD for each bad byte).
+                let shown = rel.join(entry.file_name()).to_string_lossy().replace('\\', "/");
+                if ignore.excludes(&shown) {
+                    continue;
+                }
+                tracing::warn!(
+                    "skipping {}: its name is not UTF-8, which kiln cannot put in an image; rename it, or leave it out with .dockerignore",
+                    root.join(rel).join(entry.file_name()).display()
+                );
                 continue;
+            };
+            let path = rel.join(&name);
+            let slash_path = path.to_string_lossy().replace('\\', "/");
+            let excluded = ignore.excludes(&slash_path);
+            if slash_path.len() >= PATH_MAX {
+                // The system refuses to look it up (ENAMETOOLONG): say so before it does, with a
+                // path short enough to read. Ignored paths are never looked up.
+                if excluded && !ignore.has_exceptions() {
+                    continue;
+                }
+                return Err(ContextError::PathTooLong {
+                    root: root.to_path_buf(),
+                    shown: shorten(&slash_path),
+                    len: slash_path.len(),
+                });
             }
-            return Err(ContextError::PathTooLong {
-                root: root.to_path_buf(),
-                shown: shorten(&slash_path),
-                len: slash_path.len(),
-            });
-        }
-        let meta = dir.symlink_metadata(&path).map_err(io(root.join(&path)))?;
-        let file_type = meta.file_type();
-        if !excluded || file_type.is_dir() {
-            // Counted as they are met, so a huge context stops early, not after the walk.
-            budget.left = budget
-                .left
-                .checked_sub(1)
-                .ok_or_else(|| ContextError::TooManyFiles { root: root.to_path_buf(), limit: budget.limit })?;
-        }
-        if file_type.is_dir() {
-            if excluded && !ignore.has_exceptions() {
+            let meta = dir.symlink_metadata(&path).map_err(io(root.join(&path)))?;
+            let file_type = meta.file_type();
+            if !excluded || file_type.is_dir() {
+                // Counted as they are met, so a huge context stops early, not after the walk.
+                budget.left = budget
+                    .left
+                    .checked_sub(1)
+                    .ok_or_else(|| ContextError::TooManyFiles { root: root.to_path_buf(), limit: budget.limit })?;
+            }
+            if file_type.is_dir() {
+                if excluded && !ignore.has_exceptions() {
+                    continue;
+                }
+                let mut children = std::collections::BTreeMap::new();
+                self.walk(&path, budget, &mut children)?;
+                if excluded && children.is_empty() {
+                    continue;
+                }
+                out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Dir(children) });
+            } else if excluded {
                 continue;
+            } else if file_type.is_symlink() {
+                let target = dir.read_link_contents(&path).map_err(io(root.join(&path)))?;
+                out.insert(
+                    name,
+                    Node { meta: meta_of(&meta), kind: Kind::Symlink(target.to_string_lossy().into_owned()) },
+                );
+            } else if file_type.is_file() {
+                // A file nobody but its owner (or group) may read may not be readable by kiln: try
+                // it now, so the build fails here naming the file, not halfway through a COPY.
+                // Files anyone may read (most of them) cost nothing more.
+                if meta.permissions().mode() & 0o004 == 0 {
+                    dir.open(&path).map_err(io(root.join(&path)))?;
+                }
+                let file = ContextFile {
+                    dir: dir.clone(),
+                    path: path.clone(),
+                    size: meta.len(),
+                    snapshots: self.snapshots.clone(),
+                    snapshot: Mutex::new(None),
+                };
+                let data = FileData { content: Content::Context(Arc::new(file)), size: meta.len() };
+                out.insert(name, Node { meta: meta_of(&meta), kind: Kind::File(Arc::new(data)) });
             }
-            let mut children = std::collections::BTreeMap::new();
-            walk(dir, root, &path, ignore, budget, &mut children)?;
-            if excluded && children.is_empty() {
-                continue;
-            }
-            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Dir(children) });
-        } else if excluded {
-            continue;
-        } else if file_type.is_symlink() {
-            let target = dir.read_link_contents(&path).map_err(io(root.join(&path)))?;
-            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::Symlink(target.to_string_lossy().into_owned()) });
-        } else if file_type.is_file() {
-            // A file nobody but its owner (or group) may read may not be readable by kiln: try
-            // it now, so the build fails here naming the file, not halfway through a COPY.
-            // Files anyone may read (most of them) cost nothing more.
-            if meta.permissions().mode() & 0o004 == 0 {
-                dir.open(&path).map_err(io(root.join(&path)))?;
-            }
-            let data =
-                FileData { content: Content::Context { dir: dir.clone(), path: path.clone() }, size: meta.len() };
-            out.insert(name, Node { meta: meta_of(&meta), kind: Kind::File(Arc::new(data)) });
+            // Sockets, FIFOs and devices in a context are not copied (Docker skips them too).
         }
-        // Sockets, FIFOs and devices in a context are not copied (Docker skips them too).
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -411,13 +633,91 @@ mod tests {
         std::fs::write(root.join("target/keep"), "k").unwrap();
         std::fs::write(root.join(".dockerignore"), "target\n!target/keep\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).unwrap();
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX, dir.path()).unwrap();
         assert!(ctx.tree.get(&["src".into(), "deep".into(), "a.rs".into()]).is_some());
         assert!(ctx.tree.get(&["target".into(), "debug".into()]).is_none());
         assert!(ctx.tree.get(&["target".into(), "keep".into()]).is_some());
         assert!(matches!(&ctx.tree.get(&["abs".into()]).unwrap().kind, Kind::Symlink(t) if t == "/etc/passwd"));
         assert_eq!(ctx.tree.read_file("/src/deep/a.rs", 100).unwrap(), b"fn a() {}");
         assert_eq!(ctx.tree.get(&["src".into()]).unwrap().meta.uid, 0);
+    }
+
+    /// A COPY's cache key and its layer read the file at different times: a file rewritten in
+    /// between must not give a key of one content and a layer of the other. `first` and
+    /// `later` are the two versions, of the same size; returns the scratch directory's files.
+    fn key_and_layer_agree(first: &[u8], later: &[u8]) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, scratch) = (dir.path().join("ctx"), dir.path().join("scratch"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(root.join("f"), first).unwrap();
+        let copied = |ctx: &BuildContext| {
+            let mut tree = Tree::new();
+            tree.insert(&["f".into()], ctx.tree.get(&["f".into()]).unwrap().clone()).unwrap();
+            let changes = tree.take_changes();
+            (tree, changes)
+        };
+        let ctx = BuildContext::load(&root, None, u64::MAX, u64::MAX, &scratch).unwrap();
+        let (tree, changes) = copied(&ctx);
+        let key = crate::layer::changes_key(&tree, &changes, Some(0)).unwrap();
+        // Rewritten, at the same size, after the key and before the layer.
+        std::fs::write(root.join("f"), later).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+        let layer = crate::layer::write_changes(&store, &tree, &changes, Some(0), u64::MAX).unwrap().unwrap();
+        let blob = flate2::read::GzDecoder::new(store.open_blob(&layer.digest).unwrap());
+        let mut archive = tar::Archive::new(blob);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        assert!(bytes == first, "the layer holds the bytes the key was made of");
+        // A program of a later step reads them too.
+        assert!(tree.read_file("/f", u64::MAX).unwrap() == first);
+        // And the key is the key of those bytes: read afresh, they give the same one.
+        std::fs::write(root.join("f"), first).unwrap();
+        let again = BuildContext::load(&root, None, u64::MAX, u64::MAX, &scratch).unwrap();
+        let (tree, changes) = copied(&again);
+        assert_eq!(crate::layer::changes_key(&tree, &changes, Some(0)).unwrap(), key);
+        std::fs::write(root.join("f"), later).unwrap();
+        let other = BuildContext::load(&root, None, u64::MAX, u64::MAX, &scratch).unwrap();
+        let (tree, changes) = copied(&other);
+        assert_ne!(crate::layer::changes_key(&tree, &changes, Some(0)).unwrap(), key);
+        std::fs::read_dir(&scratch).unwrap().count()
+    }
+
+    #[test]
+    fn the_cache_key_and_the_layer_hold_the_same_bytes_when_the_file_changes_between() {
+        // Small files are held in memory; larger ones are copied into the scratch directory,
+        // once per context that read them.
+        assert_eq!(key_and_layer_agree(b"first version", b"later version"), 0);
+        let size = SMALL_FILE as usize + 1;
+        assert_eq!(key_and_layer_agree(&vec![b'a'; size], &vec![b'b'; size]), 3);
+    }
+
+    #[test]
+    fn a_file_that_grows_is_cut_at_its_walked_size_and_one_that_shrinks_is_an_error() {
+        for size in [13, SMALL_FILE as usize + 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let (root, scratch) = (dir.path().join("ctx"), dir.path().join("scratch"));
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::create_dir_all(&scratch).unwrap();
+            std::fs::write(root.join("f"), vec![b'a'; size]).unwrap();
+            let grown = BuildContext::load(&root, None, u64::MAX, u64::MAX, &scratch).unwrap();
+            std::fs::write(root.join("f"), vec![b'b'; size + 10]).unwrap();
+            assert!(grown.tree.read_file("/f", u64::MAX).unwrap() == vec![b'b'; size]);
+            let shrunk = BuildContext::load(&root, None, u64::MAX, u64::MAX, &scratch).unwrap();
+            std::fs::write(root.join("f"), "short").unwrap();
+            let Kind::File(data) = &shrunk.tree.get(&["f".into()]).unwrap().kind else { panic!("a file") };
+            let err = data.content.sha256().unwrap_err().to_string();
+            let want = format!(
+                "{}: the file was {} bytes when the build started and is 5 bytes now: it changed during the build; build again once nothing writes to it, or leave it out with .dockerignore",
+                root.join("f").display(),
+                size + 10
+            );
+            assert_eq!(err, want);
+            // Nothing is left of the failed snapshot.
+            let left = std::fs::read_dir(&scratch).unwrap().count();
+            assert_eq!(left, usize::from(size > SMALL_FILE as usize), "only the grown file's snapshot");
+        }
     }
 
     #[test]
@@ -429,9 +729,9 @@ mod tests {
         std::fs::write(root.join(".dockerignore"), "a\n").unwrap();
         std::fs::write(root.join("Dockerfile.dockerignore"), "b\n").unwrap();
         std::fs::write(root.join(".earthlyignore"), "c\n").unwrap();
-        let earthly = BuildContext::load(root, Some(&root.join("Earthfile")), u64::MAX, u64::MAX).unwrap();
+        let earthly = BuildContext::load(root, Some(&root.join("Earthfile")), u64::MAX, u64::MAX, dir.path()).unwrap();
         assert_eq!(earthly.ignore_file.as_deref(), Some(root.join(".earthlyignore").as_path()));
-        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX).unwrap();
+        let ctx = BuildContext::load(root, Some(&root.join("Dockerfile")), u64::MAX, u64::MAX, dir.path()).unwrap();
         assert!(ctx.tree.get(&["a".into()]).is_some());
         assert!(ctx.tree.get(&["b".into()]).is_none());
     }

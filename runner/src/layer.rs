@@ -179,11 +179,14 @@ pub fn write_changes(
         return Ok(None);
     }
     let items = layer_items(tree, changes);
-    // Refused before anything is written: the sizes are known from the tree.
+    // Refused before anything is written: the sizes are known from the tree. Each file's
+    // current size (a RUN step may have written to it since it was recorded), once for the
+    // names that share its data, as the tar holds it once.
+    let mut seen = std::collections::HashSet::new();
     let contents: u64 = items
         .values()
         .map(|item| match item {
-            Item::Entry(Node { kind: Kind::File(data), .. }) => data.size,
+            Item::Entry(Node { kind: Kind::File(data), .. }) if seen.insert(Arc::as_ptr(data)) => data.len(),
             _ => 0,
         })
         .fold(0, u64::saturating_add);
@@ -192,7 +195,7 @@ pub fn write_changes(
     }
     let blob = Cancellable(store.blob_writer()?);
     let gzip = GzEncoder::new(blob, Compression::new(LAYER_GZIP_LEVEL));
-    let hashing = write_tar(HashingWriter::new(gzip), &items, epoch)?;
+    let hashing = write_tar(HashingWriter::new(gzip), &items, epoch, Contents::Bytes)?;
     let (gzip, diff_id, _) = hashing.finish();
     let Cancellable(blob) = gzip.finish().map_err(io_context("finish gzip"))?;
     let (digest, size) = blob.commit()?;
@@ -217,16 +220,28 @@ impl<W: Write> Write for Cancellable<W> {
     }
 }
 
-/// The diff_id the layer of these changes would have (the sha256 of its uncompressed tar),
-/// without compressing or storing anything; `None` when nothing changed. Equal digests mean
-/// equal layers: every path, its metadata and its bytes are in the tar.
-pub fn changes_digest(tree: &Tree, changes: &Changes, epoch: Option<i64>) -> Result<Option<Digest>, LayerError> {
+/// A digest of the layer these changes would make, for cache keys, without writing it;
+/// `None` when nothing changed. It hashes the layer's tar with each file's bytes replaced by
+/// their sha256: a context file's is the one taken while its snapshot was copied, so the key
+/// costs no second read, and names the very bytes the layer will hold. Equal digests mean
+/// equal layers: every path, its metadata, its size and its bytes' digest are in it.
+pub fn changes_key(tree: &Tree, changes: &Changes, epoch: Option<i64>) -> Result<Option<Digest>, LayerError> {
     if changes.is_empty() {
         return Ok(None);
     }
     let items = layer_items(tree, changes);
-    let hashing = write_tar(HashingWriter::new(io::sink()), &items, epoch)?;
+    let hashing = write_tar(HashingWriter::new(io::sink()), &items, epoch, Contents::Digests)?;
     Ok(Some(hashing.finish().1))
+}
+
+/// What [`write_tar`] writes after a regular file's header.
+#[derive(Clone, Copy)]
+enum Contents {
+    /// The file's bytes: a layer.
+    Bytes,
+    /// The sha256 of its bytes, in the block after the header (whose size field still says
+    /// how long the file is): not a valid tar, only ever hashed ([`changes_key`]).
+    Digests,
 }
 
 /// Every entry a layer of `changes` holds, in tar order.
@@ -281,12 +296,18 @@ fn layer_items<'t>(tree: &'t Tree, changes: &Changes) -> BTreeMap<Vec<String>, I
 }
 
 /// Write `items` as a tar stream into `out` and return it.
-fn write_tar<W: Write>(out: W, items: &BTreeMap<Vec<String>, Item<'_>>, epoch: Option<i64>) -> Result<W, LayerError> {
+fn write_tar<W: Write>(
+    out: W,
+    items: &BTreeMap<Vec<String>, Item<'_>>,
+    epoch: Option<i64>,
+    contents: Contents,
+) -> Result<W, LayerError> {
     let mut tar = tar::Builder::new(out);
     let mut first_name: BTreeMap<*const FileData, String> = BTreeMap::new();
     for (path, item) in items {
         let name = rootfs::join(path);
-        write_item(&mut tar, &name, item, epoch, &mut first_name).map_err(io_context(format!("write /{name}")))?;
+        write_item(&mut tar, &name, item, epoch, contents, &mut first_name)
+            .map_err(io_context(format!("write /{name}")))?;
     }
     tar.into_inner().map_err(io_context("finish the layer tar"))
 }
@@ -315,6 +336,7 @@ fn write_item<W: Write>(
     name: &str,
     item: &Item<'_>,
     epoch: Option<i64>,
+    contents: Contents,
     first_name: &mut BTreeMap<*const FileData, String>,
 ) -> io::Result<()> {
     let node = match item {
@@ -339,6 +361,9 @@ fn write_item<W: Write>(
             let mut h = base_header(&node.meta, epoch, EntryType::Regular);
             let size = data.len();
             h.set_size(size);
+            if let Contents::Digests = contents {
+                return tar.append_data(&mut h, name, &data.content.sha256()?[..]);
+            }
             let reader = data.content.open()?;
             // Guard against a source that changed size since it was listed: the tar must
             // hold exactly the size in the header.
@@ -410,6 +435,16 @@ impl Scratch {
         self.layer_limit
     }
 
+    /// A new empty directory of its own in the scratch directory.
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn new_dir(&self) -> io::Result<PathBuf> {
+        let path = self.new_path();
+        std::fs::create_dir(&path)?;
+        Ok(path)
+    }
+
     /// A path for a new scratch file (nothing is created).
     pub fn new_path(&self) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -420,9 +455,15 @@ impl Scratch {
     /// become holes, so a sparse file in a layer stays sparse on disk.
     pub fn store(&self, reader: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
         let path = self.new_path();
-        let mut file = std::fs::File::create(&path)?;
-        let size = copy_sparse(reader, &mut file)?;
+        let size = self.store_at(&path, reader)?;
         Ok((path, size))
+    }
+
+    /// [`Scratch::store`] into `path`, from [`Scratch::new_path`] (so that its size can be
+    /// accounted for before anything is written); returns the size.
+    pub fn store_at(&self, path: &Path, reader: &mut dyn Read) -> io::Result<u64> {
+        let mut file = std::fs::File::create(path)?;
+        copy_sparse(reader, &mut file)
     }
 }
 
@@ -820,6 +861,28 @@ mod tests {
         assert_eq!(got[3].4, 1_000, "mtime clamped to SOURCE_DATE_EPOCH");
         assert_eq!(got[1].4, 10, "earlier mtimes kept");
         assert_eq!((got[1].2, got[1].3), (0o640, 1000));
+    }
+
+    #[test]
+    fn the_size_check_reads_what_a_step_wrote_since_the_file_was_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scratch_dir = tempfile::tempdir().unwrap();
+        // Recorded empty, as a RUN step records a file it creates; then written to.
+        let written = scratch_dir.path().join("written");
+        std::fs::File::create(&written).unwrap().set_len(2 << 20).unwrap();
+        let node = Node {
+            meta: Meta::root(0o644, 0),
+            kind: Kind::File(Arc::new(FileData { content: Content::Scratch(written), size: 0 })),
+        };
+        let mut t = Tree::new();
+        t.insert(&rootfs::clean("big"), node.clone()).unwrap();
+        // A hard link to it is in the tar once.
+        t.insert(&rootfs::clean("link"), node).unwrap();
+        let changes = t.take_changes();
+        let err = write_changes(&store, &t, &changes, None, 1 << 20).unwrap_err();
+        assert!(matches!(err, LayerError::TooLarge { .. }), "{err}");
+        assert!(write_changes(&store, &t, &changes, None, 3 << 20).unwrap().is_some());
     }
 
     #[test]

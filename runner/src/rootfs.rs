@@ -8,7 +8,8 @@
 //! operation can ever name a host path. The tree also records which paths changed since the
 //! last snapshot, so a layer costs what changed, not the size of the filesystem.
 //!
-//! This module never reads or writes the host filesystem except through [`Content::open`].
+//! This module never reads or writes the host filesystem except through [`Content::open`]
+//! and [`Content::sha256`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -54,13 +55,8 @@ pub enum Content {
     Bytes(Arc<[u8]>),
     /// A file kiln wrote into its own scratch directory.
     Scratch(PathBuf),
-    /// A file of the build context, opened through the context's capability.
-    Context {
-        /// The context directory capability.
-        dir: Arc<cap_std::fs::Dir>,
-        /// The path inside it.
-        path: PathBuf,
-    },
+    /// A file of the build context, read once per build into a snapshot.
+    Context(Arc<crate::context::ContextFile>),
 }
 
 impl fmt::Debug for Content {
@@ -68,7 +64,7 @@ impl fmt::Debug for Content {
         match self {
             Content::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Content::Scratch(p) => write!(f, "Scratch({})", p.display()),
-            Content::Context { path, .. } => write!(f, "Context({})", path.display()),
+            Content::Context(file) => write!(f, "Context({})", file.path().display()),
         }
     }
 }
@@ -79,8 +75,23 @@ impl Content {
         Ok(match self {
             Content::Bytes(bytes) => Box::new(&bytes[..]),
             Content::Scratch(path) => Box::new(std::fs::File::open(path)?),
-            Content::Context { dir, path } => Box::new(dir.open(path)?.into_std()),
+            Content::Context(file) => Box::new(file.open()?),
         })
+    }
+
+    /// The sha256 of the bytes: a context file's is known from its snapshot, without
+    /// reading it again; other contents are read.
+    pub fn sha256(&self) -> io::Result<[u8; 32]> {
+        use sha2::Digest;
+        match self {
+            Content::Context(file) => Ok(file.snapshot()?.sha256()),
+            Content::Bytes(bytes) => Ok(sha2::Sha256::digest(bytes).into()),
+            Content::Scratch(path) => {
+                let mut hasher = sha2::Sha256::new();
+                io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+                Ok(hasher.finalize().into())
+            }
+        }
     }
 }
 
@@ -500,6 +511,11 @@ impl Tree {
         node.meta = meta;
         self.changes.changed.insert(join(path));
         Ok(())
+    }
+
+    /// What changed since the last [`Tree::take_changes`], left in place.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// What changed since the last call, and start recording afresh.

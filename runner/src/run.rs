@@ -147,6 +147,10 @@ fn sandbox_message(e: &sandbox::RunError) -> String {
         sandbox::RunError::Memory(bytes) => {
             format!("the program tried to use more than {} MiB of memory (--memory) and was stopped", bytes >> 20)
         }
+        sandbox::RunError::LayerSize { path, limit, .. } => format!(
+            "writing {path} would take the files the program wrote past {}, the most kiln run keeps, so the write was refused",
+            crate::limits::human_size(*limit)
+        ),
         other => other.to_string(),
     }
 }

@@ -2,8 +2,10 @@
 //! stall the build: links out of the context, FIFOs and sockets, unreadable files, a million
 //! files, names of 255 bytes, paths deeper than PATH_MAX, names that are not UTF-8, archive
 //! entries aimed outside the image, and ignore files of 100,000 patterns or of one pattern a
-//! megabyte long. Each builds (nothing from outside the context in the image) or ends in the
-//! error a user sees, naming the file and the way out; none panics or hangs.
+//! megabyte long, and files rewritten while the build reads them. Each builds (nothing from
+//! outside the context in the image, and the cache never serves other bytes than its key
+//! names) or ends in the error a user sees, naming the file and the way out; none panics or
+//! hangs.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -647,4 +649,84 @@ fn build_files_in_the_context_are_read_inside_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!h.sb.dir.path().join("out-f/seed").exists(), "the ignore file next to -f applied");
     h.verify(&["out-f"]);
+}
+
+/// Every COPY and ADD reads its source twice: for its cache key, then for its layer. A thread
+/// swaps the source between two versions of the same size as fast as it can while the build
+/// runs; then, with the source held at each version in turn, a build from the cache must give
+/// that version everywhere: a cache entry whose layer holds the other version (a key made
+/// from one read, a layer from another) is served for the wrong content and shows here.
+#[test]
+fn a_file_rewritten_during_the_build_never_puts_other_bytes_under_its_cache_key() {
+    const STAGES: usize = 24;
+    let version = |c: u8| (vec![c; 64 << 10], archive(&[("x", EntryType::Regular, "", &[c; 4096])]));
+    let mut h = Hostile::new();
+    let mut dockerfile = String::new();
+    for i in 0..STAGES {
+        dockerfile += &format!("FROM scratch AS copy{i}\nCOPY f /f{i}\nFROM scratch AS add{i}\nADD a.tar /a{i}/\n");
+    }
+    dockerfile += "FROM scratch\n";
+    for i in 0..STAGES {
+        dockerfile += &format!("COPY --from=copy{i} /f{i} /\nCOPY --from=add{i} /a{i} /a{i}\n");
+    }
+    h.sb.write("ctx/Dockerfile", dockerfile);
+    let swap = h.sb.dir.path().join("swap");
+    std::fs::create_dir_all(&swap).unwrap();
+    // Whole versions replace each other (written aside, renamed over): every read sees one
+    // version or the other, never a mixture or a short file.
+    let context = ctx(&h);
+    let put = |c: u8| {
+        let (file, tar) = version(c);
+        for (name, bytes) in [("f", file), ("a.tar", tar)] {
+            std::fs::write(swap.join(name), bytes).unwrap();
+            std::fs::rename(swap.join(name), context.join(name)).unwrap();
+        }
+    };
+    put(b'a');
+    h.seal();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (out, swaps) = std::thread::scope(|scope| {
+        let swapper = scope.spawn(|| {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                put(if swaps.is_multiple_of(2) { b'b' } else { b'a' });
+                swaps += 1;
+            }
+            swaps
+        });
+        let mut cmd = h.kiln();
+        cmd.args(["build", "--progress", "plain", "ctx"]).stdin(Stdio::null());
+        let (out, _) = run_within(cmd, DEADLINE);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, swapper.join().unwrap())
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(swaps > 10, "the files were swapped {swaps} times during the build");
+
+    for c in [b'a', b'b'] {
+        put(c);
+        let (file, _) = version(c);
+        let dest = format!("type=local,dest=out-{}", c as char);
+        let mut cmd = h.kiln();
+        cmd.args(["build", "--progress", "plain", "-o", &dest, "ctx"]).stdin(Stdio::null());
+        let (out, _) = run_within(cmd, DEADLINE);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out_dir = h.sb.dir.path().join(format!("out-{}", c as char));
+        for i in 0..STAGES {
+            let copied = read(&out_dir.join(format!("f{i}")));
+            assert!(
+                copied == file,
+                "COPY f in stage copy{i}: the cache gave the other version for version {}",
+                c as char
+            );
+            let added = read(&out_dir.join(format!("a{i}/x")));
+            assert!(
+                added == [c; 4096],
+                "ADD a.tar in stage add{i}: the cache gave the other version for version {}",
+                c as char
+            );
+        }
+    }
+    h.verify(&["ctx", "swap", "out-a", "out-b"]);
 }

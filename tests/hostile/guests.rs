@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::Hostile;
-use crate::support::{run_guests, stderr};
+use crate::support::{coreutils, run_guests, stderr};
 
 /// A context whose first stage holds the guest (`/bin/guest`, the WASI preview 1 build),
 /// then `steps` on top of it.
@@ -182,14 +182,108 @@ fn a_full_disk_is_the_programs_error_and_loses_nothing() {
 
 #[test]
 fn a_step_writing_a_layer_over_the_limit_is_refused_before_it_is_stored() {
+    // Output sent to a file is counted as it is written: the 100 MB never reach the disk.
     let h = guest_build("RUN [\"guest\", \"spawn-to\", \"/big\", \"guest\", \"spam\", \"100000000\"]\n");
     let (out, _) = build(&h, &["--max-layer-size", "64m", "-t", "big:1"]);
     h.refused(
         &out,
         &[
             "Dockerfile:4",
-            "layer of this step would hold more than 64 MiB: the limit --max-layer-size is 64 MiB; if this is expected, raise it with --max-layer-size SIZE or KILN_MAX_LAYER_SIZE",
+            "writing /big would make the step's layer larger than 64 MiB, so the write was refused: the limit --max-layer-size is 64 MiB; if this is expected, raise it with --max-layer-size SIZE or KILN_MAX_LAYER_SIZE",
             "nothing was tagged",
         ],
     );
+}
+
+/// The message of a step whose files grew past `--max-layer-size 16m` at `path`.
+fn over_16m(path: &str) -> String {
+    format!(
+        "writing {path} would make the step's layer larger than 16 MiB, so the write was refused: the limit --max-layer-size is 16 MiB; if this is expected, raise it with --max-layer-size SIZE or KILN_MAX_LAYER_SIZE"
+    )
+}
+
+#[test]
+fn a_program_sees_a_full_disk_at_the_layer_limit_and_the_step_fails_even_if_it_ignores_that() {
+    // `fill` writes 1 MiB blocks until a write fails, then prints the error and exits 3: the
+    // seventeenth block does not fit in 16 MiB. Without the limit it would fill the disk.
+    let h = guest_build("RUN [\"guest\", \"fill\", \"/filler\"]\n");
+    let (out, took) = build(&h, &["--max-layer-size", "16m"]);
+    h.refused(&out, &["Dockerfile:4", &over_16m("/filler"), "fill: after 16777216 bytes: No space left on device"]);
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+
+    // A program that ignores every failed write and exits 0 still fails the step.
+    let h = guest_build("RUN [\"guest\", \"scribble\", \"/careless\", \"20000000\"]\n");
+    let (out, _) = build(&h, &["--max-layer-size", "16m"]);
+    h.refused(&out, &["Dockerfile:4", &over_16m("/careless")]);
+
+    // The same program under the limit builds.
+    let h = guest_build("RUN [\"guest\", \"scribble\", \"/careful\", \"15000000\"]\n");
+    let (out, _) = build(&h, &["--max-layer-size", "16m", "-o", "type=local,dest=out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(h.sb.dir.path().join("out/careful")).unwrap().len(), 15_000_000);
+    h.verify(&["out"]);
+}
+
+/// A context with the guest and uutils coreutils in a first stage, and one build file per case
+/// (`NAME.Dockerfile`: that stage, then the case's steps). One store for all cases, so
+/// coreutils is compiled once.
+fn coreutils_build(cases: &[(&str, &str)]) -> Hostile {
+    let mut h = Hostile::new();
+    let (p1, _) = run_guests();
+    std::fs::create_dir_all(h.sb.dir.path().join("ctx")).unwrap();
+    std::fs::copy(p1, h.sb.dir.path().join("ctx/guest.wasm")).unwrap();
+    std::fs::copy(coreutils(), h.sb.dir.path().join("ctx/coreutils.wasm")).unwrap();
+    for (name, steps) in cases {
+        h.sb.write(
+            &format!("ctx/{name}.Dockerfile"),
+            format!(
+                "FROM scratch AS tools\nCOPY guest.wasm /bin/guest\nCOPY coreutils.wasm /bin/coreutils\nFROM tools\n{steps}"
+            ),
+        );
+    }
+    h.seal();
+    h
+}
+
+fn build_case(h: &Hostile, case: &str, extra: &[&str]) -> std::process::Output {
+    let file = format!("ctx/{case}.Dockerfile");
+    let mut args = vec!["build", "--progress", "plain", "--step-timeout", "600", "-f", &file];
+    args.extend_from_slice(extra);
+    args.push("ctx");
+    h.run(&args)
+}
+
+#[test]
+fn files_a_step_writes_count_against_the_layer_limit_as_they_are_written() {
+    // coreutils itself (10.4 MB, in a layer of its own) is the data: twice is more than 16 MiB.
+    // (No pipelines: the shell runs a pipeline with a redirection stage by stage, in memory.)
+    let h = coreutils_build(&[
+        // Dense, through a redirection (the shell's output file).
+        ("redirected", "RUN coreutils cat /bin/coreutils /bin/coreutils > /f\n"),
+        // Dense, through the filesystem (cp opens and writes the files itself).
+        ("written", "RUN coreutils cp /bin/coreutils /a && coreutils cp /bin/coreutils /f\n"),
+        // Sparse: 2 GiB of nothing still makes a 2 GiB layer.
+        ("sparse", "RUN coreutils truncate -s 2G /f\n"),
+        // Under the limit.
+        ("under", "RUN coreutils cat /bin/coreutils > /f\n"),
+        // 83 MB written in all, never more than 10.4 MB at once: what is deleted gives back.
+        (
+            "churn",
+            "RUN for i in 1 2 3 4; do coreutils cp /bin/coreutils /t$i; coreutils rm /t$i; coreutils cat /bin/coreutils > /r$i; coreutils rm /r$i; done\n",
+        ),
+    ]);
+    let limit = ["--max-layer-size", "16m"];
+    let out = build_case(&h, "redirected", &limit);
+    h.refused(&out, &["redirected.Dockerfile:5", &over_16m("/f"), "No space left on device"]);
+    let out = build_case(&h, "written", &limit);
+    h.refused(&out, &["written.Dockerfile:5", &over_16m("/f"), "No space left on device"]);
+    let started = Instant::now();
+    let out = build_case(&h, "sparse", &limit);
+    h.refused(&out, &["sparse.Dockerfile:5", &over_16m("/f"), "No space left on device"]);
+    eprintln!("the sparse file was refused after {:?}", started.elapsed());
+    let out = build_case(&h, "under", &limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = build_case(&h, "churn", &limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    h.verify(&[]);
 }

@@ -12,21 +12,24 @@
 //!   (copy-on-write), so earlier stages and base images are never modified;
 //! - new entries belong to the step's user, with Docker's default modes (0644 files, 0755
 //!   directories) and the step's normalised mtime;
-//! - every change is recorded in the tree, so the snapshot after the step costs what changed.
+//! - every change is recorded in the tree, so the snapshot after the step costs what changed;
+//! - every byte a write adds is counted against the step's layer limit before it is written
+//!   ([`super::layer_budget`]): a write that does not fit fails as on a full disk.
 //!
 //! This module never opens a host path other than the scratch files it created and the
 //! contents the tree already references.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError, StreamResult,
 };
 
+use super::layer_budget::{Full, LayerBudget, Refusal};
 use crate::layer::Scratch;
 use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathError, Tree};
 
@@ -69,15 +72,35 @@ pub struct RootFs {
     pub owner: (u32, u32),
     /// mtime given to what the program creates or modifies.
     pub mtime: i64,
-    /// Scratch files this step already owns (written in place without another copy).
-    owned: HashSet<PathBuf>,
+    /// The files this step created (written in place without another copy), and how many
+    /// bytes they may come to: the scratch's layer limit.
+    pub(crate) budget: LayerBudget,
 }
 
 impl RootFs {
-    /// Serve `tree` to a program running as `owner`.
-    pub fn new(tree: Tree, scratch: Arc<Scratch>, owner: (u32, u32), mtime: i64) -> Self {
-        RootFs { tree, scratch, owner, mtime, owned: HashSet::new() }
+    /// Serve `tree` to a program running as `owner`; a write that would take the step's
+    /// files past the layer limit is refused and recorded in `refusal`.
+    pub(crate) fn new(tree: Tree, scratch: Arc<Scratch>, owner: (u32, u32), mtime: i64, refusal: Arc<Refusal>) -> Self {
+        let budget = LayerBudget::new(scratch.layer_limit(), refusal);
+        RootFs { tree, scratch, owner, mtime, budget }
     }
+
+    /// Make room for `file`, a scratch file this step created or is about to, to be `size`
+    /// bytes long; `path` is where it is in the tree (for the refusal).
+    pub(crate) fn grow(&mut self, file: &Path, size: u64, path: &str) -> Result<(), Full> {
+        self.budget.grow(&self.tree, file, size, path)
+    }
+}
+
+/// The error of a write that does not fit in the step's layer: a full disk (see
+/// [`super::layer_budget`] for why not EFBIG).
+pub(crate) fn full_disk() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::StorageFull)
+}
+
+/// `/a/b` for the components `a`, `b`.
+fn shown(path: &[String]) -> String {
+    format!("/{}", rootfs::join(path))
 }
 
 /// An open file or directory: its canonical path in the tree.
@@ -97,6 +120,8 @@ pub struct FsView<'a> {
     /// The stage filesystem, locked for the length of one call (programs of a step may run
     /// at the same time).
     pub fs: std::sync::MutexGuard<'a, RootFs>,
+    /// The same filesystem, for streams that write to it after the call returns.
+    pub root: &'a Arc<Mutex<RootFs>>,
 }
 
 /// `HasData` marker for [`add_to_linker`].
@@ -228,13 +253,16 @@ impl FsView<'_> {
         let node = self.node(path)?.clone();
         let Kind::File(data) = &node.kind else { return Err(code(ErrorCode::IsDirectory)) };
         if let Content::Scratch(p) = &data.content
-            && self.fs.owned.contains(p)
+            && self.fs.budget.owns(p)
         {
             return Ok(p.clone());
         }
+        // The copy goes into the layer whole: room for it is made before it is written.
+        let copy = self.fs.scratch.new_path();
+        self.grow(path, &copy, data.len())?;
         let mut reader = data.content.open().map_err(io_error)?;
-        let (copy, size) = self.fs.scratch.store(&mut reader).map_err(io_error)?;
-        self.fs.owned.insert(copy.clone());
+        let size = self.fs.scratch.store_at(&copy, &mut reader).map_err(io_error)?;
+        self.grow(path, &copy, size)?;
         let meta = Meta { mtime: self.fs.mtime, ..node.meta };
         let replaced =
             Node { meta, kind: Kind::File(Arc::new(FileData { content: Content::Scratch(copy.clone()), size })) };
@@ -242,9 +270,14 @@ impl FsView<'_> {
         Ok(copy)
     }
 
+    /// Make room for `file`, the scratch file of the tree's `path`, to be `size` bytes long.
+    fn grow(&mut self, path: &[String], file: &Path, size: u64) -> FsResult<()> {
+        self.fs.grow(file, size, &shown(path)).map_err(|Full| code(ErrorCode::InsufficientSpace))
+    }
+
     fn empty_file(&mut self, path: &[String], mode: u32) -> FsResult<()> {
         let (file, size) = self.fs.scratch.store(&mut std::io::empty()).map_err(io_error)?;
-        self.fs.owned.insert(file.clone());
+        self.grow(path, &file, size)?;
         let node = Node {
             meta: self.new_meta(mode),
             kind: Kind::File(Arc::new(FileData { content: Content::Scratch(file), size })),
@@ -293,7 +326,7 @@ impl types::HostDescriptor for FsView<'_> {
         let path = self.desc(&fd)?.path.clone();
         let file = self.writable(&path)?;
         self.touched(&path)?;
-        let stream = FileWriter::open(&file, Some(offset)).map_err(io_error)?;
+        let stream = FileWriter::open(self.root, &mut self.fs, file, shown(&path), Some(offset)).map_err(io_error)?;
         self.table.push(Box::new(stream) as DynOutputStream).trap()
     }
 
@@ -301,7 +334,7 @@ impl types::HostDescriptor for FsView<'_> {
         let path = self.desc(&fd)?.path.clone();
         let file = self.writable(&path)?;
         self.touched(&path)?;
-        let stream = FileWriter::open(&file, None).map_err(io_error)?;
+        let stream = FileWriter::open(self.root, &mut self.fs, file, shown(&path), None).map_err(io_error)?;
         self.table.push(Box::new(stream) as DynOutputStream).trap()
     }
 
@@ -325,7 +358,9 @@ impl types::HostDescriptor for FsView<'_> {
     fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {
         let path = self.desc(&fd)?.path.clone();
         let file = self.writable(&path)?;
+        self.grow(&path, &file, size)?;
         std::fs::OpenOptions::new().write(true).open(&file).and_then(|f| f.set_len(size)).map_err(io_error)?;
+        self.fs.budget.truncated(&file, size);
         self.touched(&path)
     }
 
@@ -347,6 +382,7 @@ impl types::HostDescriptor for FsView<'_> {
     fn write(&mut self, fd: Resource<Descriptor>, buf: Vec<u8>, offset: Filesize) -> FsResult<Filesize> {
         let path = self.desc(&fd)?.path.clone();
         let file = self.writable(&path)?;
+        self.grow(&path, &file, offset.saturating_add(buf.len() as u64))?;
         let mut f = std::fs::OpenOptions::new().write(true).open(&file).map_err(io_error)?;
         f.seek(SeekFrom::Start(offset)).map_err(io_error)?;
         f.write_all(&buf).map_err(io_error)?;
@@ -645,11 +681,7 @@ impl FileReader {
                 f.seek(SeekFrom::Start(offset))?;
                 Box::new(f)
             }
-            Content::Context { dir, path } => {
-                let mut f = dir.open(path)?.into_std();
-                f.seek(SeekFrom::Start(offset))?;
-                Box::new(f)
-            }
+            Content::Context(file) => file.snapshot()?.reader(offset)?,
         };
         Ok(FileReader { reader })
     }
@@ -672,19 +704,42 @@ impl InputStream for FileReader {
     }
 }
 
-/// A stream writing into a scratch file this step owns, at an offset or appending.
+/// A stream writing into a scratch file this step owns, at an offset or appending. Each
+/// write is counted against the step's layer limit first (the stream outlives the call that
+/// opened it: it locks the filesystem for that, as a filesystem call does).
 struct FileWriter {
     file: std::fs::File,
+    /// Where the next write goes.
+    position: u64,
+    /// The scratch file.
+    path: PathBuf,
+    /// Its path in the tree, when it was opened.
+    shown: String,
+    root: Arc<Mutex<RootFs>>,
 }
 
 impl FileWriter {
-    fn open(path: &std::path::Path, offset: Option<u64>) -> std::io::Result<Self> {
-        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-        match offset {
+    fn open(
+        root: &Arc<Mutex<RootFs>>,
+        fs: &mut RootFs,
+        path: PathBuf,
+        shown: String,
+        offset: Option<u64>,
+    ) -> std::io::Result<Self> {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let position = match offset {
             Some(o) => file.seek(SeekFrom::Start(o))?,
             None => file.seek(SeekFrom::End(0))?,
         };
-        Ok(FileWriter { file })
+        // Open, it stays counted even if its name goes: it can still be written.
+        fs.budget.writer_opened(&path);
+        Ok(FileWriter { file, position, path, shown, root: root.clone() })
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        self.root.lock().unwrap_or_else(|e| e.into_inner()).budget.writer_closed(&self.path);
     }
 }
 
@@ -695,7 +750,22 @@ impl Pollable for FileWriter {
 
 impl OutputStream for FileWriter {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.file.write_all(&bytes).map_err(|e| StreamError::LastOperationFailed(e.into()))
+        let end = self.position.saturating_add(bytes.len() as u64);
+        self.root
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .grow(&self.path, end, &self.shown)
+            .map_err(|Full| StreamError::LastOperationFailed(full_disk().into()))?;
+        match self.file.write_all(&bytes) {
+            Ok(()) => {
+                self.position = end;
+                Ok(())
+            }
+            Err(e) => {
+                self.position = self.file.stream_position().unwrap_or(end);
+                Err(StreamError::LastOperationFailed(e.into()))
+            }
+        }
     }
 
     fn flush(&mut self) -> StreamResult<()> {

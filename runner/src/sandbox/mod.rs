@@ -16,9 +16,12 @@
 //! for `kiln run`, passed straight to kiln's own stdout and stderr: [`OutputSink`]).
 //! Memory is capped per instance and a step may be given a wall-time limit (epoch
 //! interruption), so a guest that loops, allocates without end or traps is a clean error.
+//! What the step's files may come to is its scratch's layer limit, counted as they are
+//! written ([`layer_budget`]): past it a write fails as on a full disk, and the step fails.
 
 pub mod cwd;
 pub mod fs;
+mod layer_budget;
 mod output;
 mod pipe;
 pub mod program;
@@ -115,6 +118,19 @@ pub enum RunError {
     /// Its programs started more programs at once than it may run.
     #[error("the step tried to run more than {0} programs at once and was stopped")]
     Processes(usize),
+    /// Its programs wrote files that would make its layer larger than the layer limit: the
+    /// write was refused (the program saw a full disk), and the step fails however the
+    /// program went on.
+    #[error("writing {path} would make the step's layer larger than {}, so the write was refused",
+        crate::limits::human_size(*.limit))]
+    LayerSize {
+        /// The file whose write was refused first, in the step's filesystem.
+        path: String,
+        /// The limit, bytes.
+        limit: u64,
+        /// What the step printed (the program's own report of the failed write).
+        output: Vec<u8>,
+    },
     /// It trapped (crashed).
     #[error("the program crashed: {detail}")]
     Trap {
@@ -264,6 +280,8 @@ pub(crate) struct StepCtx {
     started: std::time::Instant,
     pub(crate) output: output::Log,
     budget: Arc<output::Budget>,
+    /// The first write that did not fit in the step's layer.
+    refusal: Arc<layer_budget::Refusal>,
     processes: usize,
     running: std::sync::atomic::AtomicUsize,
     too_many: std::sync::atomic::AtomicBool,
@@ -359,6 +377,7 @@ impl Sandbox {
             started: std::time::Instant::now(),
             output: output::Log::new(spec.output_limit, budget.clone()),
             budget,
+            refusal: Arc::new(layer_budget::Refusal::default()),
             processes: spec.processes.max(1),
             running: std::sync::atomic::AtomicUsize::new(0),
             too_many: std::sync::atomic::AtomicBool::new(false),
@@ -375,7 +394,13 @@ impl Sandbox {
             stdout: ctx.inherited(Stream::Stdout),
             stderr: ctx.inherited(Stream::Stderr),
         };
-        let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(tree, ctx.scratch.clone(), ctx.owner, ctx.epoch)));
+        let fs = Arc::new(std::sync::Mutex::new(fs::RootFs::new(
+            tree,
+            ctx.scratch.clone(),
+            ctx.owner,
+            ctx.epoch,
+            ctx.refusal.clone(),
+        )));
         ctx.reserve_process();
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watchdog = watchdog(&ctx, &finished);
@@ -391,18 +416,31 @@ impl Sandbox {
         if let Some(w) = watchdog {
             let _ = w.join();
         }
+        {
+            // Every program and stream of the step is done: the files it created and no
+            // longer uses leave the scratch directory now, not at the end of the build.
+            let mut guard = fs.lock().unwrap_or_else(|e| e.into_inner());
+            let root = &mut *guard;
+            root.budget.recount(&root.tree, None);
+        }
         let tree = match Arc::try_unwrap(fs) {
             Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()).tree,
             Err(shared) => std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).tree),
         };
         let printed = ctx.output.contents();
         let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
-        let outcome = match result {
+        let outcome = if let Some(limit) = ctx.limit_hit() {
             // A limit ends the step whatever its first program made of the failure.
-            _ if ctx.limit_hit().is_some() => Err(ctx.limit_hit().expect("just checked")),
-            Ok(status) => Ok(Outcome { status, output: printed, output_clipped: ctx.output.clipped(), warnings }),
-            Err(RunError::Trap { detail, .. }) => Err(RunError::Trap { detail, output: printed }),
-            Err(e) => Err(e),
+            Err(limit)
+        } else if let Some(path) = ctx.refusal.path() {
+            // So does a refused write: the program may have ignored it.
+            Err(RunError::LayerSize { path: path.to_string(), limit: ctx.scratch.layer_limit(), output: printed })
+        } else {
+            match result {
+                Ok(status) => Ok(Outcome { status, output: printed, output_clipped: ctx.output.clipped(), warnings }),
+                Err(RunError::Trap { detail, .. }) => Err(RunError::Trap { detail, output: printed }),
+                Err(e) => Err(e),
+            }
         };
         (tree, outcome)
     }
@@ -601,6 +639,7 @@ fn run_command(
     fs::add_to_linker(&mut linker, |s: &mut StepState| fs::FsView {
         table: &mut s.table,
         fs: s.fs.lock().unwrap_or_else(|e| e.into_inner()),
+        root: &s.fs,
     })?;
     spawn::add_to_linker(&mut linker)?;
     sleep::add_to_linker(&mut linker)?;

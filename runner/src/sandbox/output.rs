@@ -5,7 +5,8 @@
 //! and counts the rest against the step's output budget: a program printing without end is
 //! stopped at the budget with an error naming the setting, rather than filling memory or
 //! running forever. Output sent to a file streams into kiln's scratch directory as it is
-//! written, so its size is bounded by the disk and the layer limit, not by memory.
+//! written, counted against the step's layer limit before each write, so its size is
+//! bounded by that limit and the disk, not by memory.
 //!
 //! This module never decides what a limit means to the user; it only reports that the
 //! budget ran out ([`Budget::exceeded`]).
@@ -14,6 +15,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::fs::{RootFs, full_disk};
+use super::layer_budget::Full;
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -124,17 +128,31 @@ impl StdoutStream for Log {
 
 /// A program's output sent to a file: written into a scratch file as it comes, put into the
 /// tree when the program ends.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileOutput {
     file: Arc<Mutex<std::fs::File>>,
     path: PathBuf,
+    /// Bytes written so far, counted before they are written.
+    written: Arc<AtomicU64>,
+    /// Where it goes in the tree, for a refused write.
+    shown: Arc<str>,
+    /// The step's filesystem, whose budget counts the bytes.
+    root: Arc<Mutex<RootFs>>,
 }
 
 impl FileOutput {
-    /// Write into a new file at `path` (in the step's scratch directory).
-    pub fn create(path: PathBuf) -> std::io::Result<Self> {
+    /// Write into a new file at `path` (in the step's scratch directory), bound for `shown`
+    /// in the step's filesystem `root`.
+    pub(crate) fn create(path: PathBuf, shown: &str, root: &Arc<Mutex<RootFs>>) -> std::io::Result<Self> {
         let file = std::fs::File::create(&path)?;
-        Ok(FileOutput { file: Arc::new(Mutex::new(file)), path })
+        root.lock().unwrap_or_else(|e| e.into_inner()).budget.output_started(&path);
+        Ok(FileOutput {
+            file: Arc::new(Mutex::new(file)),
+            path,
+            written: Arc::new(AtomicU64::new(0)),
+            shown: Arc::from(shown),
+            root: root.clone(),
+        })
     }
 
     /// The scratch file and its size now.
@@ -151,6 +169,14 @@ impl Pollable for FileOutput {
 
 impl OutputStream for FileOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let n = bytes.len() as u64;
+        // Reserved first, so that writers of one output never count the same bytes twice.
+        let end = self.written.fetch_add(n, Ordering::SeqCst).saturating_add(n);
+        self.root
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .grow(&self.path, end, &self.shown)
+            .map_err(|Full| StreamError::LastOperationFailed(full_disk().into()))?;
         // A full disk is the program's error to see, as it would be on Linux.
         self.file
             .lock()

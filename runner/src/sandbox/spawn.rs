@@ -96,7 +96,9 @@ impl StepState {
             WitStdio::Inherit => self.ctx.inherited(stream),
             WitStdio::Null => Output::Null,
             WitStdio::File(path) | WitStdio::Append(path) => {
-                let output = FileOutput::create(self.ctx.scratch.new_path()).map_err(|e| format!("{path}: {e}"))?;
+                let shown = format!("/{}", rootfs::join(&rootfs::clean(&self.absolute(path))));
+                let output = FileOutput::create(self.ctx.scratch.new_path(), &shown, &self.fs)
+                    .map_err(|e| format!("{path}: {e}"))?;
                 let append = matches!(stdio, WitStdio::Append(_));
                 sinks.push(FileSink { output: output.clone(), path: self.absolute(path), append });
                 Output::File(output)
@@ -159,21 +161,36 @@ impl StepState {
     /// Write what a child printed into the files its streams were sent to.
     fn store_sinks(&mut self, sinks: Vec<FileSink>) -> Result<(), String> {
         let ctx = self.ctx.clone();
-        let mut fs = self.fs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.fs.lock().unwrap_or_else(|e| e.into_inner());
+        let fs = &mut *guard;
         for sink in sinks {
             let target = fs.tree.resolve_dest(&[], &sink.path).map_err(|e| e.to_string())?;
             let existing = fs.tree.get(&target).cloned();
-            let (written, _) = sink.output.finish().map_err(|e| format!("{}: {e}", sink.path))?;
+            let (written, written_size) = sink.output.finish().map_err(|e| format!("{}: {e}", sink.path))?;
             let (file, size) = match (sink.append, &existing) {
-                (true, Some(Node { kind: Kind::File(data), .. })) => {
+                // Appending to an empty file (a shell's `>` opens the file, then appends) is
+                // the output as it is.
+                (true, Some(Node { kind: Kind::File(data), .. })) if !data.is_empty() => {
                     // Streamed, never held in memory: the file may be as large as the disk.
+                    // The output's bytes move into the new file; what was there before is
+                    // counted before it is copied.
+                    let file = ctx.scratch.new_path();
+                    let shown = format!("/{}", rootfs::join(&target));
+                    fs.budget.removed(&written);
+                    if fs.grow(&file, data.len().saturating_add(written_size), &shown).is_err() {
+                        let _ = std::fs::remove_file(&written);
+                        return Err(format!("{}: {}", sink.path, super::fs::full_disk()));
+                    }
                     let before = data.content.open().map_err(|e| e.to_string())?;
                     let after = std::fs::File::open(&written).map_err(|e| e.to_string())?;
-                    let stored = ctx.scratch.store(&mut before.chain(after));
+                    let stored = ctx.scratch.store_at(&file, &mut before.chain(after));
                     let _ = std::fs::remove_file(&written);
-                    stored.map_err(|e| format!("{}: {e}", sink.path))?
+                    (file, stored.map_err(|e| format!("{}: {e}", sink.path))?)
                 }
-                _ => sink.output.finish().map_err(|e| format!("{}: {e}", sink.path))?,
+                _ => {
+                    fs.budget.output_placed(&written);
+                    (written, written_size)
+                }
             };
             let meta = match &existing {
                 Some(Node { meta, kind: Kind::File(_) }) => Meta { mtime: ctx.epoch, ..*meta },
