@@ -163,10 +163,6 @@ fn fifos_and_sockets_in_the_context_are_skipped() {
     let mut h = sandbox(&[("all", "COPY . /"), ("fifo", "COPY fifo /x"), ("sock", "ADD sock /x")]);
     let c = ctx(&h);
     mkfifo(&c.join("fifo"));
-    // An ignore file that is a FIFO too, shared and build-file specific: reading either
-    // would wait for a writer forever.
-    mkfifo(&c.join(".dockerignore"));
-    mkfifo(&h.sb.dir.path().join("df/all.dockerignore"));
     drop(std::os::unix::net::UnixListener::bind(c.join("sock")).unwrap());
     h.seal();
 
@@ -183,6 +179,20 @@ fn fifos_and_sockets_in_the_context_are_skipped() {
     names.sort();
     assert_eq!(names, ["seed"]);
     h.verify(&["out-all"]);
+}
+
+#[test]
+fn an_ignore_file_that_is_a_fifo_is_an_error_not_a_hang() {
+    // Reading an ignore file that is a FIFO would wait for a writer forever; the shared one and
+    // the build-file specific one are both refused by name, before anything is built.
+    for (ignore, named) in [("ctx/.dockerignore", "ctx/.dockerignore"), ("df/all.dockerignore", "df/all.dockerignore")] {
+        let mut h = sandbox(&[("all", "COPY . /")]);
+        mkfifo(&h.sb.dir.path().join(ignore));
+        h.seal();
+        let (out, took) = build(&h, "all", &[]);
+        assert!(took < Duration::from_secs(60), "kiln waited on the FIFO for {took:?}");
+        h.refused(&out, &[named, "is not a regular file (it is a FIFO); point kiln at a file"]);
+    }
 }
 
 /// Whether the tests run as root, who reads files whatever their mode.

@@ -156,7 +156,7 @@ fn a_full_disk_is_the_programs_error_and_loses_nothing() {
     let store = h.sb.root();
     std::fs::create_dir_all(&store).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=96m", "kiln-full-disk"])
+        .args(["-t", "tmpfs", "-o", "size=96m,mode=0700", "kiln-full-disk"])
         .arg(&store)
         .status()
         .unwrap();
