@@ -103,7 +103,7 @@ fn names(text: &str) {
         ImageRef::Layout { .. } => {}
         ImageRef::Store(name) => assert_eq!(name, normal),
     }
-    let _ = kiln::registry::parse_reference(text);
+    let _ = kiln::source::registry::parse_reference(text);
     if let Ok(digest) = Digest::parse(text) {
         assert_eq!(digest.hex().len(), 64);
     }

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kiln::executor::wasi::{OutputSink, RunSpec, WasiExecutor};
 use kiln::layer::{self, Scratch};
 use kiln::rootfs::{Content, FileData, Kind, Meta, Node, Tree, clean};
-use kiln::sandbox::{OutputSink, RunSpec, Sandbox};
 use kiln::store::Store;
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -70,7 +70,7 @@ fn spawn_bench(work: &Path) {
     let scratch_dir = work.join("scratch");
     std::fs::create_dir_all(&scratch_dir).unwrap();
     let scratch = Arc::new(Scratch::new(&scratch_dir));
-    let sandbox = Sandbox::new(Some(work.join("compiled")));
+    let sandbox = WasiExecutor::new(Some(work.join("compiled")));
     let env = vec![("PATH".to_string(), "/bin".to_string())];
     let spec = RunSpec {
         argv: &argv,
@@ -104,7 +104,7 @@ fn spawn_bench(work: &Path) {
     // A new sandbox (as in a new `kiln build`): the compiled program comes from the disk cache.
     let mut from_disk = Vec::new();
     for _ in 0..10 {
-        let fresh = Sandbox::new(Some(work.join("compiled")));
+        let fresh = WasiExecutor::new(Some(work.join("compiled")));
         let start = Instant::now();
         let (t, outcome) = fresh.run(tree, scratch.clone(), &spec);
         from_disk.push(start.elapsed());

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kiln::executor::wasi::{OutputSink, RunSpec, WasiExecutor};
 use kiln::layer::Scratch;
 use kiln::rootfs::{Content, FileData, Kind, Meta, Node, Tree, clean};
-use kiln::sandbox::{OutputSink, RunSpec, Sandbox};
 
 const CHAIN: usize = 200;
 
@@ -61,7 +61,7 @@ fn main() {
     let scratch_dir = work.path().join("scratch");
     std::fs::create_dir_all(&scratch_dir).unwrap();
     let scratch = Arc::new(Scratch::new(&scratch_dir));
-    let sandbox = Sandbox::new(Some(work.path().join("compiled")));
+    let sandbox = WasiExecutor::new(Some(work.path().join("compiled")));
     let env = vec![("PATH".to_string(), "/bin".to_string())];
     let chain = vec![command; CHAIN].join(" && ");
     let run = |tree: Tree, script: &str| {

@@ -20,6 +20,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::compression::Family;
 use crate::ignore::Matcher;
 use crate::layer::{self, Scratch};
 use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathError, Tree};
@@ -463,39 +464,16 @@ fn copy_children(
     Ok(())
 }
 
-/// Undo a compression layer recognised by its magic bytes (gzip, bzip2, xz, zstd).
-fn decompressor<'a>(mut reader: Box<dyn Read + 'a>) -> std::io::Result<Box<dyn Read + 'a>> {
-    let mut head = [0u8; 6];
-    let mut got = 0;
-    while got < head.len() {
-        let n = reader.read(&mut head[got..])?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    let whole = std::io::Cursor::new(head[..got].to_vec()).chain(reader);
-    Ok(match &head[..got] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(whole)),
-        [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::BzDecoder::new(whole)),
-        [0xfd, b'7', b'z', b'X', b'Z', 0] => Box::new(liblzma::read::XzDecoder::new(whole)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            Box::new(ruzstd::decoding::StreamingDecoder::new(whole).map_err(std::io::Error::other)?)
-        }
-        _ => Box::new(whole),
-    })
-}
-
 /// If the file is a tar archive (plain or compressed), a reader of the uncompressed tar.
 /// Anything else (including a compressed file that is not a tar) is copied as it is, as
 /// Docker does.
 fn archive_stream(data: &FileData) -> Result<Option<Box<dyn Read + '_>>, CopyError> {
     let io = |e| CopyError::Io { context: "read an ADD source".into(), source: e };
-    let mut probe = decompressor(data.content.open().map_err(io)?).map_err(io)?;
+    let mut probe = crate::compression::decompress(data.content.open().map_err(io)?, Family::Archive).map_err(io)?;
     let mut head = Vec::with_capacity(512);
     // A stream that fails to decompress is not an archive we can unpack.
     if probe.by_ref().take(512).read_to_end(&mut head).is_err() || head.len() < 262 || &head[257..262] != b"ustar" {
         return Ok(None);
     }
-    Ok(Some(decompressor(data.content.open().map_err(io)?).map_err(io)?))
+    Ok(Some(crate::compression::decompress(data.content.open().map_err(io)?, Family::Archive).map_err(io)?))
 }

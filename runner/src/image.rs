@@ -5,7 +5,7 @@
 //! carry fields the OCI type drops (`Healthcheck`, `OnBuild`, `Shell`, `ArgsEscaped`), and a
 //! base image's config must survive a round trip untouched: unknown fields are kept.
 //!
-//! Loading never trusts a layout on disk: its files are read through [`crate::layout`] (no
+//! Loading never trusts a layout on disk: its files are read through [`crate::source::layout`] (no
 //! symlink followed, nothing but regular files, documents bounded), and every blob read from
 //! one is checked against its digest before it is used or imported into the store. Nor does
 //! unpacking trust the store: each layer is checked while it streams against its descriptor
@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::layer::{self, LayerError, Mismatch, Scratch};
-use crate::layout::{LayoutDir, LayoutError};
 use crate::rootfs::Tree;
+use crate::source::layout::{LayoutDir, LayoutError};
 use crate::store::{self, Digest, Document, Store, StoreError};
 
 /// `config` inside an image config: how a container runs.
@@ -291,14 +291,23 @@ pub fn parse_ref(reference: &str) -> ImageRef {
             return ImageRef::Layout { dir: PathBuf::from(dir), tag: None, digest: Some(digest.to_string()) };
         }
         // The tag follows the last ':' unless that ':' is part of the path.
-        return match rest.rsplit_once(':') {
-            Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+        return match split_tag(rest) {
+            (dir, Some(tag)) if !dir.is_empty() => {
                 ImageRef::Layout { dir: PathBuf::from(dir), tag: Some(tag.to_string()), digest: None }
             }
             _ => ImageRef::Layout { dir: PathBuf::from(rest), tag: None, digest: None },
         };
     }
     ImageRef::Store(normalize_name(reference))
+}
+
+/// `repository:tag` split at the tag's colon, if there is a tag: a colon followed by a `/`
+/// belongs to a registry's port (`host:5000/app`), not to a tag.
+pub fn split_tag(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, Some(tag)),
+        _ => (name, None),
+    }
 }
 
 /// `name` → `name:latest`; names with a tag or digest are kept.
@@ -309,9 +318,13 @@ pub fn normalize_name(name: &str) -> String {
 
 /// Check a `-t` name the way Docker does: lowercase path components of `[a-z0-9._-]`, an
 /// optional `host[:port]/` prefix, an optional `:tag` of `[A-Za-z0-9_.-]{1,128}`.
-pub fn validate_tag(name: &str) -> Result<String, String> {
+///
+/// # Errors
+/// The name is not one Docker would take.
+pub fn validate_tag(name: &str) -> Result<String, InvalidName> {
     let normalized = normalize_name(name);
-    let (repo, tag) = normalized.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&normalized, "latest"));
+    let (repo, tag) = split_tag(&normalized);
+    let tag = tag.unwrap_or("latest");
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -327,11 +340,15 @@ pub fn validate_tag(name: &str) -> Result<String, String> {
                 && p.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && p.ends_with(|c: char| c.is_ascii_alphanumeric())
         });
-    if tag_ok && repo_ok {
-        Ok(normalized)
-    } else {
-        Err(format!("invalid image name {name:?}: use lowercase name[:tag], for example myapp:1.0"))
-    }
+    if tag_ok && repo_ok { Ok(normalized) } else { Err(InvalidName { name: name.to_string() }) }
+}
+
+/// A `-t` name Docker would not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image name {name:?}: use lowercase name[:tag], for example myapp:1.0")]
+pub struct InvalidName {
+    /// The name as given.
+    pub name: String,
 }
 
 /// An image ready to build on: its manifest, config, and where its blobs are.

@@ -503,27 +503,13 @@ pub(crate) fn copy_sparse(reader: &mut dyn Read, file: &mut std::fs::File) -> io
     Ok(size)
 }
 
-/// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar). A gzip
-/// stream of several members is read whole, as Go's `gzip.Reader` (Docker's, containerd's)
-/// reads it.
-pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        let n = reader.read(&mut magic[got..])?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    let prefix = io::Cursor::new(magic[..got].to_vec());
-    let whole = prefix.chain(reader);
-    Ok(match &magic[..got] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(whole)),
-        // OCI's `tar+zstd` layers, which registries increasingly serve.
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(ruzstd::decoding::StreamingDecoder::new(whole).map_err(io::Error::other)?),
-        _ => Box::new(whole),
-    })
+/// Decompress a layer blob by sniffing its first bytes (gzip, zstd, or plain tar); see
+/// [`crate::compression`].
+///
+/// # Errors
+/// As [`crate::compression::decompress`].
+pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    crate::compression::decompress(reader, crate::compression::Family::Layer)
 }
 
 /// Apply a layer (an uncompressed tar stream) to `tree`, OCI-style: whiteouts remove what

@@ -1,4 +1,19 @@
-//! The platform kiln runs on and the one it builds for by default, in OCI's `os/arch` form.
+//! The platform kiln runs on and the one it builds for by default, in OCI's `os/arch` form,
+//! and what a Linux image's programs find without a PATH of their own.
+
+/// The PATH an image without one gets, as Docker sets it for Linux images (RUN steps,
+/// `kiln run`, and finding an image's program).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a program named `name` is looked for, in order, as a shell's PATH search has it: a
+/// name with a `/` is a path of its own; any other is tried in each directory of `path_env`
+/// ([`DEFAULT_PATH`] when the image sets none; empty entries are skipped).
+pub fn program_candidates(name: &str, path_env: Option<&str>) -> Vec<String> {
+    if name.contains('/') {
+        return vec![name.to_string()];
+    }
+    path_env.unwrap_or(DEFAULT_PATH).split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{name}")).collect()
+}
 
 /// The OCI architecture name of a Rust `target_arch`.
 fn oci_arch(arch: &str) -> &str {

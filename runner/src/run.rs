@@ -7,7 +7,7 @@
 //! and what the outcome means as an exit status ([`exit_status`], [`RunImageError::exit_code`]).
 //!
 //! It passes on resolving IMAGE (the CLI, through [`crate::image`]), unpacking layers
-//! ([`LoadedImage::rootfs`]) and running programs ([`Sandbox`], with output sent straight to
+//! ([`LoadedImage::rootfs`]) and running programs ([`WasiExecutor`], with output sent straight to
 //! kiln's own stdout and stderr as it is written).
 //!
 //! Nothing goes back into the store: the files a program creates or changes live in a
@@ -17,12 +17,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::builder::DEFAULT_PATH;
 use crate::copy;
+use crate::executor::wasi::{self, OutputSink, RunSpec, WasiExecutor, program::ProgramError};
 use crate::image::{ImageError, LoadedImage, RunConfig};
 use crate::layer::Scratch;
+use crate::platform::DEFAULT_PATH;
 use crate::rootfs::{self, Meta};
-use crate::sandbox::{self, OutputSink, RunSpec, Sandbox, program::ProgramError};
 use crate::store::{Store, StoreError};
 
 /// What `kiln run` is asked for besides the image.
@@ -93,9 +93,20 @@ pub enum RunImageError {
     /// The store failed (the scratch directory).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// kiln's store cannot be opened.
+    #[error("cannot open kiln's store: {0}")]
+    OpenStore(StoreError),
+    /// The image is not in the store, and pulling it failed.
+    #[error("image {image} is not in kiln's store, and pulling it failed: {error}")]
+    Pull {
+        /// The image as the user named it.
+        image: String,
+        /// Why the pull failed.
+        error: Box<crate::source::SourceError>,
+    },
     /// The program could not start, crashed or was stopped.
     #[error("{}", sandbox_message(.0))]
-    Sandbox(#[from] sandbox::RunError),
+    Sandbox(#[from] wasi::RunError),
 }
 
 impl RunImageError {
@@ -104,10 +115,10 @@ impl RunImageError {
     /// other failure of kiln or of the sandbox (a crash, a limit, a missing image).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunImageError::Sandbox(sandbox::RunError::Program(ProgramError::NotFound { .. })) => 127,
-            RunImageError::Sandbox(sandbox::RunError::Program(ProgramError::Empty)) => 125,
-            RunImageError::Sandbox(sandbox::RunError::Program(_)) => 126,
-            RunImageError::Sandbox(sandbox::RunError::Cancelled) => 130,
+            RunImageError::Sandbox(wasi::RunError::Program(ProgramError::NotFound { .. })) => 127,
+            RunImageError::Sandbox(wasi::RunError::Program(ProgramError::Empty)) => 125,
+            RunImageError::Sandbox(wasi::RunError::Program(_)) => 126,
+            RunImageError::Sandbox(wasi::RunError::Cancelled) => 130,
             _ => 125,
         }
     }
@@ -121,33 +132,36 @@ impl RunImageError {
             RunImageError::Image(ImageError::NotFound { .. }) => {
                 "images come from kiln's store (`kiln images`) or an OCI layout (oci-layout://DIR[:TAG])"
             }
-            RunImageError::Sandbox(sandbox::RunError::Program(ProgramError::NotFound { .. })) => {
+            RunImageError::Pull { .. } => {
+                "images come from kiln's store (`kiln images`), a registry (`kiln pull`), or an OCI layout (oci-layout://DIR[:TAG])"
+            }
+            RunImageError::Sandbox(wasi::RunError::Program(ProgramError::NotFound { .. })) => {
                 "check the image's PATH (kiln inspect IMAGE), or give the program's absolute path"
             }
-            RunImageError::Sandbox(sandbox::RunError::Timeout(_)) => "give it longer with --timeout SECONDS",
-            RunImageError::Sandbox(sandbox::RunError::Memory(_)) => "give it more with --memory MIB",
-            RunImageError::Sandbox(sandbox::RunError::Processes(_)) => "allow more with --processes N",
+            RunImageError::Sandbox(wasi::RunError::Timeout(_)) => "give it longer with --timeout SECONDS",
+            RunImageError::Sandbox(wasi::RunError::Memory(_)) => "give it more with --memory MIB",
+            RunImageError::Sandbox(wasi::RunError::Processes(_)) => "allow more with --processes N",
             _ => return None,
         })
     }
 }
 
 /// The sandbox's errors, worded for a program run on its own rather than a build step.
-fn sandbox_message(e: &sandbox::RunError) -> String {
+fn sandbox_message(e: &wasi::RunError) -> String {
     match e {
-        sandbox::RunError::Program(ProgramError::NotFound { name, on_path: true }) => {
+        wasi::RunError::Program(ProgramError::NotFound { name, on_path: true }) => {
             format!("{name}: executable file not found on the image's PATH")
         }
-        sandbox::RunError::Program(ProgramError::NotFound { name, on_path: false }) => {
+        wasi::RunError::Program(ProgramError::NotFound { name, on_path: false }) => {
             format!("{name}: no such file in the image")
         }
-        sandbox::RunError::Timeout(limit) => {
+        wasi::RunError::Timeout(limit) => {
             format!("the program ran longer than its limit of {}s (--timeout) and was stopped", limit.as_secs())
         }
-        sandbox::RunError::Memory(bytes) => {
+        wasi::RunError::Memory(bytes) => {
             format!("the program tried to use more than {} MiB of memory (--memory) and was stopped", bytes >> 20)
         }
-        sandbox::RunError::LayerSize { path, limit, .. } => format!(
+        wasi::RunError::LayerSize { path, limit, .. } => format!(
             "writing {path} would take the files the program wrote past {}, the most kiln run keeps, so the write was refused",
             crate::limits::human_size(*limit)
         ),
@@ -304,7 +318,7 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         sink: OutputSink::Terminal,
         stop: None,
     };
-    let sandbox = Sandbox::new(Some(store.root().join("compiled")));
+    let sandbox = WasiExecutor::new(Some(store.root().join("compiled")));
     let (tree, outcome) = sandbox.run(tree, scratch, &spec);
     // The tree's files live in the scratch directory: both go now.
     drop(tree);
@@ -378,12 +392,12 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_docker() {
-        let not_found = sandbox::RunError::Program(ProgramError::NotFound { name: "x".into(), on_path: true });
+        let not_found = wasi::RunError::Program(ProgramError::NotFound { name: "x".into(), on_path: true });
         assert_eq!(RunImageError::from(not_found).exit_code(), 127);
-        let not_wasi = sandbox::RunError::Program(ProgramError::NotWasi { path: "/x".into(), what: "ELF".into() });
+        let not_wasi = wasi::RunError::Program(ProgramError::NotWasi { path: "/x".into(), what: "ELF".into() });
         assert_eq!(RunImageError::from(not_wasi).exit_code(), 126);
-        assert_eq!(RunImageError::from(sandbox::RunError::Timeout(Duration::from_secs(1))).exit_code(), 125);
+        assert_eq!(RunImageError::from(wasi::RunError::Timeout(Duration::from_secs(1))).exit_code(), 125);
         assert_eq!(RunImageError::NoCommand { image: "i".into() }.exit_code(), 125);
-        assert_eq!(RunImageError::from(sandbox::RunError::Cancelled).exit_code(), 130);
+        assert_eq!(RunImageError::from(wasi::RunError::Cancelled).exit_code(), 130);
     }
 }

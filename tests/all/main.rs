@@ -8,6 +8,7 @@ mod frontends;
 #[path = "../hostile/mod.rs"]
 mod hostile;
 mod kiln_run;
+mod library;
 mod oci;
 mod parallel;
 mod parse;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln::export::Output;
+use kiln::exporter::Output;
 use kiln::rootfs::Tree;
 
 use super::Hostile;
@@ -99,14 +99,14 @@ fn a_base_layer_changed_in_the_store_is_refused_by_builds_runs_and_exports() {
     }
     let store = kiln::store::Store::open(&h.sb.root()).unwrap();
     let manifest = store.lookup("base:1").unwrap().expect("base:1 is tagged");
-    let protected = kiln::export::Protected::new(&h.sb.root(), None).unwrap();
+    let protected = kiln::exporter::Protected::new(&h.sb.root(), None).unwrap();
     for output in [
         Output::Oci(h.sb.dir.path().join("out")),
         Output::OciArchive(h.sb.dir.path().join("oci.tar")),
         Output::Docker(h.sb.dir.path().join("docker.tar")),
     ] {
         let err =
-            kiln::export::write(&store, &manifest, &[], &Tree::new(), &output, &protected).unwrap_err().to_string();
+            kiln::exporter::write(&store, &manifest, &[], &Tree::new(), &output, &protected).unwrap_err().to_string();
         assert!(err.contains(&format!("blob {in_store}")), "{err}");
     }
     let index = std::fs::read_to_string(h.sb.root().join("index.json")).unwrap();

@@ -6,14 +6,14 @@
 //! never reads an OCI layout a frontend names (only one the user named with
 //! `--build-context`). What it was asked for and could not answer is recorded, so that the
 //! caller can pull the images the returned graph builds on anyway — when their registry is
-//! in the build's [`crate::registry::RegistryScope`] — and parse again with their configs.
+//! in the build's [`crate::source::registry::RegistryScope`] — and parse again with their configs.
 
 use std::sync::Mutex;
 
 use kiln_ir::ImageResolver;
 
 use crate::image::{self, ImageConfig};
-use crate::named_context::{ContextValue, NamedContexts};
+use crate::source::named::{ContextValue, NamedContexts};
 use crate::store::Store;
 
 /// Answers `resolve-image-config` from the store and the named contexts.

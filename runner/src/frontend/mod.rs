@@ -13,7 +13,6 @@
 //! It never touches the build context, the store's images or the network.
 
 mod bindings;
-pub mod cache;
 pub mod images;
 mod sandbox;
 pub mod select;
@@ -23,17 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_ir::{BuildGraph, Diagnostic, ImageResolver, Request};
-use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Engine, Store};
 
 use self::sandbox::{HostState, LimitHit};
 
 /// The Dockerfile frontend, compiled into kiln by `build.rs`.
 pub static DOCKERFILE_FRONTEND: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dockerfile.wasm"));
-
-/// How often the engine's epoch advances; the time limit is counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Resource limits for one frontend run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,40 +131,6 @@ pub struct Frontend {
 /// The result of asking a frontend to parse: the graph, or the frontend's diagnostics.
 pub type ParseResult = Result<BuildGraph, Vec<Diagnostic>>;
 
-/// The shared engine: epoch interruption on, a background thread ticking the epoch.
-/// The process-wide engine (component model, epoch interruption, a ticker thread), shared
-/// by frontends and RUN steps so compiled code and the cache agree.
-pub(crate) fn engine() -> Result<Engine, FrontendError> {
-    static ENGINE: std::sync::OnceLock<Result<Engine, String>> = std::sync::OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let mut config = Config::new();
-            config.wasm_component_model(true);
-            config.epoch_interruption(true);
-            config.max_wasm_stack(2 << 20);
-            let engine = Engine::new(&config).map_err(|e| e.to_string())?;
-            let ticker = engine.weak();
-            std::thread::Builder::new()
-                .name("kiln-epoch".into())
-                .spawn(move || {
-                    while let Some(engine) = ticker.upgrade() {
-                        engine.increment_epoch();
-                        drop(engine);
-                        std::thread::sleep(EPOCH_TICK);
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            Ok(engine)
-        })
-        .clone()
-        .map_err(FrontendError::Engine)
-}
-
-/// The hex sha256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 impl Frontend {
     /// Compile (or load from `cache_dir`) the component in `wasm`. `origin` names it in
     /// messages (`the built-in Dockerfile frontend`, a path).
@@ -183,9 +144,9 @@ impl Frontend {
         cache_dir: Option<PathBuf>,
         limits: FrontendLimits,
     ) -> Result<Self, FrontendError> {
-        let engine = engine()?;
-        let digest = sha256_hex(wasm);
-        let component = cache::load_or_compile(&engine, wasm, &digest, cache_dir.as_deref())
+        let engine = crate::wasm::engine().map_err(|e| FrontendError::Engine(e.to_string()))?;
+        let digest = crate::wasm::sha256_hex(wasm);
+        let component = crate::wasm::cache::load_or_compile(&engine, wasm, &digest, cache_dir.as_deref())
             .map_err(|e| FrontendError::Invalid { origin: origin.to_string(), detail: format!("{e:#}") })?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| FrontendError::Engine(e.to_string()))?;
@@ -248,7 +209,7 @@ impl Frontend {
         let output = state.output();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.limits.time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = (self.limits.time.as_millis() / crate::wasm::EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
@@ -257,7 +218,7 @@ impl Frontend {
             instance.call_parse(&mut *store, &(request.into()))
         };
         let result = run(&mut store);
-        let hit = store.data().limiter.hit();
+        let hit = store.data().limiter.memory_hit().then_some(LimitHit::Memory);
         let result = match result {
             Ok(result) => result,
             Err(e) => return Err(self.classify(e, hit, &output.contents())),

@@ -6,37 +6,18 @@ use std::time::Duration;
 
 use kiln_ir::ImageResolver;
 use rand::SeedableRng;
+use wasmtime::StoreLimitsBuilder;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::wasm::{FixedClock, MemoryLimiter};
 
 use super::FrontendLimits;
 use super::bindings::kiln::build::{host, types};
 
 /// Longest image reference a frontend may ask about.
 const MAX_REFERENCE_BYTES: usize = 4096;
-
-/// A clock that always reads the Unix epoch: a frontend's output must not depend on time.
-struct FrozenClock;
-
-impl HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
 
 /// Which limit stopped a frontend, if one did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,51 +26,11 @@ pub enum LimitHit {
     Memory,
 }
 
-/// [`StoreLimits`] plus a record of the first refusal.
-pub struct Limiter {
-    inner: StoreLimits,
-    hit: Option<LimitHit>,
-}
-
-impl Limiter {
-    pub fn hit(&self) -> Option<LimitHit> {
-        self.hit
-    }
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        // With `trap_on_grow_failure` the inner limiter refuses by returning an error rather
-        // than `false`; either way the cap was hit and the error should say so.
-        let allowed = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(allowed, Ok(true)) {
-            self.hit = Some(LimitHit::Memory);
-        }
-        allowed
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
-    }
-}
-
 /// Everything a frontend's store holds.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limiter: Limiter,
+    pub limiter: MemoryLimiter,
     resolver: Arc<dyn ImageResolver + Send + Sync>,
     lookups_left: usize,
     output: MemoryOutputPipe,
@@ -103,8 +44,8 @@ impl HostState {
             .stdin(MemoryInputPipe::new(Vec::<u8>::new()))
             .stdout(output.clone())
             .stderr(output.clone())
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
+            .wall_clock(FixedClock(Duration::ZERO))
+            .monotonic_clock(FixedClock(Duration::ZERO))
             .secure_random(rand::rngs::StdRng::seed_from_u64(0))
             .insecure_random(rand::rngs::StdRng::seed_from_u64(1))
             .insecure_random_seed(0)
@@ -123,7 +64,7 @@ impl HostState {
         HostState {
             wasi: builder.build(),
             table: ResourceTable::new(),
-            limiter: Limiter { inner, hit: None },
+            limiter: MemoryLimiter::new(inner),
             resolver,
             lookups_left: limits.image_lookups,
             output,

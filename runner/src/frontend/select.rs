@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{ImageManifest, MediaType};
 
+use crate::exporter::wasm as wasm_artifact;
 use crate::limits::{MAX_FRONTEND_SIZE, human_size};
-use crate::registry::Registry;
+use crate::source::registry::Registry;
 use crate::store::{self, Store};
-use crate::wasm_artifact;
 
 /// The Earthfile frontend, compiled into kiln by `build.rs`.
 pub static EARTHFILE_FRONTEND: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/earthfile.wasm"));
@@ -70,7 +70,7 @@ pub fn parse_ref(text: &str) -> FrontendRef {
     let text = text.trim();
     let lower = text.to_ascii_lowercase();
     let repository = lower.split(['@']).next().unwrap_or("");
-    let repository = repository.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(repository, |(r, _)| r);
+    let repository = crate::image::split_tag(repository).0;
     let repository = repository.strip_prefix("docker.io/").unwrap_or(repository);
     match repository {
         "dockerfile" | "docker/dockerfile" | "docker/dockerfile-upstream" => {
@@ -144,31 +144,109 @@ pub struct Fetched {
     pub origin: String,
 }
 
+/// Why a frontend's component could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// A component file could not be read.
+    #[error("cannot read the frontend {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A component file is larger than any frontend kiln loads.
+    #[error(
+        "the frontend {} is larger than {}, the most kiln loads as a frontend component; is it the component you meant?",
+        path.display(),
+        human_size(MAX_FRONTEND_SIZE)
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A frontend named by path could not be read (the path is the user's, relative to where
+    /// kiln runs).
+    #[error("{0} (a frontend path is relative to the current directory)")]
+    Path(Box<SelectError>),
+    /// A frontend image, but no store to find it in.
+    #[error("the frontend {name} needs kiln's store, which cannot be opened")]
+    NoStore {
+        /// The image.
+        name: String,
+    },
+    /// A frontend image the store lacks, and no registry to pull it from.
+    #[error("the frontend {name} is not in kiln's store; pull it with `kiln frontend pull {name}`")]
+    NotInStore {
+        /// The image.
+        name: String,
+    },
+    /// A frontend image whose manifest cannot be read.
+    #[error("frontend {name}: its manifest cannot be read ({error}); is it an image index?")]
+    Manifest {
+        /// The image.
+        name: String,
+        /// Why.
+        error: store::StoreError,
+    },
+    /// An image that is not a Wasm artifact.
+    #[error(
+        "frontend {name} is not a Wasm artifact: kiln expects one layer of type {} (push one with `kiln frontend push FILE.wasm {name}`)",
+        wasm_artifact::LAYER_MEDIA_TYPE
+    )]
+    NotAnArtifact {
+        /// The image.
+        name: String,
+    },
+    /// The component layer cannot be read.
+    #[error("frontend {name}: {error}")]
+    Component {
+        /// The image.
+        name: String,
+        /// Why.
+        error: store::StoreError,
+    },
+    /// The bytes are not a component that can be packaged.
+    #[error("{origin}: {error}")]
+    Package {
+        /// Where the bytes came from.
+        origin: String,
+        /// Why.
+        error: wasm_artifact::WasmArtifactError,
+    },
+    /// A registry failed (pulling the frontend, or its reference is malformed).
+    #[error(transparent)]
+    Registry(#[from] crate::source::registry::RegistryError),
+    /// kiln's store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 /// Get a frontend's component. An image is looked up in the store, then pulled from its
 /// registry when there is one.
 ///
 /// # Errors
 /// A message naming the reference and what to do: a missing file, an image that is not in
 /// the store or the registry, an image that is not a Wasm artifact.
-pub fn fetch(reference: &FrontendRef, store: Option<&Store>, registry: Option<&Registry>) -> Result<Fetched, String> {
+pub fn fetch(
+    reference: &FrontendRef,
+    store: Option<&Store>,
+    registry: Option<&Registry>,
+) -> Result<Fetched, SelectError> {
     match reference {
         FrontendRef::Builtin(b) => Ok(Fetched { wasm: b.wasm().into(), origin: b.describe().to_string() }),
         FrontendRef::Path(path) => {
-            let wasm = read_component(path)
-                .map_err(|e| format!("{e} (a frontend path is relative to the current directory)"))?;
+            let wasm = read_component(path).map_err(|e| SelectError::Path(Box::new(e)))?;
             Ok(Fetched { wasm: wasm.into(), origin: path.display().to_string() })
         }
         FrontendRef::Image(name) => {
-            let store =
-                store.ok_or_else(|| format!("the frontend {name} needs kiln's store, which cannot be opened"))?;
+            let store = store.ok_or_else(|| SelectError::NoStore { name: name.clone() })?;
             let descriptor = match lookup(store, name)? {
                 Some(d) => d,
                 None => {
-                    let registry = registry.ok_or_else(|| {
-                        format!("the frontend {name} is not in kiln's store; pull it with `kiln frontend pull {name}`")
-                    })?;
+                    let registry = registry.ok_or_else(|| SelectError::NotInStore { name: name.clone() })?;
                     let quiet = |_: &str| {};
-                    registry.pull(store, name, &[], &quiet).map_err(|e| e.to_string())?.manifest
+                    registry.pull(store, name, &[], &quiet)?.manifest
                 }
             };
             let wasm = component_of(store, name, &descriptor)?;
@@ -182,23 +260,19 @@ pub fn fetch(reference: &FrontendRef, store: Option<&Store>, registry: Option<&R
 ///
 /// # Errors
 /// A message naming the file: it cannot be opened, is not a regular file, or is too large.
-pub fn read_component(path: &Path) -> Result<Vec<u8>, String> {
-    let cannot = |e: std::io::Error| format!("cannot read the frontend {}: {e}", path.display());
+pub fn read_component(path: &Path) -> Result<Vec<u8>, SelectError> {
+    let cannot = |error: std::io::Error| SelectError::Read { path: path.to_path_buf(), error };
     let mut file = store::open_regular(path, store::Symlinks::Follow).map_err(cannot)?;
-    store::read_bounded(&mut file, MAX_FRONTEND_SIZE).map_err(cannot)?.ok_or_else(|| {
-        format!(
-            "the frontend {} is larger than {}, the most kiln loads as a frontend component; is it the component you meant?",
-            path.display(),
-            human_size(MAX_FRONTEND_SIZE)
-        )
-    })
+    store::read_bounded(&mut file, MAX_FRONTEND_SIZE)
+        .map_err(cannot)?
+        .ok_or_else(|| SelectError::TooLarge { path: path.to_path_buf() })
 }
 
 /// The store's descriptor for a frontend image, if it has one (by tag, or by digest).
-fn lookup(store: &Store, name: &str) -> Result<Option<oci_spec::image::Descriptor>, String> {
-    let full = crate::registry::parse_reference(name).map_err(|e| e.to_string())?;
+fn lookup(store: &Store, name: &str) -> Result<Option<oci_spec::image::Descriptor>, SelectError> {
+    let full = crate::source::registry::parse_reference(name)?;
     for candidate in [full.whole(), crate::image::normalize_name(name)] {
-        if let Some(d) = store.lookup(&candidate).map_err(|e| e.to_string())? {
+        if let Some(d) = store.lookup(&candidate)? {
             return Ok(Some(d));
         }
     }
@@ -213,27 +287,23 @@ fn lookup(store: &Store, name: &str) -> Result<Option<oci_spec::image::Descripto
 
 /// The component a frontend image carries: its `application/wasm` layer (or its only layer),
 /// read from the store with its digest checked.
-fn component_of(store: &Store, name: &str, descriptor: &oci_spec::image::Descriptor) -> Result<Vec<u8>, String> {
-    let digest = store::descriptor_digest(descriptor).map_err(|e| e.to_string())?;
-    let manifest: ImageManifest = store
-        .read_json(&digest)
-        .map_err(|e| format!("frontend {name}: its manifest cannot be read ({e}); is it an image index?"))?;
+fn component_of(store: &Store, name: &str, descriptor: &oci_spec::image::Descriptor) -> Result<Vec<u8>, SelectError> {
+    let digest = store::descriptor_digest(descriptor)?;
+    let manifest: ImageManifest =
+        store.read_json(&digest).map_err(|error| SelectError::Manifest { name: name.to_string(), error })?;
     let wasm_layers: Vec<_> =
         manifest.layers().iter().filter(|l| l.media_type().to_string() == wasm_artifact::LAYER_MEDIA_TYPE).collect();
     let layer = match (wasm_layers.as_slice(), manifest.layers().as_slice()) {
         ([one], _) => *one,
         ([], [only]) => only,
         _ => {
-            return Err(format!(
-                "frontend {name} is not a Wasm artifact: kiln expects one layer of type {} (push one with `kiln frontend push FILE.wasm {name}`)",
-                wasm_artifact::LAYER_MEDIA_TYPE
-            ));
+            return Err(SelectError::NotAnArtifact { name: name.to_string() });
         }
     };
-    let digest = store::descriptor_digest(layer).map_err(|e| e.to_string())?;
+    let digest = store::descriptor_digest(layer)?;
     store
         .read_blob_up_to(&digest, MAX_FRONTEND_SIZE, "frontend components")
-        .map_err(|e| format!("frontend {name}: {e}"))
+        .map_err(|error| SelectError::Component { name: name.to_string(), error })
 }
 
 /// Put a frontend component into the store as a Wasm OCI artifact tagged `name`; returns the
@@ -241,19 +311,19 @@ fn component_of(store: &Store, name: &str, descriptor: &oci_spec::image::Descrip
 ///
 /// # Errors
 /// When the bytes are not a component, or the store fails.
-pub fn add(store: &Store, wasm: Vec<u8>, origin: &str, name: &str) -> Result<oci_spec::image::Descriptor, String> {
+pub fn add(store: &Store, wasm: Vec<u8>, origin: &str, name: &str) -> Result<oci_spec::image::Descriptor, SelectError> {
     let artifact = wasm_artifact::package_component(wasm, crate::image::rfc3339(0), origin)
-        .map_err(|e| format!("{origin}: {e}"))?;
+        .map_err(|error| SelectError::Package { origin: origin.to_string(), error })?;
     for blob in &artifact.blobs {
-        store.put_bytes(&blob.bytes).map_err(|e| e.to_string())?;
+        store.put_bytes(&blob.bytes)?;
     }
-    store.tag(&[name.to_string()], &artifact.manifest).map_err(|e| e.to_string())?;
+    store.tag(&[name.to_string()], &artifact.manifest)?;
     Ok(artifact.manifest)
 }
 
 /// The store's tags that name frontends (Wasm artifacts), with their manifest digests.
-pub fn list(store: &Store) -> Result<Vec<(String, String)>, String> {
-    let index = store.index().map_err(|e| e.to_string())?;
+pub fn list(store: &Store) -> Result<Vec<(String, String)>, SelectError> {
+    let index = store.index()?;
     let mut out = Vec::new();
     for d in index.manifests() {
         let (Some(name), Ok(digest)) = (store::ref_name(d), store::descriptor_digest(d)) else { continue };

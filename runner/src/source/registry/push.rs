@@ -23,6 +23,16 @@ pub struct Pushed {
     pub mounted: usize,
 }
 
+impl Pushed {
+    /// One line for people: the digest, and what was uploaded, already there or mounted.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({} blob(s) uploaded, {} bytes; {} already there; {} mounted)",
+            self.digest, self.uploaded.0, self.uploaded.1, self.present, self.mounted
+        )
+    }
+}
+
 impl Registry {
     /// Push the image `manifest` (a descriptor of the store's index) to `destination`.
     /// `report` hears one line per blob.

@@ -11,7 +11,7 @@
 //! This module only answers the question; it contacts nothing.
 
 use super::parse_reference;
-use crate::named_context::{ContextValue, NamedContexts};
+use crate::source::named::{ContextValue, NamedContexts};
 
 /// The registries the user named for one build.
 #[derive(Debug, Clone, Default)]

@@ -105,16 +105,7 @@ pub fn resolve(
     let mut argv: Vec<String> = argv.to_vec();
     for _ in 0..4 {
         let name = argv.first().ok_or(ProgramError::Empty)?.clone();
-        let candidates: Vec<String> = if name.contains('/') {
-            vec![name.clone()]
-        } else {
-            path_env
-                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(|d| format!("{d}/{name}"))
-                .collect()
-        };
+        let candidates = crate::platform::program_candidates(&name, path_env);
         let found = candidates.iter().find_map(|c| {
             let path = tree.resolve(cwd, c, true).ok()?;
             let (data, head) = find_file(tree, &path)?;
@@ -217,10 +208,11 @@ pub fn load(
 ) -> Result<(Component, Cwd), ProgramError> {
     let invalid = |detail: String| ProgramError::Invalid { path: found.path.clone(), detail };
     let head = &found.head;
-    if !head.starts_with(b"\0asm") || head.len() < 8 {
-        return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() });
-    }
-    let is_component = head[4..8] == [0x0d, 0x00, 0x01, 0x00];
+    let is_component = match crate::wasm::kind(head) {
+        crate::wasm::Kind::Component => true,
+        crate::wasm::Kind::CoreModule | crate::wasm::Kind::OtherWasm if head.len() >= 8 => false,
+        _ => return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() }),
+    };
     let identity = Arc::as_ptr(&found.data) as usize;
     let known = lock(&loaded.by_file).get(&identity).map(|(_, key)| key.clone());
     let mut bytes = None;
@@ -228,7 +220,7 @@ pub fn load(
         Some(digest) => digest,
         None => {
             let all = found.bytes()?;
-            let digest = crate::frontend::sha256_hex(&all);
+            let digest = crate::wasm::sha256_hex(&all);
             // Keeping the Arc keeps the identity from being reused by another file.
             lock(&loaded.by_file).insert(identity, (found.data.clone(), digest.clone()));
             bytes = Some(all);
@@ -243,7 +235,7 @@ pub fn load(
     if let Some(done) = lock(&loaded.by_digest).get(&digest) {
         return Ok(done.clone());
     }
-    let engine_cache = |key: &str| cache.map(|dir| crate::frontend::cache::entry_path(dir, engine, key));
+    let engine_cache = |key: &str| cache.map(|dir| crate::wasm::cache::entry_path(dir, engine, key));
     let mut full = || -> Result<Vec<u8>, ProgramError> {
         match bytes.take() {
             Some(b) => Ok(b),
@@ -274,7 +266,7 @@ pub fn load(
             }
         }
     };
-    let component = crate::frontend::cache::load_or_compile_with(engine, &key, cache, || {
+    let component = crate::wasm::cache::load_or_compile_with(engine, &key, cache, || {
         let program = match program {
             Some(p) => p,
             None => {

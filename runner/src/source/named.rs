@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::registry;
+use crate::source::registry;
 
 /// What a named context stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,122 +33,21 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::layer::Scratch;
 use crate::rootfs::{Components, Tree};
+use crate::wasm::{FixedClock, MemoryLimiter};
 
-/// What one RUN step asks for.
-pub struct RunSpec<'a> {
-    /// argv; argv[0] is looked up on PATH inside the rootfs.
-    pub argv: &'a [String],
-    /// The environment, `NAME=value` (ENV plus ARGs in scope).
-    pub env: &'a [(String, String)],
-    /// The working directory (absolute).
-    pub cwd: &'a str,
-    /// Owner of what the step creates.
-    pub owner: (u32, u32),
-    /// The wall clock and the mtime of what the step touches (SOURCE_DATE_EPOCH or 0).
-    pub epoch: i64,
-    /// Seed of the guest's random numbers.
-    pub seed: u64,
-    /// Memory per instance, bytes.
-    pub memory: usize,
-    /// Wall time for the step, if limited.
-    pub timeout: Option<Duration>,
-    /// Output kept for the log (stdout and stderr together), bytes.
-    pub output_limit: usize,
-    /// Output the step's programs may write in all, bytes; past it the step is stopped
-    /// ([`RunError::Output`]). Not counted with [`OutputSink::Terminal`].
-    pub output_budget: u64,
-    /// Programs of the step that may run at the same time.
-    pub processes: usize,
-    /// Where the programs' standard output and error go.
-    pub sink: OutputSink,
-    /// Set by someone else to stop the step (another stage of the build failed).
-    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
-}
-
-/// Where a step's standard output and error go (and those of the programs it starts that
-/// inherit them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OutputSink {
-    /// Kept in memory, stdout and stderr interleaved, up to the spec's `output_limit`, and
-    /// handed back in [`Outcome::output`] (a RUN step).
-    #[default]
-    Capture,
-    /// Written to kiln's own stdout and stderr as the program writes them, so a user watches
-    /// it live (`kiln run`); [`Outcome::output`] stays empty and nothing is kept.
-    Terminal,
-}
-
-/// How a step ended when it ran to completion.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit status (0 is success).
-    pub status: i32,
-    /// What it printed, stdout and stderr interleaved, up to the limit.
-    pub output: Vec<u8>,
-    /// Whether it printed more than was kept.
-    pub output_clipped: bool,
-    /// Warnings for the step (for example a working directory the program cannot use).
-    pub warnings: Vec<String>,
-}
-
-/// Why a step could not run to completion.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The program is not there, or is not something kiln can run.
-    #[error(transparent)]
-    Program(#[from] program::ProgramError),
-    /// It ran past its wall-time limit.
-    #[error("the step ran longer than its limit of {0:?} and was stopped")]
-    Timeout(Duration),
-    /// The build was interrupted (Ctrl-C).
-    #[error("interrupted")]
-    Cancelled,
-    /// It asked for more memory than it may have.
-    #[error("the program tried to use more than {0} bytes of memory and was stopped")]
-    Memory(usize),
-    /// Its programs printed more than the step's output budget.
-    #[error("the step wrote more than {} to its output and was stopped", crate::limits::human_size(*.0))]
-    Output(u64),
-    /// Its programs started more programs at once than it may run.
-    #[error("the step tried to run more than {0} programs at once and was stopped")]
-    Processes(usize),
-    /// Its programs wrote files that would make its layer larger than the layer limit: the
-    /// write was refused (the program saw a full disk), and the step fails however the
-    /// program went on.
-    #[error("writing {path} would make the step's layer larger than {}, so the write was refused",
-        crate::limits::human_size(*.limit))]
-    LayerSize {
-        /// The file whose write was refused first, in the step's filesystem.
-        path: String,
-        /// The limit, bytes.
-        limit: u64,
-        /// What the step printed (the program's own report of the failed write).
-        output: Vec<u8>,
-    },
-    /// It trapped (crashed).
-    #[error("the program crashed: {detail}")]
-    Trap {
-        /// wasmtime's description, with what the program printed.
-        detail: String,
-        /// What it printed.
-        output: Vec<u8>,
-    },
-    /// The engine failed.
-    #[error("{0}")]
-    Engine(String),
-}
+pub use super::{Outcome, OutputSink, RunError, RunSpec};
 
 pub(crate) struct StepState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) fs: Arc<std::sync::Mutex<fs::RootFs>>,
-    limits: Limiter,
+    limits: MemoryLimiter,
     pub(crate) ctx: Arc<StepCtx>,
     pub(crate) depth: usize,
     pub(crate) cwd: String,
@@ -160,39 +59,6 @@ pub(crate) struct StepState {
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-/// Records whether the memory cap was what stopped the guest.
-struct Limiter {
-    inner: StoreLimits,
-    hit: bool,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(allowed, Ok(true)) {
-            self.hit = true;
-        }
-        allowed
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-}
-
-/// The wall clock reads a fixed time: builds must not depend on when they ran.
-struct FixedClock(Duration);
-
-impl HostWallClock for FixedClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0
     }
 }
 
@@ -211,7 +77,7 @@ impl HostMonotonicClock for StepClock {
 }
 
 /// Runs programs; one per build (it holds the compiled-program caches).
-pub struct Sandbox {
+pub struct WasiExecutor {
     cache_dir: Option<std::path::PathBuf>,
     loaded: Arc<program::Loaded>,
 }
@@ -348,15 +214,15 @@ pub(crate) struct Stdio {
 /// How deeply programs may start programs.
 const MAX_SPAWN_DEPTH: usize = 16;
 
-impl Sandbox {
+impl WasiExecutor {
     /// A sandbox caching compiled programs under `cache_dir`.
     pub fn new(cache_dir: Option<std::path::PathBuf>) -> Self {
-        Sandbox { cache_dir, loaded: Arc::new(program::Loaded::default()) }
+        WasiExecutor { cache_dir, loaded: Arc::new(program::Loaded::default()) }
     }
 
     /// Run one step on `tree` (moved in, and handed back whatever happened).
     pub fn run(&self, tree: Tree, scratch: Arc<Scratch>, spec: &RunSpec<'_>) -> (Tree, Result<Outcome, RunError>) {
-        let engine = match crate::frontend::engine() {
+        let engine = match crate::wasm::engine() {
             Ok(e) => e,
             Err(e) => return (tree, Err(RunError::Engine(e.to_string()))),
         };
@@ -549,7 +415,7 @@ pub(crate) fn execute(
         wasi: builder.build(),
         table: ResourceTable::new(),
         fs: fs.clone(),
-        limits: Limiter { inner: limits, hit: false },
+        limits: MemoryLimiter::new(limits),
         ctx: ctx.clone(),
         depth,
         cwd: cwd_text.to_string(),
@@ -573,7 +439,7 @@ pub(crate) fn execute(
     });
 
     let result = run_command(&ctx.engine, &component, &mut store);
-    let memory_hit = store.data().limits.hit || ctx.memory_hit.load(std::sync::atomic::Ordering::Relaxed);
+    let memory_hit = store.data().limits.memory_hit() || ctx.memory_hit.load(std::sync::atomic::Ordering::Relaxed);
     // The store (and the program's stream ends) go now, so pipe readers see end of file.
     drop(store);
     match result {

@@ -10,18 +10,35 @@
 //! an entry runs the machine code in it, so kiln trusts that directory as much as its own
 //! binary; it never loads compiled code from anywhere else.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// The cache entry for a component with this digest under this engine.
 pub fn entry_path(dir: &Path, engine: &Engine, wasm_digest: &str) -> PathBuf {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     dir.join(format!("{wasm_digest}-{:016x}.cwasm", hasher.finish()))
+}
+
+/// A [`Hasher`] over sha256, for what wasmtime only exposes as `impl Hash`: unlike the
+/// standard library's `DefaultHasher`, its output is specified and does not change with the
+/// Rust release kiln is built with.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("a sha256 has 32 bytes"))
+    }
 }
 
 /// Load the component from the cache, or compile it (and store it when `dir` is given).

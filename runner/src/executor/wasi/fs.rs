@@ -46,7 +46,7 @@ pub(crate) mod bindings {
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:filesystem/types.descriptor": super::Descriptor,
             "wasi:filesystem/types.directory-entry-stream": super::DirEntries,
-            "kiln:sandbox/spawn.child": crate::sandbox::spawn::Child,
+            "kiln:sandbox/spawn.child": crate::executor::wasi::spawn::Child,
         },
         require_store_data_send: true,
     });

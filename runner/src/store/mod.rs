@@ -5,7 +5,7 @@
 //! <root>/index.json          one manifest descriptor per tag (org.opencontainers.image.ref.name)
 //! <root>/blobs/sha256/<hex>  content-addressed blobs shared by every image
 //! <root>/tmp/                half-written files; anything here may be deleted
-//! <root>/compiled/           compiled WebAssembly (see `frontend::cache`)
+//! <root>/compiled/           compiled WebAssembly (see `wasm::cache`)
 //! <root>/cache/              build-step results (see `cache`)
 //! <root>/sources/<hex>       registry repositories known to hold a blob (see `registry::sources`)
 //! <root>/lock                flock(2) target serialising index updates
@@ -35,9 +35,16 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest as _, Sha256};
 
 use crate::limits::{MAX_CONFIG_SIZE, MAX_DOCUMENT_SIZE, human_size};
+
+mod digest;
+mod files;
+mod lookup;
+
+pub use digest::{Digest, HashingReader, HashingWriter};
+pub use files::{Symlinks, file_kind, open_regular, read_bounded};
+pub use lookup::{Found, LookupError, find_image, manifest_and_config};
 
 /// Docker's media types for a manifest and a manifest list (OCI's are in `MediaType`).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -168,164 +175,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StoreError + 'p {
     move |source| StoreError::Io { action, path: path.to_path_buf(), source }
-}
-
-/// A validated `sha256:<hex>` digest.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(String);
-
-impl Digest {
-    /// Parse `sha256:<64 lowercase hex>`.
-    pub fn parse(text: &str) -> Result<Self> {
-        let hex = text.strip_prefix("sha256:").ok_or_else(|| StoreError::BadDigest(text.into()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(StoreError::BadDigest(text.into()));
-        }
-        Ok(Digest(text.to_string()))
-    }
-
-    /// The digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
-    }
-
-    /// The hex part.
-    pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
-    }
-
-    /// The full `sha256:<hex>` text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A writer that hashes everything passing through it.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    /// Wrap `inner`.
-    pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
-    }
-
-    /// The inner writer, the digest and the byte count of what was written.
-    pub fn finish(self) -> (W, Digest, u64) {
-        let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
-        (self.inner, digest, self.written)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A reader that hashes and counts everything read through it.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wrap `inner`.
-    pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), read: 0 }
-    }
-
-    /// The inner reader, the digest and the byte count of what was read.
-    pub fn finish(self) -> (R, Digest, u64) {
-        let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
-        (self.inner, digest, self.read)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
-/// Read all of `reader` if it holds at most `limit` bytes; `None` if it holds more. At most
-/// `limit + 1` bytes are read, so a stream that never ends costs no more than that.
-///
-/// # Errors
-/// What reading fails with.
-pub fn read_bounded(reader: &mut dyn Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
-}
-
-/// How messages name a file type that is not a regular file.
-pub fn file_kind(file_type: fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_symlink() {
-        "a symbolic link"
-    } else if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() || file_type.is_block_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    }
-}
-
-/// Whether [`open_regular`] follows a symlink at the end of the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Symlinks {
-    /// Follow it (a path the user gave).
-    Follow,
-    /// Refuse it (`O_NOFOLLOW`).
-    Refuse,
-}
-
-/// Open `path` for reading if it is a regular file: a FIFO or device is opened without
-/// waiting (`O_NONBLOCK`), then refused after `fstat`; a symlink as the last component is
-/// followed or refused as `symlinks` says. The error names what the path is instead.
-pub fn open_regular(path: &Path, symlinks: Symlinks) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let nofollow = if symlinks == Symlinks::Refuse { libc::O_NOFOLLOW } else { 0 };
-    let file = OpenOptions::new().read(true).custom_flags(nofollow | libc::O_NONBLOCK).open(path).map_err(|e| {
-        match e.raw_os_error() {
-            // What O_NOFOLLOW reports for a symlink.
-            Some(libc::ELOOP) if symlinks == Symlinks::Refuse => {
-                io::Error::other("it is a symbolic link, which kiln does not follow here")
-            }
-            _ => e,
-        }
-    })?;
-    let file_type = file.metadata()?.file_type();
-    if !file_type.is_file() {
-        return Err(io::Error::other(format!("it is {}, not a regular file", file_kind(file_type))));
-    }
-    Ok(file)
 }
 
 /// A blob being written into the store; becomes visible only through [`BlobWriter::commit`].

@@ -15,7 +15,7 @@
 //!   from the image's config, so the artifact is as reproducible as the image;
 //! - the manifest.
 //!
-//! It hands back blobs and the manifest's descriptor; [`crate::export`] writes them as an OCI
+//! It hands back blobs and the manifest's descriptor; [`crate::exporter`] writes them as an OCI
 //! layout. It never writes files, never touches the store, and never runs the program.
 
 use std::io::Read;
@@ -23,11 +23,12 @@ use std::io::Read;
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 
-use crate::builder::DEFAULT_PATH;
+use crate::executor::wasi::program::{self, MAX_PROGRAM};
 use crate::image::{self, ImageConfig};
+use crate::platform::DEFAULT_PATH;
 use crate::rootfs::{self, FileData, Kind, Tree};
-use crate::sandbox::program::{self, MAX_PROGRAM};
 use crate::store::{self, Digest};
+use crate::wasm::Kind as WasmKind;
 
 /// The config's media type: what marks a manifest as a Wasm artifact.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
@@ -153,10 +154,10 @@ pub struct Artifact {
 /// ```
 /// use kiln::image::ImageConfig;
 /// use kiln::rootfs::Tree;
-/// use kiln::wasm_artifact::{self, WasmArtifactError};
+/// use kiln::exporter::wasm::{self, WasmArtifactError};
 ///
 /// // An image with no ENTRYPOINT or CMD has no program to export.
-/// let err = wasm_artifact::package(&ImageConfig::default(), &Tree::new()).unwrap_err();
+/// let err = wasm::package(&ImageConfig::default(), &Tree::new()).unwrap_err();
 /// assert!(matches!(err, WasmArtifactError::NoProgram));
 /// ```
 pub fn package(config: &ImageConfig, tree: &Tree) -> Result<Artifact, WasmArtifactError> {
@@ -192,10 +193,7 @@ fn find_program(config: &ImageConfig, tree: &Tree) -> Result<(String, std::sync:
         .ok_or(WasmArtifactError::NoProgram)?;
     let cwd = rootfs::clean(run.working_dir.as_deref().unwrap_or("/"));
     let path_env = (!name.contains('/')).then(|| config.env("PATH").unwrap_or(DEFAULT_PATH).to_string());
-    let candidates: Vec<String> = match &path_env {
-        None => vec![name.clone()],
-        Some(path) => path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{name}")).collect(),
-    };
+    let candidates = crate::platform::program_candidates(&name, path_env.as_deref());
     candidates
         .iter()
         .find_map(|candidate| {
@@ -226,12 +224,12 @@ fn read(path: &str, data: &FileData) -> Result<Vec<u8>, WasmArtifactError> {
 /// WASI preview 1 core module through the preview 1 command adapter.
 fn componentize(path: &str, bytes: Vec<u8>) -> Result<(Vec<u8>, bool), WasmArtifactError> {
     let invalid = |detail: String| WasmArtifactError::Invalid { path: path.to_string(), detail };
-    if !bytes.starts_with(b"\0asm") {
-        let what = if bytes.starts_with(b"#!") { "a #! script" } else { program::describe(&bytes) };
-        return Err(WasmArtifactError::NotWasm { path: path.to_string(), what });
-    }
-    match bytes.get(4..8) {
-        Some([1, 0, 0, 0]) => {
+    match crate::wasm::kind(&bytes) {
+        WasmKind::NotWasm => {
+            let what = if bytes.starts_with(b"#!") { "a #! script" } else { program::describe(&bytes) };
+            Err(WasmArtifactError::NotWasm { path: path.to_string(), what })
+        }
+        WasmKind::CoreModule => {
             let component = program::adapt_preview1(&bytes).map_err(|e| {
                 invalid(format!(
                     "it is a WebAssembly core module that cannot be made a component ({e})\n\
@@ -240,13 +238,13 @@ fn componentize(path: &str, bytes: Vec<u8>) -> Result<(Vec<u8>, bool), WasmArtif
             })?;
             Ok((component, true))
         }
-        Some([0x0d, 0, 1, 0]) => {
+        WasmKind::Component => {
             wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
                 .validate_all(&bytes)
                 .map_err(|e| invalid(format!("it is not a valid component: {e}")))?;
             Ok((bytes, false))
         }
-        _ => Err(invalid("it is WebAssembly of a version or layer kiln does not know".into())),
+        WasmKind::OtherWasm => Err(invalid("it is WebAssembly of a version or layer kiln does not know".into())),
     }
 }
 

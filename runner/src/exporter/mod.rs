@@ -1,6 +1,6 @@
 //! Outputs of a build besides store tags: an OCI layout directory, an OCI archive, a
 //! `docker load` archive, the final filesystem as plain files, and the image's WebAssembly
-//! program as a Wasm OCI artifact (its content is [`crate::wasm_artifact`]'s).
+//! program as a Wasm OCI artifact (its content is [`crate::exporter::wasm`]'s).
 //!
 //! An output never deletes what was at its destination: `local` writes into the directory
 //! and replaces only the paths the image has (`local.rs`); `oci` and `wasm` add the image to an
@@ -19,12 +19,12 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use crate::image::ImageConfig;
 use crate::rootfs::Tree;
 use crate::store::{self, Digest, Store};
-use crate::wasm_artifact;
 
 mod destination;
 mod layout;
 mod local;
 mod newfile;
+pub mod wasm;
 
 pub use destination::{Protected, Refusal, Relation};
 pub use layout::MAX_INDEX_JSON;
@@ -95,6 +95,20 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
         Some("wasm") => Ok(Output::Wasm(dest)),
         Some(other) => {
             Err(format!("unknown output type {other:?}: use oci, oci-archive, docker, local, wasm or registry"))
+        }
+    }
+}
+
+impl Output {
+    /// How progress names it (`OCI layout DIR`, `registry NAME`).
+    pub fn describe(&self) -> String {
+        match self {
+            Output::Oci(p) => format!("OCI layout {}", p.display()),
+            Output::OciArchive(p) => format!("OCI archive {}", p.display()),
+            Output::Docker(p) => format!("docker archive {}", p.display()),
+            Output::Local(p) => format!("directory {}", p.display()),
+            Output::Wasm(p) => format!("Wasm OCI artifact {}", p.display()),
+            Output::Registry(names) => format!("registry {}", names.join(", ")),
         }
     }
 }
@@ -231,7 +245,7 @@ fn image_blobs(store: &Store, manifest: &Descriptor) -> Result<(ImageManifest, V
 
 /// The tag part of `name:tag`.
 fn tag_of(name: &str) -> &str {
-    name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or("latest", |(_, t)| t)
+    crate::image::split_tag(name).1.unwrap_or("latest")
 }
 
 /// The descriptors `index.json` lists: one per name, or one unnamed.
@@ -313,7 +327,7 @@ pub fn write(
             let (parsed, _) = image_blobs(store, manifest).map_err(other)?;
             let config_digest = store::descriptor_digest(parsed.config()).map_err(|e| other(e.to_string()))?;
             let config: ImageConfig = store.read_json(&config_digest).map_err(|e| other(e.to_string()))?;
-            let artifact = wasm_artifact::package(&config, tree).map_err(|e| other(e.to_string()))?;
+            let artifact = wasm::package(&config, tree).map_err(|e| other(e.to_string()))?;
             let blobs: Vec<layout::Blob<'_>> = artifact
                 .blobs
                 .iter()
