@@ -18,7 +18,8 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use kiln::layer::{self, Scratch};
+use kiln::layer;
+use kiln::scratch::Scratch;
 use kiln::rootfs::{Content, Kind, Tree};
 use libfuzzer_sys::fuzz_target;
 

@@ -11,8 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use kiln::layer::{self, Scratch};
+use kiln::layer;
 use kiln::rootfs::{Tree, clean};
+use kiln::scratch::Scratch;
 use tar::{EntryType, Header};
 
 /// An uncompressed tar of empty entries; long names become GNU long-name records.

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln::executor::wasi::{OutputSink, RunSpec, WasiExecutor};
-use kiln::layer::{self, Scratch};
+use kiln::layer;
 use kiln::rootfs::{Content, FileData, Kind, Meta, Node, Tree, clean};
+use kiln::scratch::Scratch;
 use kiln::store::Store;
 
 fn median(mut xs: Vec<Duration>) -> Duration {

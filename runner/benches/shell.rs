@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln::executor::wasi::{OutputSink, RunSpec, WasiExecutor};
-use kiln::layer::Scratch;
 use kiln::rootfs::{Content, FileData, Kind, Meta, Node, Tree, clean};
+use kiln::scratch::Scratch;
 
 const CHAIN: usize = 200;
 

@@ -288,7 +288,7 @@ impl ContextFile {
         let n = NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
         let path = self.snapshots.dir.join(format!("context-{n}"));
         let mut copy = std::fs::File::create(&path)?;
-        let result = match crate::layer::copy_sparse(&mut reader, &mut copy) {
+        let result = match crate::scratch::copy_sparse(&mut reader, &mut copy) {
             Ok(n) if n == self.size => {
                 Ok(Snapshot { bytes: Held::File(path.clone()), sha256: reader.hasher.finalize().into() })
             }

@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::compression::Family;
 use crate::ignore::Matcher;
-use crate::layer::{self, Scratch};
+use crate::layer;
 use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathError, Tree};
+use crate::scratch::Scratch;
 
 /// Where a COPY reads from, for error messages and ownership rules.
 #[derive(Debug, Clone)]

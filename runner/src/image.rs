@@ -19,8 +19,9 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::layer::{self, LayerError, Mismatch, Scratch};
+use crate::layer::{self, LayerError, Mismatch};
 use crate::rootfs::Tree;
+use crate::scratch::Scratch;
 use crate::source::layout::{LayoutDir, LayoutError};
 use crate::store::{self, Digest, Document, Store, StoreError};
 

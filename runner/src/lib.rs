@@ -40,6 +40,7 @@ pub mod platform;
 pub mod progress;
 pub mod rootfs;
 pub mod run;
+pub mod scratch;
 pub mod solver;
 pub mod source;
 pub mod store;

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::layer::Scratch;
 use crate::rootfs::Tree;
+use crate::scratch::Scratch;
 
 #[cfg(test)]
 pub(crate) mod recording;

@@ -11,8 +11,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::{Executor, Outcome, RunError, RunSpec};
-use crate::layer::Scratch;
 use crate::rootfs::{Content, FileData, Kind, Meta, Node, Tree};
+use crate::scratch::Scratch;
 
 /// What the recording executor was asked to run, one entry per step.
 #[derive(Debug, Clone, PartialEq, Eq)]

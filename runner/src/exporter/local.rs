@@ -149,7 +149,7 @@ fn write_dir(
                 Kind::File(data) => (|| {
                     let mut new = NewFile::create(&dir)?;
                     let mut content = Cancellable(data.content.open()?);
-                    crate::layer::copy_sparse(&mut content, new.file())?;
+                    crate::scratch::copy_sparse(&mut content, new.file())?;
                     if node.meta.mode & 0o6000 != 0 {
                         notes.unprivileged += 1;
                     }

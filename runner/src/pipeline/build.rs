@@ -248,7 +248,11 @@ pub fn build(session: &Session, request: &BuildRequest, progress: &Progress) -> 
     }
     let solved =
         solver::solve(&store, progress, &solve_request(!request.no_cache), scratch.path()).map_err(|error| {
-            BuildError::Solve { file_name: parsed.file_name.clone(), contents: parsed.contents.clone(), error: Box::new(error) }
+            BuildError::Solve {
+                file_name: parsed.file_name.clone(),
+                contents: parsed.contents.clone(),
+                error: Box::new(error),
+            }
         })?;
     for output in &request.outputs {
         let step = progress.start(format!("exporting to {}", output.describe()));

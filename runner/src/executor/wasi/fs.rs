@@ -30,8 +30,8 @@ use wasmtime_wasi::p2::{
 };
 
 use super::layer_budget::{Full, LayerBudget, Refusal};
-use crate::layer::Scratch;
 use crate::rootfs::{self, Components, Content, FileData, Kind, Meta, Node, PathError, Tree};
+use crate::scratch::Scratch;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

@@ -37,8 +37,8 @@ use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{HostMonotonicClock, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::layer::Scratch;
 use crate::rootfs::{Components, Tree};
+use crate::scratch::Scratch;
 use crate::wasm::{FixedClock, MemoryLimiter};
 
 pub use super::{Outcome, OutputSink, RunError, RunSpec};
