@@ -41,6 +41,7 @@ pub mod progress;
 pub mod rootfs;
 pub mod run;
 pub mod scratch;
+pub mod snapshot;
 pub mod solver;
 pub mod source;
 pub mod store;

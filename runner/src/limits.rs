@@ -68,10 +68,17 @@ pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
 /// configs are a few kilobytes.
 pub const MAX_CONFIG_SIZE: u64 = 64 << 20;
 
+/// The longest path, in bytes, a program may hand the system (Linux's PATH_MAX, which counts
+/// the terminating NUL). No entry of a stage's tree has a longer absolute path: Linux programs
+/// could not name it, and the bound keeps a hostile layer or guest from nesting directories
+/// so deep that walking, cloning or dropping the tree exhausts the stack (at most 2,048
+/// levels) or that recording changed paths exhausts memory.
+pub const PATH_MAX: usize = 4096;
+
 /// The longest name a tar entry may carry in a GNU long-name or long-link record: Linux's
-/// PATH_MAX ([`crate::rootfs::PATH_MAX`], the terminating NUL included). No longer path could
+/// PATH_MAX ([`PATH_MAX`], the terminating NUL included). No longer path could
 /// be used inside an image anyway.
-pub const MAX_TAR_LONG_NAME: u64 = crate::rootfs::PATH_MAX as u64;
+pub const MAX_TAR_LONG_NAME: u64 = PATH_MAX as u64;
 
 /// The largest PAX extended header (the records that give one tar entry a long name, a long
 /// link, a large size or extended attributes). 1 MiB: room for a PATH_MAX name and link and

@@ -21,12 +21,7 @@ use std::sync::Arc;
 /// How many symlinks one lookup may follow (Linux's limit).
 const MAX_SYMLINK_HOPS: usize = 40;
 
-/// The longest path, in bytes, a program may hand the system (Linux's PATH_MAX, which counts
-/// the terminating NUL). No entry of a tree has a longer absolute path: Linux programs could
-/// not name it, and the bound keeps a hostile layer or guest from nesting directories so
-/// deep that walking, cloning or dropping the tree exhausts the stack (at most 2,048 levels)
-/// or that recording changed paths exhausts memory.
-pub const PATH_MAX: usize = 4096;
+pub use crate::limits::PATH_MAX;
 
 /// Ownership, permissions and time of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +51,7 @@ pub enum Content {
     /// A file kiln wrote into its own scratch directory.
     Scratch(PathBuf),
     /// A file of the build context, read once per build into a snapshot.
-    Context(Arc<crate::context::ContextFile>),
+    Context(Arc<crate::snapshot::ContextFile>),
 }
 
 impl fmt::Debug for Content {

@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use crate::copy;
 use crate::executor::wasi::{self, OutputSink, RunSpec, WasiExecutor, program::ProgramError};
-use crate::image::{ImageError, LoadedImage, RunConfig};
+use crate::image::RunConfig;
 use crate::platform::DEFAULT_PATH;
 use crate::rootfs::{self, Meta};
 use crate::scratch::Scratch;
+use crate::source::image::{ImageError, LoadedImage};
 use crate::store::{Store, StoreError};
 
 /// What `kiln run` is asked for besides the image.

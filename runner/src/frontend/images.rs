@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use kiln_ir::ImageResolver;
 
-use crate::image::{self, ImageConfig};
+use crate::image::ImageConfig;
+use crate::source::image as loading;
 use crate::source::named::{ContextValue, NamedContexts};
 use crate::store::Store;
 
@@ -57,9 +58,9 @@ impl ImageResolver for StoreImages {
         let Some(store) = &self.store else {
             return Err(format!("{reference}: kiln's store is not available"));
         };
-        match image::load(store, &reference, std::slice::from_ref(&platform)) {
+        match loading::load(store, &reference, std::slice::from_ref(&platform)) {
             Ok(loaded) => Ok(resolver_config(&loaded.config)),
-            Err(image::ImageError::NotFound { .. }) => {
+            Err(loading::ImageError::NotFound { .. }) => {
                 let message =
                     format!("{reference} is not in kiln's store yet (frontends are answered from the store only)");
                 self.missing.lock().unwrap_or_else(|e| e.into_inner()).push((reference, platform));

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use super::Session;
-use crate::image::{self, ImageError, ImageRef, LoadedImage};
+use crate::image::{self, ImageRef};
 use crate::platform;
 use crate::progress::Progress;
 use crate::run::{self, Finished, RunImageError, RunRequest};
+use crate::source::image::{ImageError, LoadedImage, load, load_from_store};
 use crate::source::registry::{Pulled, Pushed, RegistryError};
 use crate::source::{ImageSource, SourceError};
 use crate::store::{LookupError, Store, StoreError, find_image};
@@ -39,10 +40,10 @@ pub struct RunImageRequest {
 /// Load an image for `kiln run` the way FROM finds it (a store tag or `oci-layout://`), or
 /// by its ID as `kiln inspect` does.
 fn load_image(store: &Store, wanted: &str, platforms: &[String]) -> Result<LoadedImage, ImageError> {
-    match image::load(store, wanted, platforms) {
+    match load(store, wanted, platforms) {
         Err(not_found @ ImageError::NotFound { .. }) if matches!(image::parse_ref(wanted), ImageRef::Store(_)) => {
             match find_image(store, wanted) {
-                Ok(found) => image::load_from_store(store, wanted, &found.manifest, platforms),
+                Ok(found) => load_from_store(store, wanted, &found.manifest, platforms),
                 Err(_) => Err(not_found),
             }
         }

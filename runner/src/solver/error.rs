@@ -11,10 +11,10 @@ use kiln_ir::Span;
 use crate::copy::CopyError;
 use crate::executor::RunError;
 use crate::ignore::PatternError;
-use crate::image::ImageError;
 use crate::layer::LayerError;
 use crate::rootfs::PathError;
 use crate::source::SourceError;
+use crate::source::image::ImageError;
 use crate::store::StoreError;
 
 /// A failed solve, located in the build file where possible.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::Solver;
 use super::error::{Cause, SolveError};
 use crate::context::BuildContext;
-use crate::image::LoadedImage;
 use crate::rootfs::Tree;
 use crate::source::ImageSource;
+use crate::source::image::LoadedImage;
 use crate::source::named::{ContextValue, NamedContext};
 
 /// What an image reference in the build file stands for (see `Solver::source_of`).

@@ -10,13 +10,14 @@
 //! This room only reads: nothing here writes an image or a layer except into kiln's store
 //! (a pull, an import), and nothing here decides what a build does with what it found.
 
-use crate::image::{self, ImageError, LoadedImage};
 use crate::store::Store;
 
+pub mod image;
 pub mod layout;
 pub mod named;
 pub mod registry;
 
+use image::{ImageError, LoadedImage};
 use registry::{Registry, RegistryError, RegistryScope};
 
 /// Where images are looked for, and which registries may be asked.

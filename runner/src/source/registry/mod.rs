@@ -35,8 +35,9 @@ use std::time::Duration;
 use oci_client::Reference;
 use oci_client::secrets::RegistryAuth;
 
-use crate::image::{self, ImageError, ImageRef, LoadedImage};
+use crate::image::{self, ImageRef};
 use crate::limits::{Limit, exceeded, human_size};
+use crate::source::image::{self as loading, ImageError, LoadedImage};
 use crate::store::{Digest, Store, StoreError};
 
 pub use pull::Pulled;
@@ -296,7 +297,7 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// As [`image::load`] and [`Registry::pull`].
+    /// As [`loading::load`] and [`Registry::pull`].
     pub fn resolve(
         &self,
         store: &Store,
@@ -306,10 +307,10 @@ impl Registry {
         report: &(dyn Fn(&str) + Sync),
     ) -> Result<LoadedImage, RegistryError> {
         if matches!(image::parse_ref(reference), ImageRef::Layout { .. }) {
-            return Ok(image::load(store, reference, platforms)?);
+            return Ok(loading::load(store, reference, platforms)?);
         }
         if !always_pull {
-            match image::load(store, reference, platforms) {
+            match loading::load(store, reference, platforms) {
                 Ok(found) => return Ok(found),
                 Err(ImageError::NotFound { .. }) => {}
                 Err(other) => return Err(other.into()),
@@ -322,11 +323,11 @@ impl Registry {
                 && let Some(media) = pull::declared_media_type(&bytes)
             {
                 let descriptor = crate::store::descriptor(pull::media_type_of(&media), &digest, bytes.len() as u64);
-                return Ok(image::load_from_store(store, reference, &descriptor, platforms)?);
+                return Ok(loading::load_from_store(store, reference, &descriptor, platforms)?);
             }
         }
         let pulled = self.pull(store, reference, platforms, report)?;
-        Ok(image::load_from_store(store, reference, &pulled.tagged, platforms)?)
+        Ok(loading::load_from_store(store, reference, &pulled.tagged, platforms)?)
     }
 
     /// Credentials for the registry of `reference`.
