@@ -21,9 +21,10 @@ use kiln_ir::{
 
 use crate::instructions::{self, ArgDecl, CmdLine, Command, CopyCommand, Instruction, Located, RunCommand, StageDecl};
 use crate::mounts::{self, MountType};
-use crate::parser::{self, go_quote};
+use crate::parser;
 use crate::platform;
 use crate::shell::{Env, Lexer};
+use crate::strconv::go_quote;
 use crate::{duration, expose};
 
 /// The PATH an image without one gets (BuildKit's default for Linux).

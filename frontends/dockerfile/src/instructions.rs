@@ -9,6 +9,7 @@
 use crate::flags::{FlagError, Flags, Kind};
 use crate::mounts;
 use crate::parser::{self, Node};
+use crate::strconv::{go_quote, parse_go_bool};
 use crate::suggest::closest;
 
 /// Every instruction keyword, upper-case.
@@ -391,11 +392,8 @@ pub fn parse_node(node: &Node) -> Result<Instruction> {
         _ => {
             let hint = closest(&node.keyword, &KEYWORDS).map(|k| format!("did you mean {k}?"));
             // A keyword with control characters (NUL bytes, say) would print as blanks: quote it.
-            let shown = if node.keyword.chars().any(char::is_control) {
-                parser::go_quote(&node.keyword)
-            } else {
-                node.keyword.clone()
-            };
+            let shown =
+                if node.keyword.chars().any(char::is_control) { go_quote(&node.keyword) } else { node.keyword.clone() };
             return Err((
                 format!("unknown instruction: {shown}"),
                 hint.or_else(|| Some(format!("instructions are {}", KEYWORDS.join(", ")))),
@@ -415,7 +413,7 @@ fn parse_from(node: &Node, args: &[String], mut flags: Flags) -> Result<StageDec
                 return Err((
                     format!(
                         "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                        parser::go_quote(&args[2])
+                        go_quote(&args[2])
                     ),
                     Some("stage names are letters, digits, '-', '_' and '.', starting with a letter".into()),
                 ));
@@ -630,7 +628,7 @@ fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunComman
         && !matches!(n.as_str(), "default" | "none" | "host")
     {
         return Err((
-            format!("unsupported network mode {}", parser::go_quote(n)),
+            format!("unsupported network mode {}", go_quote(n)),
             Some("use --network=default, none or host".into()),
         ));
     }
@@ -639,7 +637,7 @@ fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunComman
         && !matches!(s.as_str(), "sandbox" | "insecure")
     {
         return Err((
-            format!("unsupported security mode {}", parser::go_quote(s)),
+            format!("unsupported security mode {}", go_quote(s)),
             Some("use --security=sandbox or insecure".into()),
         ));
     }
@@ -677,7 +675,7 @@ pub fn parse_device(value: &str) -> std::result::Result<(String, bool), String> 
             Some(v) => v,
             None if i == 0 => field,
             None => {
-                return Err(format!("unexpected device option {}", parser::go_quote(field)));
+                return Err(format!("unexpected device option {}", go_quote(field)));
             }
         };
         if let Some(existing) = &name {
@@ -686,15 +684,6 @@ pub fn parse_device(value: &str) -> std::result::Result<(String, bool), String> 
         name = Some(this.to_string());
     }
     Ok((name.unwrap_or_default(), required))
-}
-
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<Health> {
@@ -715,7 +704,7 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
     flags.parse().map_err(flag_err)?;
     if kind != "CMD" {
         return Err((
-            format!("Unknown type {} in HEALTHCHECK (try CMD)", parser::go_quote(&kind)),
+            format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&kind)),
             Some("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE".into()),
         ));
     }
@@ -735,16 +724,15 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
             return Ok(0);
         }
         if nanos < 1_000_000 {
-            return plain(format!("Interval {} cannot be less than 1ms", parser::go_quote(name)));
+            return plain(format!("Interval {} cannot be less than 1ms", go_quote(name)));
         }
         Ok(nanos as u64)
     };
     let retries = match flags.string("retries").as_str() {
         "" => 0,
         v => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| (format!("strconv.ParseInt: parsing {}: invalid syntax", parser::go_quote(v)), None))?;
+            let n: i64 =
+                v.parse().map_err(|_| (format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(v)), None))?;
             if n < 0 {
                 return plain(format!("--retries cannot be negative ({n})"));
             }

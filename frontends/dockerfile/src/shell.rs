@@ -149,7 +149,7 @@ impl Lexer {
         match scan.stop_on(None, self.raw_escapes) {
             Ok((result, words)) => Ok((result, words, (scan.matched, scan.unmatched))),
             Err(message) => {
-                Err(ExpandError { message: format!("failed to process {}: {message}", crate::parser::go_quote(word)) })
+                Err(ExpandError { message: format!("failed to process {}: {message}", crate::strconv::go_quote(word)) })
             }
         }
     }
