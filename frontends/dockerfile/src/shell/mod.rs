@@ -571,7 +571,6 @@ impl Scanner<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::pattern::Token;
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -709,20 +708,6 @@ mod tests {
         assert_eq!(with(&[("TARGETARCH", "arm"), ("TARGETVARIANT", "v7")]), "something-v1.2.3.linux-arm-v7.tar.gz");
         assert_eq!(with(&[("TARGETARCH", "arm64"), ("TARGETVARIANT", "")]), "something-v1.2.3.linux-arm64.tar.gz");
         assert_eq!(with(&[("TARGETARCH", "arm64")]), "something-v1.2.3.linux-arm64.tar.gz");
-    }
-
-    /// The pattern language (S4 `TestConvertShellPatternToRegex`).
-    #[test]
-    fn pattern_language() {
-        use Token::*;
-        assert_eq!(parse_pattern("*").unwrap(), vec![Any]);
-        assert_eq!(parse_pattern("?").unwrap(), vec![One]);
-        assert_eq!(parse_pattern("\\*").unwrap(), vec![Literal('*')]);
-        let lits: Vec<Token> = "(()[]{}^$.*?|\\".chars().map(Literal).collect();
-        assert_eq!(parse_pattern("(()[]{\\}^$.\\*\\?|\\\\").unwrap(), lits);
-        for bad in ["\\", "\\x", "\\\\\\"] {
-            assert!(parse_pattern(bad).is_err(), "{bad:?}");
-        }
     }
 
     /// Reversal keeps escape pairs intact (S4 `TestReversePattern`): we reverse tokens, so an

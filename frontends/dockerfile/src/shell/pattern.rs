@@ -136,3 +136,22 @@ pub(super) fn trim_suffix(tokens: &[Token], value: &str, greedy: bool) -> Step<S
     let reversed_value: String = value.chars().rev().collect();
     Ok(trim_prefix(&reversed_tokens, &reversed_value, greedy)?.chars().rev().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pattern language (S4 `TestConvertShellPatternToRegex`).
+    #[test]
+    fn pattern_language() {
+        use Token::*;
+        assert_eq!(parse_pattern("*").unwrap(), vec![Any]);
+        assert_eq!(parse_pattern("?").unwrap(), vec![One]);
+        assert_eq!(parse_pattern("\\*").unwrap(), vec![Literal('*')]);
+        let lits: Vec<Token> = "(()[]{}^$.*?|\\".chars().map(Literal).collect();
+        assert_eq!(parse_pattern("(()[]{\\}^$.\\*\\?|\\\\").unwrap(), lits);
+        for bad in ["\\", "\\x", "\\\\\\"] {
+            assert!(parse_pattern(bad).is_err(), "{bad:?}");
+        }
+    }
+}
