@@ -1,3 +1,6 @@
+//! Unit tests of the converter's helpers (path joins, signals, `--from` values); the
+//! end-to-end tests are in the crate root and `tests/go_tables.rs`.
+
 use super::dispatch::valid_signal;
 use super::*;
 

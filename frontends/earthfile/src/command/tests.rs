@@ -1,3 +1,6 @@
+//! Tests of statements to typed commands: flag syntax and support, positional shapes, and
+//! the diagnostics for commands kiln refuses.
+
 use super::*;
 use crate::lexer::{Item, lex};
 

@@ -106,3 +106,31 @@ pub(super) fn dir_sources(sources: Vec<String>, dest: &str) -> (Vec<String>, boo
         .collect();
     (pivoted, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(kiln_ir::join_path("/src", "out/../bin/app"), "/src/bin/app");
+        assert_eq!(kiln_ir::join_path("/src", "/abs"), "/abs");
+        assert_eq!(clean_relative("/a/./b/"), "a/b");
+        assert_eq!(parent("/out/app"), "/out");
+        assert_eq!(parent("/app"), "/");
+        assert_eq!(base_name("dist/"), "dist");
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(component_matches("*.so", "libx.so"));
+        assert!(component_matches("lib?.[ab]", "libz.a"));
+        assert!(!component_matches("[!a]*", "abc"));
+        assert!(!component_matches("*.so", "x.a"));
+        assert!(component_matches("a*b*c", "aXXbYYc"));
+        assert!(!component_matches("a*b*c", "aXXbYY"));
+        assert!(component_matches("[x", "[x"));
+        // Many stars over a long name stay fast.
+        assert!(!component_matches(&"*a".repeat(200), &"a".repeat(199)));
+    }
+}

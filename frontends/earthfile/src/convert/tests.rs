@@ -1,37 +1,7 @@
-use super::vars::has_shell_out;
+//! End-to-end tests of the converter: Earthfile text in, IR or diagnostics out, through
+//! [`crate::parse`] with a small image resolver. Unit tests of pure helpers sit beside them.
+
 use super::*;
-
-#[test]
-fn paths() {
-    assert_eq!(kiln_ir::join_path("/src", "out/../bin/app"), "/src/bin/app");
-    assert_eq!(kiln_ir::join_path("/src", "/abs"), "/abs");
-    assert_eq!(clean_relative("/a/./b/"), "a/b");
-    assert_eq!(parent("/out/app"), "/out");
-    assert_eq!(parent("/app"), "/");
-    assert_eq!(base_name("dist/"), "dist");
-}
-
-#[test]
-fn patterns() {
-    assert!(component_matches("*.so", "libx.so"));
-    assert!(component_matches("lib?.[ab]", "libz.a"));
-    assert!(!component_matches("[!a]*", "abc"));
-    assert!(!component_matches("*.so", "x.a"));
-    assert!(component_matches("a*b*c", "aXXbYYc"));
-    assert!(!component_matches("a*b*c", "aXXbYY"));
-    assert!(component_matches("[x", "[x"));
-    // Many stars over a long name stay fast.
-    assert!(!component_matches(&"*a".repeat(200), &"a".repeat(199)));
-}
-
-#[test]
-fn shell_outs() {
-    assert!(has_shell_out("$(date)"));
-    assert!(has_shell_out("\"v-$(git describe)\""));
-    assert!(!has_shell_out("'$(not)'"));
-    assert!(!has_shell_out("\\$(escaped)"));
-    assert!(!has_shell_out("$HOME"));
-}
 
 use kiln_ir::{ImageConfig, Severity};
 

@@ -132,3 +132,17 @@ impl<'a> Converter<'a> {
         ev.vars.set(name, value, kind);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_outs() {
+        assert!(has_shell_out("$(date)"));
+        assert!(has_shell_out("\"v-$(git describe)\""));
+        assert!(!has_shell_out("'$(not)'"));
+        assert!(!has_shell_out("\\$(escaped)"));
+        assert!(!has_shell_out("$HOME"));
+    }
+}
