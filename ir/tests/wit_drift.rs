@@ -6,8 +6,8 @@
 //! It owns the rules that map one spelling onto the other, and nothing else. The converters
 //! between the generated binding types and these types (`ir/src/guest.rs`,
 //! `runner/src/frontend/bindings.rs`) are left to the compiler: they build every struct with a
-//! literal and take every struct apart with a pattern that names all fields, so a field the
-//! converters forget does not compile.
+//! literal that names all its fields and match every enum without a wildcard, so once this
+//! test has both sides agree, a field or case the converters forget does not compile.
 //!
 //! The mapping, the one `wit-bindgen` uses for the generated types:
 //! - every `record`, `variant`, `enum` and `flags` of every interface of the `kiln:build`
