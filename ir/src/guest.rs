@@ -14,6 +14,10 @@
 //!
 //! This module owns the conversions between those types and the generated WIT types, and the
 //! [`HostResolver`] that calls the host's one import. It only builds for `wasm32` targets.
+//!
+//! Each conversion builds its result with a struct literal that names every field (no `..`,
+//! no constructor), so a field added to the WIT and to this crate is a compile error here until
+//! it is converted; `tests/wit_drift.rs` checks that the two sides agree.
 
 #![allow(missing_docs, reason = "generated bindings")]
 #![allow(unsafe_code, reason = "wit-bindgen generates the canonical ABI glue")]

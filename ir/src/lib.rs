@@ -1,7 +1,8 @@
 //! The kiln stage IR as plain Rust values.
 //!
 //! `wit/kiln-build.wit` is the contract between frontends and the runner; this crate mirrors
-//! its types one for one so that Rust code on either side works with ordinary structs:
+//! its types one for one (same names, fields, cases and order; `tests/wit_drift.rs` fails when
+//! they differ) so that Rust code on either side works with ordinary structs:
 //!
 //! - frontends written in Rust build these values and, with the `guest` feature, hand them to
 //!   the component boundary through [`guest`];

@@ -19,7 +19,7 @@ const UNITS: [(&str, u128); 8] = [
 /// # Errors
 /// Go's message: `time: invalid duration "x"`, `time: missing unit in duration "1"`, ...
 pub fn parse(text: &str) -> Result<i128, String> {
-    let invalid = || format!("time: invalid duration {}", crate::parser::go_quote(text));
+    let invalid = || format!("time: invalid duration {}", crate::strconv::go_quote(text));
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -49,13 +49,13 @@ pub fn parse(text: &str) -> Result<i128, String> {
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         if unit.is_empty() {
-            return Err(format!("time: missing unit in duration {}", crate::parser::go_quote(text)));
+            return Err(format!("time: missing unit in duration {}", crate::strconv::go_quote(text)));
         }
         let Some(&(_, scale)) = UNITS.iter().find(|(u, _)| *u == unit) else {
             return Err(format!(
                 "time: unknown unit {} in duration {}",
-                crate::parser::go_quote(unit),
-                crate::parser::go_quote(text)
+                crate::strconv::go_quote(unit),
+                crate::strconv::go_quote(text)
             ));
         };
         let whole: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 fn invalid(spec: &str, why: &str) -> String {
-    format!("invalid port: {}: {why}", crate::parser::go_quote(spec))
+    format!("invalid port: {}: {why}", crate::strconv::go_quote(spec))
 }
 
 fn parse_range(text: &str) -> Option<(u32, u32)> {

@@ -25,6 +25,7 @@ pub mod mounts;
 pub mod parser;
 pub mod platform;
 pub mod shell;
+pub mod strconv;
 mod suggest;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

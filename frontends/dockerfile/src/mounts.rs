@@ -247,7 +247,7 @@ pub fn parse(value: &str, expand: Option<Expander<'_>>) -> Result<MountSpec, Str
             None => raw.to_string(),
         };
         let bool_value =
-            |v: &str| crate::instructions::parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
+            |v: &str| crate::strconv::parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
         match key.as_str() {
             "type" => {}
             "from" => spec.from = Some(value),

@@ -1,5 +1,9 @@
 //! Host-side bindings of the `kiln:build` frontend world and their conversion to and from
 //! the plain [`kiln_ir`] types. Nothing here decides policy; it only translates.
+//!
+//! Each conversion builds its result with a struct literal that names every field (no `..`,
+//! no constructor), so a field added to the WIT and to `kiln_ir` is a compile error here until
+//! it is converted; `ir/tests/wit_drift.rs` checks that the two sides agree.
 
 use kiln_ir as ir;
 
@@ -11,7 +15,7 @@ wasmtime::component::bindgen!({
 use self::kiln::build::types as w;
 
 fn kv(list: Vec<w::KeyValue>) -> Vec<ir::KeyValue> {
-    list.into_iter().map(|kv| ir::KeyValue::new(kv.key, kv.value)).collect()
+    list.into_iter().map(|kv| ir::KeyValue { key: kv.key, value: kv.value }).collect()
 }
 
 impl From<&ir::Request> for w::Request {

@@ -1,266 +1,12 @@
-//! The instruction layer: parse-tree nodes to typed commands.
+//! Parse-tree nodes to the typed commands of this module, as BuildKit's
+//! `instructions/parse.go` does: argument counts, each instruction's flags, FROM, ARG, COPY
+//! and ADD with heredoc sources, RUN with its mounts, network, security and devices,
+//! HEALTHCHECK options, and ONBUILD restrictions, with BuildKit's messages.
 //!
-//! Owns what BuildKit's `instructions` package checks before any variable is expanded:
-//! the keyword is known, the argument count fits, the flags are the ones the instruction
-//! takes, JSON vs shell form, heredoc sources and destinations, HEALTHCHECK options,
-//! ONBUILD restrictions. Values stay unexpanded; [`crate::convert`] expands them in the
-//! environment of their stage.
+//! It owns the checks that need no variable; it must never expand a word or know about
+//! stages (that is `crate::convert`'s).
 
-use crate::flags::{FlagError, Flags, Kind};
-use crate::mounts;
-use crate::parser::{self, Node};
-use crate::suggest::closest;
-
-/// Every instruction keyword, upper-case.
-pub const KEYWORDS: [&str; 18] = [
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-];
-
-/// Where an instruction is and how it was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    /// The keyword as written.
-    pub keyword: String,
-    /// The logical line, continuations joined.
-    pub original: String,
-    /// First line, 1-based.
-    pub start_line: usize,
-    /// Last line, 1-based.
-    pub end_line: usize,
-}
-
-impl Source {
-    fn of(node: &Node) -> Self {
-        Source {
-            keyword: node.keyword.clone(),
-            original: node.original.clone(),
-            start_line: node.start_line,
-            end_line: node.end_line,
-        }
-    }
-}
-
-/// A key and an unexpanded value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pair {
-    /// The key, unexpanded.
-    pub key: String,
-    /// The value, unexpanded.
-    pub value: String,
-}
-
-/// An ARG declaration: a name and maybe a default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgDecl {
-    /// The name.
-    pub key: String,
-    /// The default, unexpanded.
-    pub value: Option<String>,
-    /// The doc comment above it (`# name does this`).
-    pub comment: String,
-}
-
-/// A heredoc used as a file by RUN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InlineScript {
-    /// The delimiter.
-    pub name: String,
-    /// The raw body (tabs not stripped).
-    pub data: String,
-    /// Whether `<<-` asked for tabs to be stripped.
-    pub chomp: bool,
-}
-
-/// A command line that depends on the SHELL: RUN, CMD, ENTRYPOINT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CmdLine {
-    /// The words (JSON form) or the one shell string.
-    pub args: Vec<String>,
-    /// True for the shell form: SHELL is prepended.
-    pub prepend_shell: bool,
-    /// Heredoc bodies (RUN only).
-    pub files: Vec<InlineScript>,
-}
-
-/// RUN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunCommand {
-    /// The command line.
-    pub cmd: CmdLine,
-    /// `--mount` values, unexpanded.
-    pub mounts: Vec<String>,
-    /// `--network`.
-    pub network: Option<String>,
-    /// `--security`.
-    pub security: Option<String>,
-    /// `--device` values.
-    pub devices: Vec<String>,
-    /// The flags written.
-    pub flags_used: Vec<String>,
-}
-
-/// A heredoc used as a COPY/ADD source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceContent {
-    /// File name (the delimiter).
-    pub path: String,
-    /// Body, tabs already stripped for `<<-`.
-    pub data: String,
-    /// Whether to expand variables in it.
-    pub expand: bool,
-}
-
-/// COPY or ADD.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyCommand {
-    /// True for ADD.
-    pub is_add: bool,
-    /// Source paths, unexpanded.
-    pub sources: Vec<String>,
-    /// Heredoc sources.
-    pub contents: Vec<SourceContent>,
-    /// Destination, unexpanded.
-    pub dest: String,
-    /// `--from` (COPY).
-    pub from: Option<String>,
-    /// `--chown`.
-    pub chown: Option<String>,
-    /// `--chmod`.
-    pub chmod: Option<String>,
-    /// `--link`.
-    pub link: bool,
-    /// `--parents`.
-    pub parents: bool,
-    /// `--exclude`.
-    pub excludes: Vec<String>,
-    /// `--keep-git-dir` (ADD).
-    pub keep_git_dir: bool,
-    /// `--checksum` (ADD).
-    pub checksum: Option<String>,
-    /// `--unpack` (ADD).
-    pub unpack: Option<bool>,
-    /// Whether the sources were a JSON array.
-    pub json: bool,
-}
-
-/// HEALTHCHECK's parsed options.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Health {
-    /// The test.
-    pub test: Vec<String>,
-    /// Nanoseconds.
-    pub interval: u64,
-    /// Nanoseconds.
-    pub timeout: u64,
-    /// Nanoseconds.
-    pub start_period: u64,
-    /// Nanoseconds.
-    pub start_interval: u64,
-    /// Count.
-    pub retries: u32,
-}
-
-/// A typed instruction other than FROM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// ADD and COPY.
-    Copy(CopyCommand),
-    /// ARG.
-    Arg(Vec<ArgDecl>),
-    /// CMD.
-    Cmd(CmdLine),
-    /// ENTRYPOINT.
-    Entrypoint(CmdLine),
-    /// ENV.
-    Env(Vec<Pair>),
-    /// EXPOSE, unexpanded specs.
-    Expose(Vec<String>),
-    /// HEALTHCHECK.
-    Healthcheck(Health),
-    /// LABEL.
-    Label(Vec<Pair>),
-    /// MAINTAINER.
-    Maintainer(String),
-    /// ONBUILD: the trigger's source text.
-    Onbuild(String),
-    /// RUN.
-    Run(RunCommand),
-    /// SHELL.
-    Shell(Vec<String>),
-    /// STOPSIGNAL.
-    StopSignal(String),
-    /// USER.
-    User(String),
-    /// VOLUME.
-    Volume(Vec<String>),
-    /// WORKDIR.
-    Workdir(String),
-}
-
-/// FROM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageDecl {
-    /// The base, unexpanded.
-    pub base_name: String,
-    /// `AS name`, lower-cased.
-    pub name: Option<String>,
-    /// The name as written.
-    pub name_as_written: Option<String>,
-    /// `AS` as written (for the casing check).
-    pub as_keyword: Option<String>,
-    /// `--platform`, unexpanded.
-    pub platform: Option<String>,
-    /// The doc comment for the stage.
-    pub comment: String,
-}
-
-/// One instruction: FROM starts a stage, everything else is a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Instruction {
-    /// FROM.
-    Stage(StageDecl),
-    /// Any other instruction.
-    Command(Command),
-}
-
-/// A typed instruction with its place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// The instruction.
-    pub instruction: Instruction,
-    /// Where it came from.
-    pub source: Source,
-}
-
-/// An instruction-layer error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstructionError {
-    /// BuildKit's wording.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-    /// First line, 1-based.
-    pub start_line: usize,
-    /// Last line, 1-based.
-    pub end_line: usize,
-}
+use super::*;
 
 type Result<T> = std::result::Result<T, (String, Option<String>)>;
 
@@ -391,11 +137,8 @@ pub fn parse_node(node: &Node) -> Result<Instruction> {
         _ => {
             let hint = closest(&node.keyword, &KEYWORDS).map(|k| format!("did you mean {k}?"));
             // A keyword with control characters (NUL bytes, say) would print as blanks: quote it.
-            let shown = if node.keyword.chars().any(char::is_control) {
-                parser::go_quote(&node.keyword)
-            } else {
-                node.keyword.clone()
-            };
+            let shown =
+                if node.keyword.chars().any(char::is_control) { go_quote(&node.keyword) } else { node.keyword.clone() };
             return Err((
                 format!("unknown instruction: {shown}"),
                 hint.or_else(|| Some(format!("instructions are {}", KEYWORDS.join(", ")))),
@@ -415,7 +158,7 @@ fn parse_from(node: &Node, args: &[String], mut flags: Flags) -> Result<StageDec
                 return Err((
                     format!(
                         "invalid name for build stage: {}, name can't start with a number or contain symbols",
-                        parser::go_quote(&args[2])
+                        go_quote(&args[2])
                     ),
                     Some("stage names are letters, digits, '-', '_' and '.', starting with a letter".into()),
                 ));
@@ -630,7 +373,7 @@ fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunComman
         && !matches!(n.as_str(), "default" | "none" | "host")
     {
         return Err((
-            format!("unsupported network mode {}", parser::go_quote(n)),
+            format!("unsupported network mode {}", go_quote(n)),
             Some("use --network=default, none or host".into()),
         ));
     }
@@ -639,7 +382,7 @@ fn parse_run(node: &Node, args: &[String], mut flags: Flags) -> Result<RunComman
         && !matches!(s.as_str(), "sandbox" | "insecure")
     {
         return Err((
-            format!("unsupported security mode {}", parser::go_quote(s)),
+            format!("unsupported security mode {}", go_quote(s)),
             Some("use --security=sandbox or insecure".into()),
         ));
     }
@@ -677,7 +420,7 @@ pub fn parse_device(value: &str) -> std::result::Result<(String, bool), String> 
             Some(v) => v,
             None if i == 0 => field,
             None => {
-                return Err(format!("unexpected device option {}", parser::go_quote(field)));
+                return Err(format!("unexpected device option {}", go_quote(field)));
             }
         };
         if let Some(existing) = &name {
@@ -686,15 +429,6 @@ pub fn parse_device(value: &str) -> std::result::Result<(String, bool), String> 
         name = Some(this.to_string());
     }
     Ok((name.unwrap_or_default(), required))
-}
-
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<Health> {
@@ -715,7 +449,7 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
     flags.parse().map_err(flag_err)?;
     if kind != "CMD" {
         return Err((
-            format!("Unknown type {} in HEALTHCHECK (try CMD)", parser::go_quote(&kind)),
+            format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&kind)),
             Some("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE".into()),
         ));
     }
@@ -735,16 +469,15 @@ fn parse_healthcheck(node: &Node, args: &[String], mut flags: Flags) -> Result<H
             return Ok(0);
         }
         if nanos < 1_000_000 {
-            return plain(format!("Interval {} cannot be less than 1ms", parser::go_quote(name)));
+            return plain(format!("Interval {} cannot be less than 1ms", go_quote(name)));
         }
         Ok(nanos as u64)
     };
     let retries = match flags.string("retries").as_str() {
         "" => 0,
         v => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| (format!("strconv.ParseInt: parsing {}: invalid syntax", parser::go_quote(v)), None))?;
+            let n: i64 =
+                v.parse().map_err(|_| (format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(v)), None))?;
             if n < 0 {
                 return plain(format!("--retries cannot be negative ({n})"));
             }

@@ -8,9 +8,23 @@
 //!
 //! It never expands variables, never checks argument counts or flag names (that is
 //! [`crate::instructions`]) and never knows about stages.
+//!
+//! The argument forms of one line are in `line_parsers`, heredoc openers in `heredoc`; the
+//! line loop, the node tree and its dump stay here.
 
 use crate::directives::DirectiveParser;
 use crate::shell::Lexer;
+use crate::strconv::go_quote;
+
+mod heredoc;
+mod line_parsers;
+
+pub use heredoc::{chomp_heredoc, heredocs_from_line, parse_heredoc};
+pub use line_parsers::parse_words;
+use line_parsers::{
+    extract_flags, non_empty, parse_health_config, parse_maybe_json, parse_maybe_json_to_list, parse_name_val, values,
+    whitespace_list,
+};
 
 /// The longest physical line BuildKit accepts, in bytes, newline excluded.
 pub const MAX_LINE_BYTES: usize = 65_535;
@@ -202,59 +216,6 @@ impl ParseError {
         self.hint = Some(hint.into());
         self
     }
-}
-
-/// Go's `strconv.Quote`: the escaping BuildKit's dump uses.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `strconv.IsPrint` for characters at or above U+0080: letters,
-/// marks, numbers, punctuation, symbols and the ASCII space are printable; controls, format
-/// characters, separators other than space, surrogates and private-use/unassigned code points
-/// are not. Rust's std has no general-category tables, so the ranges that matter for text in
-/// build files are listed here.
-fn is_go_printable(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
-    }
-    if c.is_whitespace() || c.is_control() {
-        return false;
-    }
-    !matches!(u,
-        0x00AD // soft hyphen (Cf)
-        | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x08E2
-        | 0x180E
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F
-        | 0xD800..=0xDFFF
-        | 0xE000..=0xF8FF
-        | 0xFEFF | 0xFFF9..=0xFFFB | 0xFFFE | 0xFFFF
-        | 0x110BD | 0x110CD | 0x13430..=0x1343F
-        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
-        | 0xE0001 | 0xE0020..=0xE007F
-        | 0xF0000..=0x10FFFF
-    )
 }
 
 /// Whitespace as Go's `unicode.IsSpace` sees it (the same set as Rust's).
@@ -503,353 +464,13 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     })
 }
 
-fn values(v: Vec<String>) -> Vec<Arg> {
-    v.into_iter().map(Arg::Value).collect()
-}
-
-fn non_empty(rest: &str) -> Vec<String> {
-    if rest.is_empty() { Vec::new() } else { vec![rest.to_string()] }
-}
-
-fn whitespace_list(rest: &str) -> Vec<String> {
-    if rest.is_empty() {
-        return Vec::new();
-    }
-    split_token_space(rest, None).into_iter().map(str::to_string).collect()
-}
-
-/// Leading `--flags` of an instruction (BuildKit's `extractBuilderFlags`). Returns the rest of
-/// the line and the flags with quotes and escapes removed. A lone `--` ends the flags.
-fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
-    let chars: Vec<(usize, char)> = line.char_indices().collect();
-    let mut flags = Vec::new();
-    let mut word = String::new();
-    let mut blank_ok = false;
-    let mut phase = Phase::Spaces;
-    let mut i = 0;
-    loop {
-        let at_end = i >= chars.len();
-        if phase == Phase::Spaces {
-            if at_end {
-                return (String::new(), flags);
-            }
-            let (pos, ch) = chars[i];
-            if is_space(ch) {
-                i += 1;
-                continue;
-            }
-            let next_is_dash = chars.get(i + 1).is_some_and(|&(_, c)| c == '-');
-            if ch != '-' || !next_is_dash {
-                return (line[pos..].to_string(), flags);
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if word != "--" && (blank_ok || !word.is_empty()) {
-                flags.push(word);
-            }
-            return (String::new(), flags);
-        }
-        let (pos, ch) = chars[i];
-        match phase {
-            Phase::Word => {
-                if is_space(ch) {
-                    phase = Phase::Spaces;
-                    if word == "--" {
-                        return (line[pos..].to_string(), flags);
-                    }
-                    if blank_ok || !word.is_empty() {
-                        flags.push(std::mem::take(&mut word));
-                    }
-                    word.clear();
-                    blank_ok = false;
-                } else if ch == '\'' || ch == '"' {
-                    phase = Phase::Quote(ch);
-                    blank_ok = true;
-                } else if ch == escape {
-                    if let Some(&(_, next)) = chars.get(i + 1) {
-                        word.push(next);
-                        i += 1;
-                    }
-                } else {
-                    word.push(ch);
-                }
-            }
-            Phase::Quote(quote) => {
-                if ch == quote {
-                    phase = Phase::Word;
-                } else if ch == escape {
-                    match chars.get(i + 1) {
-                        Some(&(_, next)) => {
-                            word.push(next);
-                            i += 1;
-                        }
-                        None => phase = Phase::Word,
-                    }
-                } else {
-                    word.push(ch);
-                }
-            }
-            Phase::Spaces => unreachable!("handled above"),
-        }
-        i += 1;
-    }
-}
-
-/// Quote-aware word split used by ARG, ENV and LABEL (BuildKit's `parseWords`): quotes and
-/// escapes stay in the words.
-pub fn parse_words(rest: &str, escape: char) -> Vec<String> {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
-    let chars: Vec<char> = rest.chars().collect();
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut blank_ok = false;
-    let mut phase = Phase::Spaces;
-    let mut i = 0;
-    loop {
-        let at_end = i >= chars.len();
-        if phase == Phase::Spaces {
-            if at_end {
-                break;
-            }
-            if is_space(chars[i]) {
-                i += 1;
-                continue;
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if blank_ok || !word.is_empty() {
-                words.push(word);
-            }
-            break;
-        }
-        let ch = chars[i];
-        match phase {
-            Phase::Word => {
-                if is_space(ch) {
-                    phase = Phase::Spaces;
-                    if blank_ok || !word.is_empty() {
-                        words.push(std::mem::take(&mut word));
-                    }
-                    blank_ok = false;
-                    i += 1;
-                    continue;
-                }
-                if ch == '\'' || ch == '"' {
-                    phase = Phase::Quote(ch);
-                    blank_ok = true;
-                }
-                if ch == escape {
-                    if i + 1 == chars.len() {
-                        // An escape at the very end is dropped.
-                        i += 1;
-                        continue;
-                    }
-                    word.push(ch);
-                    i += 1;
-                    word.push(chars[i]);
-                } else {
-                    word.push(ch);
-                }
-            }
-            Phase::Quote(quote) => {
-                if ch == quote {
-                    phase = Phase::Word;
-                }
-                if ch == escape && quote != '\'' {
-                    if i + 1 == chars.len() {
-                        phase = Phase::Word;
-                        i += 1;
-                        continue;
-                    }
-                    word.push(ch);
-                    i += 1;
-                    word.push(chars[i]);
-                } else {
-                    word.push(ch);
-                }
-            }
-            Phase::Spaces => unreachable!("handled above"),
-        }
-        i += 1;
-    }
-    words
-}
-
-/// ENV and LABEL: the legacy `KEY name value` form or `name=value` pairs, as triples
-/// (key, value, separator) like BuildKit's tree.
-fn parse_name_val(rest: &str, keyword: &str, escape: char) -> Result<Vec<Arg>, String> {
-    let words = parse_words(rest, escape);
-    if words.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !words[0].contains('=') {
-        let parts = split_token_space(rest, Some(2));
-        if parts.len() < 2 {
-            return Err(format!("{keyword} must have two arguments"));
-        }
-        return Ok(values(vec![parts[0].to_string(), parts[1].to_string(), String::new()]));
-    }
-    let mut out = Vec::new();
-    for word in words {
-        let Some((key, value)) = word.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {}. Must be of the form: name=value", go_quote(&word)));
-        };
-        out.extend(values(vec![key.to_string(), value.to_string(), "=".to_string()]));
-    }
-    Ok(out)
-}
-
-/// The outcome of trying to read the rest of a line as a JSON array of strings.
-enum JsonArgs {
-    /// A valid array of strings.
-    Strings(Vec<String>),
-    /// Not JSON (or not an array): the caller falls back to its non-JSON rule.
-    NotJson,
-}
-
-const NOT_STRING_ARRAY: &str = "when using JSON array syntax, arrays must be comprised of strings only";
-
-fn parse_json(rest: &str) -> Result<JsonArgs, String> {
-    let trimmed = rest.trim_start_matches(is_space);
-    if !trimmed.starts_with('[') {
-        return Ok(JsonArgs::NotJson);
-    }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(trimmed) else {
-        return Ok(JsonArgs::NotJson);
-    };
-    let serde_json::Value::Array(items) = value else {
-        return Ok(JsonArgs::NotJson);
-    };
-    items
-        .into_iter()
-        .map(|item| match item {
-            serde_json::Value::String(s) => Ok(s),
-            _ => Err(NOT_STRING_ARRAY.to_string()),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(JsonArgs::Strings)
-}
-
-fn parse_maybe_json(rest: &str) -> Result<(Vec<Arg>, bool), String> {
-    if rest.is_empty() {
-        return Ok((Vec::new(), false));
-    }
-    Ok(match parse_json(rest)? {
-        JsonArgs::Strings(items) => (values(items), true),
-        JsonArgs::NotJson => (vec![Arg::Value(rest.to_string())], false),
-    })
-}
-
-fn parse_maybe_json_to_list(rest: &str) -> Result<(Vec<Arg>, bool), String> {
-    Ok(match parse_json(rest)? {
-        JsonArgs::Strings(items) => (values(items), true),
-        JsonArgs::NotJson => (values(whitespace_list(rest)), false),
-    })
-}
-
-/// HEALTHCHECK: a type word (`CMD`, `NONE`, ...) then the RUN-like rest.
-fn parse_health_config(rest: &str) -> Result<(Vec<Arg>, bool), String> {
-    let sep = rest.find(is_space).unwrap_or(rest.len());
-    if sep == 0 {
-        return Ok((Vec::new(), false));
-    }
-    let after = rest[sep..].trim_start_matches(is_space);
-    let (mut cmd, json) = parse_maybe_json(after)?;
-    let mut args = vec![Arg::Value(rest[..sep].to_string())];
-    args.append(&mut cmd);
-    Ok((args, json))
-}
-
-/// Parse one word as a heredoc opener (`<<EOF`, `3<<-'EOF'`, `<< EOF`). `Ok(None)` when the
-/// word is not a heredoc.
-///
-/// # Errors
-/// An unbalanced quote in the delimiter.
-pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
-    // ^(\d*)<<(-?)\s*([^<]*)$
-    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
-    let Some(after) = word[digits..].strip_prefix("<<") else {
-        return Ok(None);
-    };
-    let (chomp, after) = match after.strip_prefix('-') {
-        Some(a) => (true, a),
-        None => (false, after),
-    };
-    let rest = after.trim_start_matches(['\t', '\n', '\x0c', '\r', ' ']);
-    if rest.is_empty() || rest.contains('<') {
-        return Ok(None);
-    }
-    let fd = word[..digits].parse::<u32>().unwrap_or(0);
-    let mut lexer = Lexer::new('\\');
-    lexer.skip_unset_env = true;
-    let env = crate::shell::EnvList::new(&[]);
-    let words = lexer.process_words(rest, &env).map_err(|e| e.to_string())?;
-    if words.len() != 1 {
-        return Ok(None);
-    }
-    lexer.raw_quotes = true;
-    let raw = lexer.process_words(rest, &env).map_err(|e| e.to_string())?;
-    if raw.len() != words.len() {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
-    }
-    let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
-    let name = words.into_iter().next().unwrap_or_default();
-    let expand = quotes(&name) == quotes(&raw[0]);
-    Ok(Some(Heredoc { name, fd, expand, chomp, content: String::new() }))
-}
-
-/// The heredocs a logical line opens, in order.
-///
-/// # Errors
-/// A heredoc word with an unbalanced quote.
-pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
-    let mut lexer = Lexer::new('\\');
-    lexer.raw_quotes = true;
-    lexer.raw_escapes = true;
-    lexer.skip_unset_env = true;
-    let env = crate::shell::EnvList::new(&[]);
-    let words = lexer.process_words(line, &env).unwrap_or_default();
-    let mut docs = Vec::new();
-    for word in words {
-        if let Some(doc) = parse_heredoc(&word)? {
-            docs.push(doc);
-        }
-    }
-    Ok(docs)
-}
-
-/// Strip leading tabs from every line of a heredoc body (`<<-`).
-pub fn chomp_heredoc(content: &str) -> String {
-    content.split_inclusive('\n').map(|line| line.trim_start_matches('\t')).collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::line_parsers::NOT_STRING_ARRAY;
     use super::*;
 
     fn dump(src: &str) -> String {
         parse(src).unwrap().dump()
-    }
-
-    #[test]
-    fn go_quote_matches_strconv() {
-        assert_eq!(go_quote("\" \\ / \x08 \x0c \n \r \t \0"), r#""\" \\ / \b \f \n \r \t \x00""#);
-        assert_eq!(go_quote("♥ ☃ 한국어"), "\"♥ ☃ 한국어\"");
-        assert_eq!(go_quote("\u{7f}\u{200b}\u{feff}"), "\"\\x7f\\u200b\\ufeff\"");
-        assert_eq!(go_quote("\u{a0}"), "\"\\u00a0\"");
     }
 
     #[test]
