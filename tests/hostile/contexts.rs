@@ -185,14 +185,13 @@ fn fifos_and_sockets_in_the_context_are_skipped() {
 fn an_ignore_file_that_is_a_fifo_is_an_error_not_a_hang() {
     // Reading an ignore file that is a FIFO would wait for a writer forever; the shared one and
     // the build-file specific one are both refused by name, before anything is built.
-    for (ignore, named) in [("ctx/.dockerignore", "ctx/.dockerignore"), ("df/all.dockerignore", "df/all.dockerignore")]
-    {
+    for ignore in ["ctx/.dockerignore", "df/all.dockerignore"] {
         let mut h = sandbox(&[("all", "COPY . /")]);
         mkfifo(&h.sb.dir.path().join(ignore));
         h.seal();
         let (out, took) = build(&h, "all", &[]);
         assert!(took < Duration::from_secs(60), "kiln waited on the FIFO for {took:?}");
-        h.refused(&out, &[named, "is not a regular file (it is a FIFO); point kiln at a file"]);
+        h.refused(&out, &[ignore, "is not a regular file (it is a FIFO); point kiln at a file"]);
     }
 }
 
