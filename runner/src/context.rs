@@ -198,11 +198,31 @@ fn ignore_of(
         Some(path) => match path.strip_prefix(root) {
             Ok(inside) => read_in_context(dir, root, inside, "ignore file", max_file_size)?
                 .map(|bytes| (String::from_utf8_lossy(&bytes).into_owned(), path.clone())),
-            Err(_) if path.is_file() => Some((
-                String::from_utf8_lossy(&read_bounded(path, "ignore file", max_file_size)?).into_owned(),
-                path.clone(),
-            )),
-            Err(_) => None,
+            // Anything there but a regular file (a FIFO, a device, a directory) is an error
+            // naming it, found before it is opened: not a hang, and not silently ignored.
+            Err(_) => match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => Some((
+                    String::from_utf8_lossy(&read_bounded(path, "ignore file", max_file_size)?).into_owned(),
+                    path.clone(),
+                )),
+                Ok(m) => {
+                    use std::os::unix::fs::FileTypeExt;
+                    let t = m.file_type();
+                    let kind = if t.is_dir() {
+                        "directory"
+                    } else if t.is_fifo() {
+                        "FIFO"
+                    } else if t.is_socket() {
+                        "socket"
+                    } else if t.is_block_device() || t.is_char_device() {
+                        "device"
+                    } else {
+                        "special file"
+                    };
+                    return Err(ContextError::NotAFile { path: path.clone(), what: "ignore file", kind });
+                }
+                Err(_) => None,
+            },
         },
         None => None,
     };
@@ -276,10 +296,11 @@ pub fn read_in_context(
     read_limited(file.into_std(), &path, what, max_size).map(Some)
 }
 
-/// Read a file named by the user, anywhere, at most `max_size` bytes (a FIFO or a device is
-/// read as a stream, and cut there).
+/// Read a file named by the user, anywhere, at most `max_size` bytes; only a regular file
+/// (one that became a FIFO or a device since it was looked at is refused, never waited on).
 fn read_bounded(path: &Path, what: &'static str, max_size: u64) -> Result<Vec<u8>, ContextError> {
-    let file = std::fs::File::open(path).map_err(|source| ContextError::Io { path: path.to_path_buf(), source })?;
+    let file = crate::store::open_regular(path, crate::store::Symlinks::Follow)
+        .map_err(|source| ContextError::Io { path: path.to_path_buf(), source })?;
     read_limited(file, path, what, max_size)
 }
 

@@ -194,12 +194,14 @@ pub fn human_size(bytes: u64) -> String {
 /// `b`, `k`, `m`, `g` or `t` (binary multiples, any case, an optional `ib`/`b` after the
 /// letter). Written here because it is a dozen lines and the crates that parse sizes read
 /// `GB` as 10^9, unlike Docker.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+///
+/// # Errors
+/// The text is not a size, or the size does not fit in 64 bits.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let lower = text.trim().to_ascii_lowercase();
     let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
-    let number: u64 =
-        number.parse().map_err(|_| format!("`{text}` is not a size: give a number, with k, m, g or t after it"))?;
+    let number: u64 = number.parse().map_err(|_| SizeError::NotANumber { text: text.to_string() })?;
     let unit = unit.trim();
     let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
         "" => 0,
@@ -207,9 +209,34 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" => 20,
         "g" => 30,
         "t" => 40,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use k, m, g or t (binary multiples)")),
+        _ => return Err(SizeError::Unit { text: text.to_string(), unit: unit.to_string() }),
     };
-    number.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+    number.checked_mul(1 << shift).ok_or_else(|| SizeError::TooLarge { text: text.to_string() })
+}
+
+/// A size kiln cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// No number.
+    #[error("`{text}` is not a size: give a number, with k, m, g or t after it")]
+    NotANumber {
+        /// The text given.
+        text: String,
+    },
+    /// A unit kiln does not know.
+    #[error("`{text}`: unknown unit `{unit}`; use k, m, g or t (binary multiples)")]
+    Unit {
+        /// The text given.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// More than 64 bits hold.
+    #[error("`{text}` is too large")]
+    TooLarge {
+        /// The text given.
+        text: String,
+    },
 }
 
 #[cfg(test)]
@@ -225,8 +252,8 @@ mod tests {
         assert_eq!(parse_size("1 gb"), Ok(1 << 30));
         assert_eq!(parse_size("3t"), Ok(3 << 40));
         assert!(parse_size("").is_err());
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("99999999999t").unwrap_err().contains("too large"));
+        assert!(parse_size("12 parsecs").unwrap_err().to_string().contains("unknown unit"));
+        assert!(parse_size("99999999999t").unwrap_err().to_string().contains("too large"));
     }
 
     #[test]

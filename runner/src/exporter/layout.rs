@@ -312,17 +312,17 @@ pub(super) fn write_archive(
         .media_type(MediaType::ImageIndex)
         .manifests(entries.to_vec())
         .build()
-        .map_err(|e| Problem::Other(e.to_string()))?;
+        .map_err(|e| Problem::Internal(e.to_string()))?;
     let mut files: BTreeMap<String, Entry<'_>> = BTreeMap::new();
     files.insert("blobs".into(), Entry::Dir);
     files.insert("blobs/sha256".into(), Entry::Dir);
     for blob in blobs {
         files.insert(format!("blobs/sha256/{}", blob.digest.hex()), Entry::Blob(blob));
     }
-    let index = serde_json::to_vec_pretty(&index).map_err(|e| Problem::Other(e.to_string()))?;
+    let index = serde_json::to_vec_pretty(&index).map_err(|e| Problem::Internal(e.to_string()))?;
     files.insert("index.json".into(), Entry::Bytes(index));
     if let Some(doc) = docker_manifest {
-        let doc = serde_json::to_vec(&doc).map_err(|e| Problem::Other(e.to_string()))?;
+        let doc = serde_json::to_vec(&doc).map_err(|e| Problem::Internal(e.to_string()))?;
         files.insert("manifest.json".into(), Entry::Bytes(doc));
     }
     files.insert("oci-layout".into(), Entry::Bytes(OCI_LAYOUT.to_vec()));

@@ -18,7 +18,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::image::ImageConfig;
 use crate::rootfs::Tree;
-use crate::store::{self, Digest, Store};
+use crate::store::{self, Digest, Store, StoreError};
 
 mod destination;
 mod layout;
@@ -48,18 +48,69 @@ pub enum Output {
     Registry(Vec<String>),
 }
 
+/// A `-o` value kiln cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputSpecError {
+    /// A field without `=`.
+    #[error("invalid output field {field:?} in {text:?}")]
+    Field {
+        /// The field.
+        field: String,
+        /// The whole value.
+        text: String,
+    },
+    /// `push=` neither true nor false.
+    #[error("push={value:?} in {text:?}: use push=true or push=false")]
+    Push {
+        /// The value given.
+        value: String,
+        /// The whole value.
+        text: String,
+    },
+    /// An option kiln does not know.
+    #[error("unknown output option {option:?} in {text:?} (kiln knows type=, dest=, name= and push=)")]
+    Option {
+        /// The option.
+        option: String,
+        /// The whole value.
+        text: String,
+    },
+    /// `type=image` without `push=true`.
+    #[error("output {text:?}: images are always stored; add push=true to push them")]
+    ImageWithoutPush {
+        /// The whole value.
+        text: String,
+    },
+    /// No `dest=` for an output that writes files.
+    #[error("output {text:?} needs dest=PATH")]
+    NoDest {
+        /// The whole value.
+        text: String,
+    },
+    /// A type kiln does not know.
+    #[error("unknown output type {kind:?}: use oci, oci-archive, docker, local, wasm or registry")]
+    Type {
+        /// The type given.
+        kind: String,
+    },
+}
+
 /// Parse `-o` the way `docker build` does: `type=...,dest=...`, or a bare path for `local`.
-pub fn parse_output(text: &str) -> Result<Output, String> {
+///
+/// # Errors
+/// The value is not one kiln can read.
+pub fn parse_output(text: &str) -> Result<Output, OutputSpecError> {
     if !text.contains('=') {
         return Ok(Output::Local(PathBuf::from(text)));
     }
+    let whole = || text.to_string();
     let mut kind = None;
     let mut dest = None;
     let mut names = Vec::new();
     let mut push = false;
     for field in text.split(',') {
         let (key, value) =
-            field.split_once('=').ok_or_else(|| format!("invalid output field {field:?} in {text:?}"))?;
+            field.split_once('=').ok_or_else(|| OutputSpecError::Field { field: field.to_string(), text: whole() })?;
         match key.trim() {
             "type" => kind = Some(value.trim().to_string()),
             "dest" => dest = Some(PathBuf::from(value.trim())),
@@ -68,34 +119,26 @@ pub fn parse_output(text: &str) -> Result<Output, String> {
                 push = match value.trim() {
                     "true" => true,
                     "false" => false,
-                    other => return Err(format!("push={other:?} in {text:?}: use push=true or push=false")),
+                    other => return Err(OutputSpecError::Push { value: other.to_string(), text: whole() }),
                 }
             }
-            other => {
-                return Err(format!(
-                    "unknown output option {other:?} in {text:?} (kiln knows type=, dest=, name= and push=)"
-                ));
-            }
+            other => return Err(OutputSpecError::Option { option: other.to_string(), text: whole() }),
         }
     }
     match kind.as_deref() {
         Some("registry") => return Ok(Output::Registry(names)),
         Some("image") if push => return Ok(Output::Registry(names)),
-        Some("image") => {
-            return Err(format!("output {text:?}: images are always stored; add push=true to push them"));
-        }
+        Some("image") => return Err(OutputSpecError::ImageWithoutPush { text: whole() }),
         _ => {}
     }
-    let dest = dest.ok_or_else(|| format!("output {text:?} needs dest=PATH"))?;
+    let dest = dest.ok_or_else(|| OutputSpecError::NoDest { text: whole() })?;
     match kind.as_deref() {
         Some("oci") => Ok(Output::Oci(dest)),
         Some("oci-archive") => Ok(Output::OciArchive(dest)),
         Some("docker") => Ok(Output::Docker(dest)),
         Some("local") | None => Ok(Output::Local(dest)),
         Some("wasm") => Ok(Output::Wasm(dest)),
-        Some(other) => {
-            Err(format!("unknown output type {other:?}: use oci, oci-archive, docker, local, wasm or registry"))
-        }
+        Some(other) => Err(OutputSpecError::Type { kind: other.to_string() }),
     }
 }
 
@@ -183,9 +226,15 @@ pub enum Problem {
         /// Why.
         source: std::io::Error,
     },
-    /// Anything else (the image cannot be exported this way, or the store is damaged).
-    #[error("{0}")]
-    Other(String),
+    /// The store failed, or holds a damaged blob of the image.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The image cannot be exported this way (a Wasm artifact of an image without a program).
+    #[error(transparent)]
+    Wasm(wasm::WasmArtifactError),
+    /// A bug in kiln, not in the output.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ExportError {
@@ -231,12 +280,12 @@ pub fn check(output: &Output, protected: &Protected) -> Result<(), ExportError> 
 }
 
 /// The blobs an image consists of: manifest, config, layers.
-fn image_blobs(store: &Store, manifest: &Descriptor) -> Result<(ImageManifest, Vec<Digest>), String> {
-    let digest = store::descriptor_digest(manifest).map_err(|e| e.to_string())?;
-    let parsed: ImageManifest = store.manifest(&digest).map_err(|e| e.to_string())?;
-    let mut blobs = vec![digest, store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?];
+fn image_blobs(store: &Store, manifest: &Descriptor) -> Result<(ImageManifest, Vec<Digest>), StoreError> {
+    let digest = store::descriptor_digest(manifest)?;
+    let parsed: ImageManifest = store.manifest(&digest)?;
+    let mut blobs = vec![digest, store::descriptor_digest(parsed.config())?];
     for layer in parsed.layers() {
-        blobs.push(store::descriptor_digest(layer).map_err(|e| e.to_string())?);
+        blobs.push(store::descriptor_digest(layer)?);
     }
     blobs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     blobs.dedup();
@@ -267,14 +316,13 @@ fn index_entries(manifest: &Descriptor, names: &[String]) -> Vec<Descriptor> {
 }
 
 /// The `manifest.json` that `docker load` reads.
-fn docker_manifest(parsed: &ImageManifest, names: &[String]) -> Result<serde_json::Value, String> {
-    let config = store::descriptor_digest(parsed.config()).map_err(|e| e.to_string())?;
+fn docker_manifest(parsed: &ImageManifest, names: &[String]) -> Result<serde_json::Value, StoreError> {
+    let config = store::descriptor_digest(parsed.config())?;
     let layers: Vec<String> = parsed
         .layers()
         .iter()
         .map(|l| store::descriptor_digest(l).map(|d| format!("blobs/sha256/{}", d.hex())))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<_, _>>()?;
     Ok(serde_json::json!([{
         "Config": format!("blobs/sha256/{}", config.hex()),
         "RepoTags": names,
@@ -299,35 +347,35 @@ pub fn write(
 ) -> Result<Option<String>, ExportError> {
     let internal = || ExportError {
         dest: "registry".into(),
-        problem: Problem::Other("internal: registry outputs are pushed by the caller".into()),
+        problem: Problem::Internal("registry outputs are pushed by the caller".into()),
     };
     let Some(dest) = destination(output) else { return Err(internal()) };
     check(output, protected)?;
     let fail = |problem| ExportError { dest: dest.display().to_string(), problem };
-    let other = |detail: String| fail(Problem::Other(detail));
+    let damaged = |e: StoreError| fail(Problem::Store(e));
     let from_store = |digests: Vec<Digest>| -> Vec<layout::Blob<'_>> {
         digests.into_iter().map(|digest| layout::Blob { digest, source: layout::Source::Store(store) }).collect()
     };
     match output {
         Output::Oci(_) => {
-            let (_, blobs) = image_blobs(store, manifest).map_err(other)?;
+            let (_, blobs) = image_blobs(store, manifest).map_err(damaged)?;
             layout::write_layout(dest, &from_store(blobs), &index_entries(manifest, names)).map_err(fail)?;
             Ok(None)
         }
         Output::OciArchive(_) | Output::Docker(_) => {
-            let (parsed, blobs) = image_blobs(store, manifest).map_err(other)?;
+            let (parsed, blobs) = image_blobs(store, manifest).map_err(damaged)?;
             let docker = match output {
-                Output::Docker(_) => Some(docker_manifest(&parsed, names).map_err(other)?),
+                Output::Docker(_) => Some(docker_manifest(&parsed, names).map_err(damaged)?),
                 _ => None,
             };
             layout::write_archive(dest, &from_store(blobs), &index_entries(manifest, names), docker).map_err(fail)?;
             Ok(None)
         }
         Output::Wasm(_) => {
-            let (parsed, _) = image_blobs(store, manifest).map_err(other)?;
-            let config_digest = store::descriptor_digest(parsed.config()).map_err(|e| other(e.to_string()))?;
-            let config: ImageConfig = store.read_json(&config_digest).map_err(|e| other(e.to_string()))?;
-            let artifact = wasm::package(&config, tree).map_err(|e| other(e.to_string()))?;
+            let (parsed, _) = image_blobs(store, manifest).map_err(damaged)?;
+            let config_digest = store::descriptor_digest(parsed.config()).map_err(damaged)?;
+            let config: ImageConfig = store.read_json(&config_digest).map_err(damaged)?;
+            let artifact = wasm::package(&config, tree).map_err(|e| fail(Problem::Wasm(e)))?;
             let blobs: Vec<layout::Blob<'_>> = artifact
                 .blobs
                 .iter()
@@ -370,8 +418,8 @@ mod tests {
         assert!(parse_output("type=oci").is_err());
         assert_eq!(parse_output("type=wasm,dest=out").unwrap(), Output::Wasm("out".into()));
         let no_dest = parse_output("type=wasm").unwrap_err();
-        assert!(no_dest.contains("needs dest=PATH"), "{no_dest}");
-        assert!(parse_output("type=nope,dest=x").unwrap_err().contains("wasm"));
+        assert!(no_dest.to_string().contains("needs dest=PATH"), "{no_dest}");
+        assert!(parse_output("type=nope,dest=x").unwrap_err().to_string().contains("wasm"));
         assert_eq!(tag_of("a/b:1.0"), "1.0");
         assert_eq!(tag_of("localhost:5000/a"), "latest");
     }

@@ -61,7 +61,7 @@ struct Facts {
     uses_paths: bool,
 }
 
-fn gather(module: &[u8]) -> Result<Facts, String> {
+fn gather(module: &[u8]) -> Result<Facts, InstrumentError> {
     let mut f = Facts {
         imported_funcs: 0,
         func_types: Vec::new(),
@@ -76,10 +76,10 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
         uses_paths: false,
     };
     for payload in Parser::new(0).parse_all(module) {
-        match payload.map_err(|e| e.to_string())? {
+        match payload? {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
-                    let import = import.map_err(|e| e.to_string())?;
+                    let import = import?;
                     let p1_path = import.module == "wasi_snapshot_preview1" && import.name.starts_with("path_");
                     if p1_path || import.module.starts_with("wasi:filesystem/") {
                         f.uses_paths = true;
@@ -97,13 +97,13 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
             }
             Payload::FunctionSection(reader) => {
                 for ty in reader {
-                    f.func_types.push(ty.map_err(|e| e.to_string())?);
+                    f.func_types.push(ty?);
                 }
             }
             Payload::GlobalSection(reader) => {
                 f.globals += reader.count();
                 for global in reader {
-                    let global = global.map_err(|e| e.to_string())?;
+                    let global = global?;
                     let mut ops = global.init_expr.get_operators_reader();
                     let value = match ops.read() {
                         Ok(Operator::I32Const { value }) if !global.ty.mutable => Some(value),
@@ -115,7 +115,7 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
             Payload::MemorySection(reader) => f.has_memory |= reader.count() > 0,
             Payload::ExportSection(reader) => {
                 for export in reader {
-                    let export = export.map_err(|e| e.to_string())?;
+                    let export = export?;
                     let entry = export.name == "_start"
                         || (export.name.starts_with("wasi:cli/run@") && export.name.ends_with("#run"));
                     if entry && export.kind == ExternalKind::Func && f.start_export.is_none() {
@@ -129,7 +129,7 @@ fn gather(module: &[u8]) -> Result<Facts, String> {
             }
             Payload::DataSection(reader) => {
                 for data in reader {
-                    let data = data.map_err(|e| e.to_string())?;
+                    let data = data?;
                     if let wasmparser::DataKind::Active { memory_index: 0, offset_expr } = data.kind {
                         let mut ops = offset_expr.get_operators_reader();
                         match ops.read() {
@@ -230,8 +230,19 @@ impl Facts {
     }
 }
 
+/// Why a program could not be read to instrument it.
+#[derive(Debug, thiserror::Error)]
+pub enum InstrumentError {
+    /// It is not well-formed WebAssembly.
+    #[error(transparent)]
+    Parse(#[from] wasmparser::BinaryReaderError),
+    /// It has something the instrumentation does not handle.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
 /// Instrument a preview 1 module (see the module documentation).
-pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
+pub fn instrument(module: &[u8]) -> Result<Instrumented, InstrumentError> {
     let facts = gather(module)?;
     if !facts.uses_paths && !facts.names.contains_key("__wasilibc_find_abspath") {
         // No path ever reaches the host from it: any working directory is the same to it.
@@ -263,7 +274,7 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
     let mut out = Module::new();
     let mut code_done = false;
     for payload in Parser::new(0).parse_all(module) {
-        let payload = payload.map_err(|e| e.to_string())?;
+        let payload = payload?;
         match &payload {
             Payload::Version { .. } | Payload::End(_) | Payload::CodeSectionEntry(_) => {}
             Payload::FunctionSection(_) => {
@@ -278,7 +289,7 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
             Payload::GlobalSection(reader) => {
                 let mut section = GlobalSection::new();
                 for global in reader.clone() {
-                    let global = global.map_err(|e| e.to_string())?;
+                    let global = global?;
                     let range = global.init_expr.get_binary_reader().range();
                     let ty = GlobalType {
                         val_type: val_type(global.ty.content_type)?,
@@ -299,14 +310,14 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
             Payload::ExportSection(reader) => {
                 let mut section = ExportSection::new();
                 for export in reader.clone() {
-                    let export = export.map_err(|e| e.to_string())?;
+                    let export = export?;
                     let kind = match export.kind {
                         ExternalKind::Func => ExportKind::Func,
                         ExternalKind::Table => ExportKind::Table,
                         ExternalKind::Memory => ExportKind::Memory,
                         ExternalKind::Global => ExportKind::Global,
                         ExternalKind::Tag => ExportKind::Tag,
-                        _ => return Err("unsupported export kind".into()),
+                        _ => return Err(InstrumentError::Unsupported("an export of a kind kiln does not know")),
                     };
                     let index = if export.name == start_name { new_start } else { export.index };
                     section.export(export.name, kind, index);
@@ -336,7 +347,7 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
         }
     }
     if !code_done {
-        return Err("the module has no code section".into());
+        return Err(InstrumentError::Unsupported("the module has no code section"));
     }
     if facts.globals == 0 {
         return Ok(Instrumented::No("the program has no global section".into()));
@@ -352,14 +363,18 @@ pub fn instrument(module: &[u8]) -> Result<Instrumented, String> {
 
 /// Instrument the wasi-libc core module inside a preview 2 component (the one that defines
 /// `__wasilibc_find_abspath`); every other section of the component is copied as is.
-pub fn instrument_component(component: &[u8]) -> Result<Instrumented, String> {
+pub fn instrument_component(component: &[u8]) -> Result<Instrumented, InstrumentError> {
     let mut pos = 8;
     let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
     while pos < component.len() {
         let id = component[pos];
-        let (size, used) = leb128_u32(&component[pos + 1..]).ok_or("a malformed component section header")?;
+        let (size, used) = leb128_u32(&component[pos + 1..])
+            .ok_or(InstrumentError::Unsupported("a malformed component section header"))?;
         let start = pos + 1 + used;
-        let end = start.checked_add(size as usize).filter(|e| *e <= component.len()).ok_or("a truncated component")?;
+        let end = start
+            .checked_add(size as usize)
+            .filter(|e| *e <= component.len())
+            .ok_or(InstrumentError::Unsupported("a truncated component"))?;
         sections.push((id, start..end));
         pos = end;
     }
@@ -412,14 +427,14 @@ fn write_leb128_u32(out: &mut Vec<u8>, mut value: u32) {
     }
 }
 
-fn val_type(t: wasmparser::ValType) -> Result<ValType, String> {
+fn val_type(t: wasmparser::ValType) -> Result<ValType, InstrumentError> {
     Ok(match t {
         wasmparser::ValType::I32 => ValType::I32,
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
         wasmparser::ValType::V128 => ValType::V128,
-        _ => return Err("a global of a reference type".into()),
+        _ => return Err(InstrumentError::Unsupported("a global of a reference type")),
     })
 }
 

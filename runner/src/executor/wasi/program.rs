@@ -253,7 +253,7 @@ pub fn load(
     let cached = [(&with_cwd, true), (&plain, false)]
         .into_iter()
         .find(|(key, _)| engine_cache(key).is_some_and(|p| p.is_file()));
-    let instrument = |original: &[u8]| -> Result<cwd::Instrumented, String> {
+    let instrument = |original: &[u8]| -> Result<cwd::Instrumented, cwd::InstrumentError> {
         if is_component { cwd::instrument_component(original) } else { cwd::instrument(original) }
     };
     let (key, supported, program, reason) = match cached {
@@ -317,41 +317,67 @@ world kiln-exit {
 /// Turn a WASI preview 1 module into a preview 2 command component whose exit statuses
 /// survive: rename `wasi_snapshot_preview1.proc_exit` to `wasi:cli/exit.exit-with-code`,
 /// describe that import in the module, then apply the standard adapter.
-pub fn adapt_preview1(module: &[u8]) -> Result<Vec<u8>, String> {
+pub fn adapt_preview1(module: &[u8]) -> Result<Vec<u8>, AdaptError> {
     let mut renamed = rename_proc_exit(module)?;
     if let Cow::Owned(bytes) = &renamed {
         let mut resolve = wit_parser::Resolve::default();
-        let package = resolve.push_str("kiln-exit.wit", EXIT_WIT).map_err(|e| format!("{e:#}"))?;
-        let world = resolve.select_world(&[package], Some("kiln-exit")).map_err(|e| format!("{e:#}"))?;
+        let package = resolve.push_str("kiln-exit.wit", EXIT_WIT).map_err(AdaptError::adapter)?;
+        let world = resolve.select_world(&[package], Some("kiln-exit")).map_err(AdaptError::adapter)?;
         let mut bytes = bytes.clone();
         wit_component::embed_component_metadata(&mut bytes, &resolve, world, wit_component::StringEncoding::UTF8)
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(AdaptError::adapter)?;
         renamed = Cow::Owned(bytes);
     }
     wit_component::ComponentEncoder::default()
         .module(&renamed)
-        .map_err(|e| format!("not a WASI module: {e:#}"))?
+        .map_err(|e| AdaptError::NotWasi(format!("{e:#}")))?
         .adapter(
             "wasi_snapshot_preview1",
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
         )
-        .map_err(|e| format!("{e:#}"))?
+        .map_err(AdaptError::adapter)?
         .validate(true)
         .encode()
-        .map_err(|e| format!("cannot adapt it to WASI preview 2: {e:#}"))
+        .map_err(|e| AdaptError::Encode(format!("{e:#}")))
+}
+
+/// Why a WASI preview 1 module could not be made a component.
+#[derive(Debug, thiserror::Error)]
+pub enum AdaptError {
+    /// It is not well-formed WebAssembly.
+    #[error(transparent)]
+    Parse(#[from] wasmparser::BinaryReaderError),
+    /// It could not be re-encoded with `proc_exit` renamed.
+    #[error(transparent)]
+    Reencode(#[from] wasm_encoder::reencode::Error),
+    /// It is not a module of WASI preview 1 (what wit-component said).
+    #[error("not a WASI module: {0}")]
+    NotWasi(String),
+    /// The adapter could not make a component of it (what wit-component said).
+    #[error("cannot adapt it to WASI preview 2: {0}")]
+    Encode(String),
+    /// kiln's own adapter inputs were refused: a bug in kiln (what wit-component said).
+    #[error("kiln's WASI adapter failed: {0}")]
+    Adapter(String),
+}
+
+impl AdaptError {
+    fn adapter(e: impl std::fmt::Display) -> Self {
+        AdaptError::Adapter(format!("{e:#}"))
+    }
 }
 
 /// Re-emit the import section with `proc_exit` renamed; every other section is copied as
 /// is, and no index moves (the import keeps its type and position).
-fn rename_proc_exit(module: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+fn rename_proc_exit(module: &[u8]) -> Result<Cow<'_, [u8]>, AdaptError> {
     use wasm_encoder::{EntityType, ImportSection, Module, RawSection, reencode::Reencode};
     use wasmparser::{Parser, Payload};
 
     let mut has_proc_exit = false;
     for payload in Parser::new(0).parse_all(module) {
-        if let Payload::ImportSection(reader) = payload.map_err(|e| e.to_string())? {
+        if let Payload::ImportSection(reader) = payload? {
             for import in reader.into_imports() {
-                let import = import.map_err(|e| e.to_string())?;
+                let import = import?;
                 has_proc_exit |= import.module == "wasi_snapshot_preview1" && import.name == "proc_exit";
             }
         }
@@ -362,14 +388,14 @@ fn rename_proc_exit(module: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     let mut out = Module::new();
     let mut reencoder = wasm_encoder::reencode::RoundtripReencoder;
     for payload in Parser::new(0).parse_all(module) {
-        let payload = payload.map_err(|e| e.to_string())?;
+        let payload = payload?;
         match &payload {
             Payload::Version { .. } | Payload::End(_) => {}
             Payload::ImportSection(reader) => {
                 let mut section = ImportSection::new();
                 for import in reader.clone().into_imports() {
-                    let import = import.map_err(|e| e.to_string())?;
-                    let ty: EntityType = reencoder.entity_type(import.ty).map_err(|e| e.to_string())?;
+                    let import = import?;
+                    let ty: EntityType = reencoder.entity_type(import.ty)?;
                     if import.module == "wasi_snapshot_preview1" && import.name == "proc_exit" {
                         section.import("wasi:cli/exit@0.2.12", "exit-with-code", ty);
                     } else {
