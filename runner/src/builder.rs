@@ -286,6 +286,7 @@ pub fn build(
     scratch_dir: &std::path::Path,
 ) -> Result<Built, BuildError> {
     let order = plan(input.graph, input.named_contexts);
+    let compiled = store.compiled_dir().map_err(|e| BuildError::new(e.to_string()))?;
     let exec = Executor {
         store,
         progress,
@@ -295,7 +296,7 @@ pub fn build(
         trees: Mutex::new(HashMap::new()),
         directories: Mutex::new(HashMap::new()),
         stop: Arc::new(AtomicBool::new(false)),
-        sandbox: Sandbox::new(Some(store.root().join("compiled"))),
+        sandbox: Sandbox::new(Some(compiled)),
         cache: Cache::new(store),
         root_key: root_key(input),
     };

@@ -47,7 +47,8 @@ use crate::store::{self, Store};
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about, long_about = None)]
 pub struct Cli {
-    /// kiln's store (images, cache, compiled modules) [default: $XDG_DATA_HOME/kiln]
+    /// kiln's store (images, cache, compiled modules; KILN_COMPILE_CACHE=DIR keeps compiled
+    /// modules in DIR instead) [default: $XDG_DATA_HOME/kiln]
     #[arg(long, global = true, env = "KILN_HOME", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
@@ -580,7 +581,7 @@ fn run_frontend(
         time: Duration::from_secs(args.frontend_timeout.max(1)),
         ..FrontendLimits::default()
     };
-    let cache = Some(root.join("compiled"));
+    let cache = Some(store::compiled_dir(root).map_err(error)?);
     let (reference, reason) = select::choose(args.frontend.as_deref(), &request.contents, &file);
     let fetched = select::fetch(&reference, store.as_ref(), registry.as_deref()).map_err(|e| match reason {
         select::Reason::Directive(line) => {
@@ -1337,7 +1338,8 @@ fn frontend_command(command: &FrontendCommand, root: &Path, registry: &Registry)
     // A component is checked to be a frontend before it is stored or published.
     let checked = |file: &Path| -> Result<Vec<u8>, String> {
         let wasm = select::read_component(file)?;
-        Frontend::load(&wasm, &file.display().to_string(), Some(root.join("compiled")), FrontendLimits::default())
+        let cache = store.compiled_dir().map_err(|e| e.to_string())?;
+        Frontend::load(&wasm, &file.display().to_string(), Some(cache), FrontendLimits::default())
             .map_err(|e| e.to_string())?;
         Ok(wasm)
     };
@@ -1361,8 +1363,8 @@ fn frontend_command(command: &FrontendCommand, root: &Path, registry: &Registry)
             // Only a frontend is kept under the name: anything else is untagged again.
             let fetched = select::fetch(&select::FrontendRef::Image(pulled.name.clone()), Some(&store), None);
             let valid = fetched.and_then(|f| {
-                Frontend::load(&f.wasm, &f.origin, Some(root.join("compiled")), FrontendLimits::default())
-                    .map_err(|e| e.to_string())
+                let cache = store.compiled_dir().map_err(|e| e.to_string())?;
+                Frontend::load(&f.wasm, &f.origin, Some(cache), FrontendLimits::default()).map_err(|e| e.to_string())
             });
             if let Err(e) = valid {
                 let _ = store.untag(&pulled.name);

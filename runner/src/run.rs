@@ -304,7 +304,7 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         sink: OutputSink::Terminal,
         stop: None,
     };
-    let sandbox = Sandbox::new(Some(store.root().join("compiled")));
+    let sandbox = Sandbox::new(Some(store.compiled_dir()?));
     let (tree, outcome) = sandbox.run(tree, scratch, &spec);
     // The tree's files live in the scratch directory: both go now.
     drop(tree);

@@ -5,7 +5,8 @@
 //! <root>/index.json          one manifest descriptor per tag (org.opencontainers.image.ref.name)
 //! <root>/blobs/sha256/<hex>  content-addressed blobs shared by every image
 //! <root>/tmp/                half-written files; anything here may be deleted
-//! <root>/compiled/           compiled WebAssembly (see `frontend::cache`)
+//! <root>/compiled/           compiled WebAssembly (see `frontend::cache`), unless
+//!                            KILN_COMPILE_CACHE names another directory ([`compiled_dir`])
 //! <root>/cache/              build-step results (see `cache`)
 //! <root>/sources/<hex>       registry repositories known to hold a blob (see `registry::sources`)
 //! <root>/lock                flock(2) target serialising index updates
@@ -370,6 +371,55 @@ impl BlobWriter {
     }
 }
 
+/// The environment variable naming a directory for compiled WebAssembly outside the store,
+/// so that several stores (a test suite's, a CI job's) compile each module once.
+pub const COMPILE_CACHE_ENV: &str = "KILN_COMPILE_CACHE";
+
+/// Where kiln keeps compiled WebAssembly for the store at `root`: the directory
+/// [`COMPILE_CACHE_ENV`] names when it is set and not empty, else `<root>/compiled`.
+///
+/// A directory named by the variable is created (mode 0700) when missing. kiln runs the
+/// machine code in it, so it must be safe as the store must: owned by this user (or root),
+/// and, being shared by design, writable by neither its group nor other users.
+///
+/// # Errors
+/// The directory cannot be created, or another user could write to it
+/// ([`StoreError::Unsafe`]).
+pub fn compiled_dir(root: &Path) -> Result<PathBuf> {
+    let Some(dir) = std::env::var_os(COMPILE_CACHE_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(root.join("compiled"));
+    };
+    let dir = PathBuf::from(dir);
+    check_compile_cache(&dir)?;
+    Ok(dir)
+}
+
+/// Create the compile cache `dir` if missing, and refuse it if another user could write to it.
+fn check_compile_cache(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // Recursive: an existing directory is not an error, and two kilns may create it at once.
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err("create", dir))?;
+    let meta = fs::metadata(dir).map_err(io_err("read", dir))?;
+    let me = rustix::process::geteuid().as_raw();
+    let what = format!("({COMPILE_CACHE_ENV}, the compiled WebAssembly kiln runs)");
+    let problem = if meta.uid() != me && meta.uid() != 0 {
+        format!("{what} belongs to user {} (kiln runs as user {me})", meta.uid())
+    } else if meta.mode() & 0o002 != 0 {
+        format!("{what} can be written by every user")
+    } else if meta.mode() & 0o020 != 0 {
+        format!("{what} can be written by its group")
+    } else {
+        return Ok(());
+    };
+    let shown = dir.display();
+    let remedy = if meta.uid() == me {
+        format!("run `chmod go-w {shown}`, or point {COMPILE_CACHE_ENV} at a directory of your own")
+    } else {
+        format!("point {COMPILE_CACHE_ENV} at a directory of your own, or unset it to keep compiled modules in the store")
+    };
+    Err(StoreError::Unsafe { path: dir.to_path_buf(), problem, remedy })
+}
+
 /// An open store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -439,6 +489,14 @@ impl Store {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where compiled WebAssembly is kept: see [`compiled_dir`].
+    ///
+    /// # Errors
+    /// As [`compiled_dir`].
+    pub fn compiled_dir(&self) -> Result<PathBuf> {
+        compiled_dir(&self.root)
     }
 
     fn blobs_dir(&self) -> PathBuf {
