@@ -415,7 +415,9 @@ fn check_compile_cache(dir: &Path) -> Result<()> {
     let remedy = if meta.uid() == me {
         format!("run `chmod go-w {shown}`, or point {COMPILE_CACHE_ENV} at a directory of your own")
     } else {
-        format!("point {COMPILE_CACHE_ENV} at a directory of your own, or unset it to keep compiled modules in the store")
+        format!(
+            "point {COMPILE_CACHE_ENV} at a directory of your own, or unset it to keep compiled modules in the store"
+        )
     };
     Err(StoreError::Unsafe { path: dir.to_path_buf(), problem, remedy })
 }

@@ -78,11 +78,7 @@ fn toolbox() -> &'static Toolbox {
         for (args, expected) in
             [(&["wasm-tools", "--version"][..], "wasm-tools 1.263.0\n"), (&["which", "ls"], "/bin/ls\n")]
         {
-            let out = run(support::kiln()
-                .arg("--root")
-                .arg(toolbox.store())
-                .args(["run", "kiln-toolbox"])
-                .args(args));
+            let out = run(support::kiln().arg("--root").arg(toolbox.store()).args(["run", "kiln-toolbox"]).args(args));
             assert_eq!(stdout(&out), expected, "kiln run kiln-toolbox {args:?}:\n{}", stderr(&out));
         }
         toolbox

@@ -3,7 +3,7 @@
 //! stdout and exit with the expected status. A second test checks the corpus itself against
 //! the host's dash or bash, so the expectations are what real shells do.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
