@@ -44,6 +44,8 @@ pub struct RunRequest<'a> {
     pub memory: usize,
     /// Programs that may run at the same time.
     pub processes: usize,
+    /// Where compiled programs are cached (none: nowhere, they are compiled every time).
+    pub compile_cache: Option<std::path::PathBuf>,
 }
 
 /// How a program that ran to its end ended.
@@ -319,7 +321,7 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         sink: OutputSink::Terminal,
         stop: None,
     };
-    let sandbox = WasiExecutor::new(Some(store.root().join("compiled")));
+    let sandbox = WasiExecutor::new(request.compile_cache.clone());
     let (tree, outcome) = sandbox.run(tree, scratch, &spec);
     // The tree's files live in the scratch directory: both go now.
     drop(tree);

@@ -17,9 +17,7 @@ const DOCKERFILE: &str = "FROM scratch AS builder\n\
     COPY --from=builder /built /built\n";
 
 fn project(sb: &Sandbox) {
-    let (p1, _) = run_guests();
-    std::fs::create_dir_all(sb.dir.path().join("ctx")).unwrap();
-    std::fs::copy(p1, sb.dir.path().join("ctx/guest.wasm")).unwrap();
+    sb.copy("ctx/guest.wasm", &run_guests().0);
     sb.write("ctx/deps.txt", "dep 1.0\n");
     sb.write("ctx/main.txt", "fn main\n");
     sb.write("ctx/extra.txt", "notes\n");

@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 use serde_json::json;
 
 use crate::oci::{self, check_store, validate};
-use crate::support::{Sandbox, coreutils, run, stderr, stdout, target_dir, wasm_tools, workspace};
+use crate::support::{
+    self, Sandbox, compile_cache, copy_tree, coreutils, run, stderr, stdout, target_dir, wasm_tools, workspace,
+};
 
 /// The examples this file tests; every other directory in `examples/` is tested elsewhere
 /// (see `every_example_is_tested_and_in_the_readme`).
@@ -28,9 +30,9 @@ fn build_file(dir: &Path) -> PathBuf {
 }
 
 /// The toolbox built once per test run: a store holding kiln-toolbox:latest, with the
-/// programs the examples run already compiled into its cache, and the same image as an OCI
-/// layout (tag `latest`). The directory is locked while this process runs; a later run
-/// removes the ones nobody holds.
+/// programs the examples run already compiled into the suite's compile cache, and the same
+/// image as an OCI layout (tag `latest`). The directory is locked while this process runs; a
+/// later run removes the ones nobody holds.
 struct Toolbox {
     dir: PathBuf,
     _lock: File,
@@ -64,6 +66,7 @@ fn toolbox() -> &'static Toolbox {
         let out = run(Command::new(workspace().join("scripts/toolbox"))
             .env("KILN", env!("CARGO_BIN_EXE_kiln"))
             .env("CARGO_TARGET_DIR", target_dir())
+            .env("KILN_COMPILE_CACHE", compile_cache())
             .env_remove("KILN_HOME")
             .env_remove("KILN_LOG")
             .arg("--root")
@@ -71,16 +74,11 @@ fn toolbox() -> &'static Toolbox {
             .args(["--progress", "plain", "-o"])
             .arg(format!("type=oci,dest={}", toolbox.layout().display())));
         assert!(out.status.success(), "scripts/toolbox failed:\n{}", stderr(&out));
-        // Compile what the examples run, once, into the store's cache.
+        // Compile what the examples run, once, into the suite's compile cache.
         for (args, expected) in
             [(&["wasm-tools", "--version"][..], "wasm-tools 1.263.0\n"), (&["which", "ls"], "/bin/ls\n")]
         {
-            let out = run(Command::new(env!("CARGO_BIN_EXE_kiln"))
-                .env_remove("KILN_LOG")
-                .arg("--root")
-                .arg(toolbox.store())
-                .args(["run", "kiln-toolbox"])
-                .args(args));
+            let out = run(support::kiln().arg("--root").arg(toolbox.store()).args(["run", "kiln-toolbox"]).args(args));
             assert_eq!(stdout(&out), expected, "kiln run kiln-toolbox {args:?}:\n{}", stderr(&out));
         }
         toolbox
@@ -108,30 +106,6 @@ pub(crate) fn sandbox() -> Sandbox {
     let sb = Sandbox::new();
     copy_tree(&toolbox().store(), &sb.root(), &|rel| rel.starts_with("blobs") || rel.starts_with("compiled"));
     sb
-}
-
-/// Copy `from` to `to` (files and directories), skipping the store's lock and scratch;
-/// files under paths for which `link` holds are hard-linked where possible.
-fn copy_tree(from: &Path, to: &Path, link: &dyn Fn(&Path) -> bool) {
-    fn walk(root: &Path, dir: &Path, to: &Path, link: &dyn Fn(&Path) -> bool) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap();
-            if rel == Path::new("lock") || rel == Path::new("tmp") {
-                continue;
-            }
-            let dest = to.join(rel);
-            if entry.file_type().unwrap().is_dir() {
-                std::fs::create_dir_all(&dest).unwrap();
-                walk(root, &path, to, link);
-            } else if !(link(rel) && std::fs::hard_link(&path, &dest).is_ok()) {
-                std::fs::copy(&path, &dest).unwrap();
-            }
-        }
-    }
-    std::fs::create_dir_all(to).unwrap();
-    walk(from, from, to, link);
 }
 
 fn example(name: &str) -> PathBuf {
@@ -440,6 +414,7 @@ fn every_example_builds_to_the_same_digest_anywhere_cold_or_warm() {
             .arg(build_file(&copy))
             .arg(&copy)
             .env("KILN_HOME", elsewhere.root())
+            .env("KILN_COMPILE_CACHE", compile_cache())
             .env_remove("KILN_LOG")
             .output()
             .expect("sh runs kiln");

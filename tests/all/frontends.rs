@@ -19,8 +19,7 @@ fn instructions_of_first_stage(out: &std::process::Output) -> usize {
 #[test]
 fn the_flag_the_syntax_line_and_the_default_pick_the_frontend() {
     let sb = Sandbox::new();
-    let fe = sb.dir.path().join("fe.wasm");
-    std::fs::copy(hostile_frontend(), &fe).unwrap();
+    sb.copy("fe.wasm", &hostile_frontend());
     let parse = |dockerfile: &str, extra: &[&str]| {
         sb.write("ctx/Dockerfile", dockerfile);
         run(sb.kiln().arg("parse").args(extra).arg("ctx"))

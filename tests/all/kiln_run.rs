@@ -8,17 +8,15 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use crate::oci::{assert_no_build_dirs, check_store};
-use crate::support::{Sandbox, run, run_guests, stderr, stdout};
+use crate::support::{Sandbox, run, run_guests, sha256_hex, stderr, stdout};
 
 /// Build `tag` from a context holding both guests (`/bin/guest` is the WASI preview 1
 /// module, `/bin/guest2` the preview 2 component) and `/data/data.txt`, with `dockerfile`
 /// after those COPYs. Returns the image ID `kiln build -q` prints.
 fn build(sb: &Sandbox, tag: &str, dockerfile: &str) -> String {
     let (p1, p2) = run_guests();
-    let ctx = sb.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::copy(p1, ctx.join("guest1.wasm")).unwrap();
-    std::fs::copy(p2, ctx.join("guest2.wasm")).unwrap();
+    sb.copy("ctx/guest1.wasm", &p1);
+    sb.copy("ctx/guest2.wasm", &p2);
     sb.write("ctx/data.txt", "data here\n");
     sb.write("ctx/notwasm", "just text\n");
     sb.write(
@@ -223,8 +221,7 @@ fn store_snapshot(root: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.insert(name, format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+                out.insert(name, sha256_hex(&std::fs::read(&path).unwrap()));
             }
         }
     }

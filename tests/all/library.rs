@@ -8,7 +8,7 @@ use kiln::progress::{Event, Progress, Reporter};
 use kiln::solver::Cause;
 use kiln::source::registry::RegistryOptions;
 
-use crate::support::{Sandbox, stdout};
+use crate::support::{Sandbox, compile_cache, stdout};
 
 /// Every step label it heard started, cached or failed, and every note.
 #[derive(Default)]
@@ -29,7 +29,7 @@ impl Reporter for Heard {
 }
 
 fn session(sb: &Sandbox) -> Session {
-    Session::new(sb.root(), RegistryOptions::default())
+    Session::new(sb.root(), RegistryOptions::default()).with_compile_cache(Some(compile_cache()))
 }
 
 #[test]

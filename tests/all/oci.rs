@@ -8,6 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::sha256_hex;
+
 /// One tar entry of a layer.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -60,11 +62,11 @@ impl Image {
     }
 }
 
-fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+/// A blob of a layout, checked against its digest.
+pub fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
     let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).expect("blob exists");
-    let actual = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    assert_eq!(actual, hex, "blob {digest} matches its digest");
+    assert_eq!(sha256_hex(&bytes), hex, "blob {digest} matches its digest");
     bytes
 }
 
@@ -90,7 +92,7 @@ pub fn read(layout: &Path, name: Option<&str>) -> Image {
         let bytes = blob(layout, layer["digest"].as_str().unwrap());
         let mut tar_bytes = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut tar_bytes).expect("gzip layer");
-        let diff_id = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&tar_bytes));
+        let diff_id = format!("sha256:{}", sha256_hex(&tar_bytes));
         assert_eq!(config["rootfs"]["diff_ids"][i], diff_id.as_str(), "diff_id of layer {i}");
         let mut archive = tar::Archive::new(&tar_bytes[..]);
         let mut entries = Vec::new();
@@ -211,7 +213,7 @@ pub fn check_store(root: &Path) {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         let bytes = std::fs::read(entry.path()).unwrap();
-        assert_eq!(format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes)), name, "blob {name} is intact");
+        assert_eq!(sha256_hex(&bytes), name, "blob {name} is intact");
     }
     for d in index["manifests"].as_array().unwrap() {
         let digest = d["digest"].as_str().unwrap();

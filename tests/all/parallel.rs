@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Sandbox, run, run_guests, stderr, stdout};
 
 fn context(sb: &Sandbox, dockerfile: &str) {
-    let (p1, _) = run_guests();
-    std::fs::create_dir_all(sb.dir.path().join("ctx")).unwrap();
-    std::fs::copy(p1, sb.dir.path().join("ctx/guest.wasm")).unwrap();
+    sb.copy("ctx/guest.wasm", &run_guests().0);
     sb.write("ctx/Dockerfile", dockerfile);
 }
 

@@ -19,10 +19,8 @@ COPY --from=builder /message.txt /message.txt\n\
 LABEL org.example.test=registry\n";
 
 fn build(sb: &Sandbox, dockerfile: &str, args: &[&str]) -> std::process::Output {
-    let context = sb.dir.path().join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
-    run(sb.kiln().args(["build", "--progress", "plain"]).args(args).arg(&context))
+    let file = sb.write("context/Dockerfile", dockerfile);
+    run(sb.kiln().args(["build", "--progress", "plain"]).args(args).arg(file.parent().unwrap()))
 }
 
 /// The manifest digest `kiln push`/`kiln pull` print on stdout.
@@ -181,8 +179,7 @@ fn htpasswd_registry_needs_a_login() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("refused access"), "{}", stderr(&out));
     assert!(stdout(&run(fresh.kiln().arg("images"))).lines().count() <= 1, "nothing was tagged");
-    std::fs::create_dir_all(fresh.dir.path().join("docker-config")).unwrap();
-    std::fs::copy(&config, fresh.dir.path().join("docker-config/config.json")).unwrap();
+    fresh.copy("docker-config/config.json", &config);
     assert_eq!(digest_of(&run(fresh.kiln().args([&insecure, "pull", &name])), "pull with credentials"), pushed);
 
     let out = run(sb.kiln().args(["logout", &registry.addr]));
@@ -367,8 +364,7 @@ fn docker_loads_and_runs_a_kiln_image_on_a_busybox_base() {
     let insecure = format!("--insecure-registry={}", registry.addr);
     let sb = Sandbox::new();
     let base_ctx = sb.dir.path().join("busybox");
-    std::fs::create_dir_all(base_ctx.join("bin")).unwrap();
-    std::fs::copy(peers::BUSYBOX, base_ctx.join("bin/busybox")).unwrap();
+    sb.copy("busybox/bin/busybox", Path::new(peers::BUSYBOX));
     for applet in ["sh", "cat", "echo", "ls"] {
         std::os::unix::fs::symlink("busybox", base_ctx.join("bin").join(applet)).unwrap();
     }

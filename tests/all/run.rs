@@ -4,15 +4,14 @@
 use tar::EntryType;
 
 use crate::oci::{self, check_store, validate};
-use crate::support::{Sandbox, run, run_guests, stderr};
+use crate::support::{Sandbox, coreutils, run, run_guests, sha256_hex, signal, stderr};
 
 /// A context holding both guests (`/bin/guest` is the p1 module, `/bin/guest2` the p2
 /// component) and a data file.
 fn guest_context(sb: &Sandbox, dockerfile: &str) {
     let (p1, p2) = run_guests();
-    std::fs::create_dir_all(sb.dir.path().join("ctx")).unwrap();
-    std::fs::copy(p1, sb.dir.path().join("ctx/guest1.wasm")).unwrap();
-    std::fs::copy(p2, sb.dir.path().join("ctx/guest2.wasm")).unwrap();
+    sb.copy("ctx/guest1.wasm", &p1);
+    sb.copy("ctx/guest2.wasm", &p2);
     sb.write("ctx/data.txt", "data here\n");
     sb.write(
         "ctx/Dockerfile",
@@ -215,8 +214,7 @@ fn escape_attempts_stay_inside_the_rootfs() {
 fn uutils_coreutils_in_run_steps() {
     let sb = Sandbox::new();
     let ctx = sb.dir.path().join("ctx");
-    std::fs::create_dir_all(ctx.join("bin")).unwrap();
-    std::fs::copy(crate::support::coreutils(), ctx.join("bin/coreutils")).unwrap();
+    sb.copy("ctx/bin/coreutils", &coreutils());
     for tool in ["mkdir", "cp", "mv", "rm", "ln", "cat", "ls"] {
         std::os::unix::fs::symlink("coreutils", ctx.join("bin").join(tool)).unwrap();
     }
@@ -294,8 +292,7 @@ fn ctrl_c_stops_a_running_step_cleanly() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(child.try_wait().unwrap().is_none(), "the build is still running");
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    assert!(signal(&child, "INT"));
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "it stopped promptly");
@@ -407,21 +404,18 @@ fn a_hostile_base_image_cannot_reach_the_host() {
 /// Write an OCI layout at `layout` holding one Linux image, tagged `tag`, whose only layer
 /// is `tar_bytes` (gzipped).
 pub(crate) fn layout_with_layer(layout: &std::path::Path, tar_bytes: &[u8], tag: &str) {
-    use sha2::Digest;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, tar_bytes).unwrap();
     let layer = gz.finish().unwrap();
-    layout_with_blob(layout, &layer, &format!("{:x}", sha2::Sha256::digest(tar_bytes)), tag);
+    layout_with_blob(layout, &layer, &sha256_hex(tar_bytes), tag);
 }
 
 /// Write an OCI layout at `layout` holding one Linux image, tagged `tag`, whose only layer
 /// is the gzipped blob `layer`, whose uncompressed tar has the sha256 `diff_id_hex`.
 pub(crate) fn layout_with_blob(layout: &std::path::Path, layer: &[u8], diff_id_hex: &str, tag: &str) {
-    use sha2::Digest;
-    let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let put = |bytes: &[u8]| {
-        let h = hex(bytes);
+        let h = sha256_hex(bytes);
         std::fs::write(layout.join("blobs/sha256").join(&h), bytes).unwrap();
         h
     };
@@ -534,7 +528,7 @@ fn pipes_connect_running_programs() {
          RUN [\"guest\", \"feed\", \"fed through a pipe\\n\", \"coreutils\", \"cat\"]\n\
          RUN [\"guest2\", \"capture\", \"coreutils\", \"ls\", \"/data\"]\n",
     );
-    std::fs::copy(crate::support::coreutils(), sb.dir.path().join("ctx/coreutils.wasm")).unwrap();
+    sb.copy("ctx/coreutils.wasm", &coreutils());
     // Generous: the first step also compiles coreutils, and a hang must not hang the tests.
     let out = build(&sb, &["--step-timeout", "600"]);
     let log = stderr(&out);

@@ -3,11 +3,11 @@
 //! stdout and exit with the expected status. A second test checks the corpus itself against
 //! the host's dash or bash, so the expectations are what real shells do.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use crate::support::{Sandbox, coreutils, run, stderr, workspace};
+use crate::support::{Sandbox, copy_tree, coreutils, run, stderr, workspace};
 
 /// One corpus case.
 struct Case {
@@ -55,10 +55,8 @@ fn corpus_image() -> &'static Sandbox {
     static IMAGE: OnceLock<Sandbox> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let sb = Sandbox::new();
-        let ctx = sb.dir.path().join("ctx");
-        std::fs::create_dir_all(ctx.join("bin")).unwrap();
-        std::fs::copy(coreutils(), ctx.join("bin/coreutils")).unwrap();
-        copy_dir(&workspace().join("tests/shell/cases"), &ctx.join("cases"));
+        sb.copy("ctx/bin/coreutils", &coreutils());
+        copy_tree(&workspace().join("tests/shell/cases"), &sb.dir.path().join("ctx/cases"), &|_| false);
         sb.write(
             "ctx/Dockerfile",
             "FROM scratch\nCOPY bin/ /bin/\n\
@@ -69,14 +67,6 @@ fn corpus_image() -> &'static Sandbox {
         assert!(out.status.success(), "building the corpus image failed: {}", stderr(&out));
         sb
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[test]

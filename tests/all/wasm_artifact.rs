@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::oci::{self, check_store};
+use crate::oci::{self, blob, check_store};
 use crate::support::{Sandbox, run, stderr, wasm_tools, workspace};
 
 /// The final stage of `examples/single-vs-multi`, whose program is built as that example
@@ -45,14 +45,6 @@ fn build(sb: &Sandbox, args: &[&str]) -> std::process::Output {
 fn build_ok(sb: &Sandbox, args: &[&str]) {
     let out = build(sb, args);
     assert!(out.status.success(), "kiln build {args:?} failed:\n{}", stderr(&out));
-}
-
-/// A blob of a layout, checked against its digest.
-fn blob(layout: &Path, digest: &str) -> Vec<u8> {
-    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).expect("the blob is in the layout");
-    assert_eq!(format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes)), hex, "blob {digest}");
-    bytes
 }
 
 /// An artifact read from a layout: index entry, manifest, config and the one layer.

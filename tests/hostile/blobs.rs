@@ -13,7 +13,7 @@ use super::Hostile;
 use super::layers::BASE_CONTEXT;
 use crate::oci;
 use crate::run::layout_with_blob;
-use crate::support::stderr;
+use crate::support::{sha256_hex, stderr};
 
 /// The remedy every damaged store blob's error gives.
 const REMEDY: &str =
@@ -55,8 +55,7 @@ fn a_base_layer_changed_in_the_store_is_refused_by_builds_runs_and_exports() {
     // The layer is a plain tar, so a changed byte still makes a valid layer of the same size:
     // read without a check, it would be used as it is.
     let good = motd_tar(b"hello\n");
-    use sha2::Digest;
-    let diff_id = format!("{:x}", sha2::Sha256::digest(&good));
+    let diff_id = sha256_hex(&good);
     layout_with_blob(&h.sb.dir.path().join("base"), &good, &diff_id, "evil");
     h.sb.write("import/Dockerfile", "FROM evil-base\nLABEL imported=yes\n");
     h.sb.write("ctx/Dockerfile", "FROM base:1\nCOPY Dockerfile /\n");
@@ -68,7 +67,7 @@ fn a_base_layer_changed_in_the_store_is_refused_by_builds_runs_and_exports() {
     let bad = motd_tar(b"HACKED");
     assert_eq!(bad.len(), good.len());
     std::fs::write(&stored, &bad).unwrap();
-    let bad_digest = format!("sha256:{:x}", sha2::Sha256::digest(&bad));
+    let bad_digest = format!("sha256:{}", sha256_hex(&bad));
     h.seal();
     let damaged =
         format!("base:1: layer {layer} in kiln's store is damaged: its content has digest {bad_digest}; {REMEDY}");

@@ -5,54 +5,12 @@
 //! the error a user sees, naming the file, the line and what to do; none panics or hangs
 //! (every kiln runs under a deadline and is killed, failing the test, past it).
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::Hostile;
-use crate::support::{stderr, stdout};
-
-/// How long one kiln may run before the test calls it hung.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-/// Run `cmd` with its output captured (read as it comes, so a flood cannot block it), and
-/// fail the test if it runs past `limit`: it is killed first, so a hang cannot stall the
-/// suite. Returns the output and how long it ran.
-pub(super) fn run_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kiln starts");
-    let (out, err) = capture(&mut child);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for kiln") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = err.join().unwrap();
-            let tail = String::from_utf8_lossy(&err[err.len().saturating_sub(4000)..]).into_owned();
-            panic!("kiln did not finish within {limit:?} and was killed; the end of its stderr:\n{tail}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
-    (output, started.elapsed())
-}
-
-type Reader = std::thread::JoinHandle<Vec<u8>>;
-
-/// Threads that read the child's stdout and stderr to their end.
-fn capture(child: &mut Child) -> (Reader, Reader) {
-    fn drain(mut from: impl Read + Send + 'static) -> Reader {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = from.read_to_end(&mut bytes);
-            bytes
-        })
-    }
-    (drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap()))
-}
+use crate::support::{DEADLINE, capture, mkfifo, run_within, signal, stderr, stdout};
 
 /// `kiln build --progress plain ARGS` in the sandbox, under [`DEADLINE`].
 fn build(h: &Hostile, args: &[&str]) -> (Output, Duration) {
@@ -92,10 +50,6 @@ fn config(h: &Hostile, name: &str) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc[0]["Config"]["config"].take()
-}
-
-fn read(h: &Hostile, rel: &str) -> Vec<u8> {
-    std::fs::read(h.sb.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 #[test]
@@ -215,7 +169,7 @@ fn ten_thousand_stages_each_copying_from_the_one_before() {
     let (out, took) = run_within(cmd, Duration::from_secs(600));
     succeeded(&out);
     eprintln!("10,000 stages built in {took:?}");
-    assert_eq!(read(&h, "out/f9999"), b"seed\n");
+    assert_eq!(h.sb.read("out/f9999"), b"seed\n");
     assert_eq!(std::fs::read_dir(h.sb.dir.path().join("out")).unwrap().count(), 1);
     h.verify(&["out"]);
 }
@@ -244,13 +198,13 @@ fn heredocs_in_numbers_nested_and_unterminated() {
     let (out, took) = build(&h, &["-o", "type=local,dest=out", "ctx"]);
     succeeded(&out);
     eprintln!("1,000 heredocs on one line and one of 100,000 lines built in {took:?}");
-    assert_eq!(read(&h, "out/two/A"), b"body a\n");
-    assert_eq!(read(&h, "out/two/B"), b"body b\n");
-    assert_eq!(read(&h, "out/nested"), b"RUN <<INNER\n<<EOF\nINNER\nEOF \n\tEOF\n");
-    assert_eq!(read(&h, "out/chomped"), b"RUN <<X\n");
+    assert_eq!(h.sb.read("out/two/A"), b"body a\n");
+    assert_eq!(h.sb.read("out/two/B"), b"body b\n");
+    assert_eq!(h.sb.read("out/nested"), b"RUN <<INNER\n<<EOF\nINNER\nEOF \n\tEOF\n");
+    assert_eq!(h.sb.read("out/chomped"), b"RUN <<X\n");
     assert_eq!(std::fs::read_dir(h.sb.dir.path().join("out/many")).unwrap().count(), 1000);
-    assert_eq!(read(&h, "out/many/H999"), b"h999\n");
-    assert_eq!(read(&h, "out/big").len(), 100_000 * 7);
+    assert_eq!(h.sb.read("out/many/H999"), b"h999\n");
+    assert_eq!(h.sb.read("out/big").len(), 100_000 * 7);
     h.verify(&["out"]);
 
     // RUN with two heredocs: the shell gets the line and both bodies.
@@ -348,7 +302,7 @@ fn stages_that_use_themselves_or_later_ones() {
     let h = with_dockerfile("FROM scratch AS a\nCOPY --from=b /seed /y\nFROM scratch AS b\nCOPY seed /seed\n");
     let (out, _) = build(&h, &["--target", "a", "-o", "type=local,dest=out", "ctx"]);
     succeeded(&out);
-    assert_eq!(read(&h, "out/y"), b"seed\n");
+    assert_eq!(h.sb.read("out/y"), b"seed\n");
     h.verify(&["out"]);
 
     // FROM names only earlier stages: `FROM a AS a` and a FROM of a later stage's name are
@@ -367,8 +321,7 @@ fn stages_that_use_themselves_or_later_ones() {
 fn fifo() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Dockerfile");
-    let status = Command::new("mkfifo").arg(&path).status().expect("mkfifo runs");
-    assert!(status.success());
+    mkfifo(&path);
     (dir, path)
 }
 
@@ -417,7 +370,7 @@ fn build_files_that_never_end_are_cut_at_the_size_limit() {
     let _writer = Writer::start("printf 'FROM scratch\\nCOPY seed /seed\\n' > \"$1\"", &pipe);
     let (out, _) = build(&h, &["-f", pipe_arg, "-o", "type=local,dest=out", "ctx"]);
     succeeded(&out);
-    assert_eq!(read(&h, "out/seed"), b"seed\n");
+    assert_eq!(h.sb.read("out/seed"), b"seed\n");
     h.verify(&["out"]);
     // ...and one that never ends is cut at the limit.
     let h = with_dockerfile("FROM scratch\n");
@@ -464,8 +417,7 @@ fn a_fifo_nobody_writes_waits_like_cat_and_ctrl_c_ends_it() {
             let _ = child.wait();
             panic!("kiln ignored Ctrl-C while waiting on a FIFO");
         }
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        signal(&child, "INT");
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(status.code(), Some(130), "{}", String::from_utf8_lossy(&err.join().unwrap()));

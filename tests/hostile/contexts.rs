@@ -8,7 +8,7 @@
 //! hangs.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,11 +16,7 @@ use std::time::{Duration, Instant};
 use tar::{EntryType, Header};
 
 use super::Hostile;
-use super::buildfiles::run_within;
-use crate::support::stderr;
-
-/// How long one kiln may run before the test calls it hung.
-const DEADLINE: Duration = Duration::from_secs(120);
+use crate::support::{DEADLINE, is_root, mkfifo, read, run_within, sh, stderr};
 
 /// A sandbox with `ctx/seed` and one build file per case, `df/NAME`, holding
 /// `FROM scratch` and the case's instructions. Not sealed: add to `ctx/` first.
@@ -59,10 +55,6 @@ fn out_path(h: &Hostile, case: &str, rel: &str) -> PathBuf {
     h.sb.dir.path().join(format!("out-{case}")).join(rel)
 }
 
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// Every regular file under `dir` (links not followed) holds nothing from the canary.
 fn assert_nothing_from_the_canary(dir: &Path) {
     let mut stack = vec![dir.to_path_buf()];
@@ -83,18 +75,6 @@ fn assert_nothing_from_the_canary(dir: &Path) {
             }
         }
     }
-}
-
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
-/// `sh -c SCRIPT` in `dir`: for trees no test thread may build with relative paths (the
-/// working directory is the whole test process's).
-fn sh(dir: &Path, script: &str) {
-    let status = Command::new("sh").args(["-c", script]).current_dir(dir).status().expect("sh runs");
-    assert!(status.success(), "sh -c {script:?} failed");
 }
 
 #[test]
@@ -195,17 +175,15 @@ fn an_ignore_file_that_is_a_fifo_is_an_error_not_a_hang() {
     }
 }
 
-/// Whether the tests run as root, who reads files whatever their mode.
-fn root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// `kiln` as the unprivileged user 65534 (through setpriv), when the tests run as root:
 /// the sandbox is handed to that user first. `None` when that is not possible.
 fn kiln_as_nobody(h: &Hostile) -> Option<Command> {
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].into_iter().find(|p| Path::new(p).exists())?;
     sh(h.sb.dir.path(), "chown -R 65534:65534 .");
-    let inner = h.kiln();
+    // The suite's compile cache is the test user's: that user keeps compiled modules in the
+    // store it was handed, as without KILN_COMPILE_CACHE.
+    let mut inner = h.kiln();
+    inner.env_remove("KILN_COMPILE_CACHE");
     let mut cmd = Command::new(setpriv);
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(inner.get_program());
     for (key, value) in inner.get_envs() {
@@ -227,7 +205,7 @@ fn unreadable_files_and_directories_are_named_with_the_way_out() {
     std::fs::write(c.join("locked/inside"), "private\n").unwrap();
     h.sb.write("df/ignored.dockerignore", "secret\nlocked\n");
     // Root reads any file: run kiln as an unprivileged user then.
-    let as_nobody = root();
+    let as_nobody = is_root();
     if as_nobody && kiln_as_nobody(&h).is_none() {
         eprintln!("NOTE: running as root without setpriv: unreadable files cannot be tested");
         return;

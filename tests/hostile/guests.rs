@@ -6,15 +6,13 @@
 use std::time::{Duration, Instant};
 
 use super::Hostile;
-use crate::support::{coreutils, run_guests, stderr};
+use crate::support::{coreutils, is_root, run_guests, stderr};
 
 /// A context whose first stage holds the guest (`/bin/guest`, the WASI preview 1 build),
 /// then `steps` on top of it.
 fn guest_build(steps: &str) -> Hostile {
     let mut h = Hostile::new();
-    let (p1, _) = run_guests();
-    std::fs::create_dir_all(h.sb.dir.path().join("ctx")).unwrap();
-    std::fs::copy(p1, h.sb.dir.path().join("ctx/guest.wasm")).unwrap();
+    h.sb.copy("ctx/guest.wasm", &run_guests().0);
     h.sb.write("ctx/Dockerfile", format!("FROM scratch AS tools\nCOPY guest.wasm /bin/guest\nFROM tools\n{steps}"));
     h.seal();
     h
@@ -139,14 +137,10 @@ fn a_program_asleep_wakes_for_the_time_limit() {
     assert!(took >= Duration::from_secs(1), "took {took:?}");
 }
 
-/// Whether this process may mount a tmpfs (it runs as root).
-fn can_mount() -> bool {
-    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[test]
 fn a_full_disk_is_the_programs_error_and_loses_nothing() {
-    if !can_mount() {
+    // Mounting a tmpfs needs root.
+    if !is_root() {
         assert!(std::env::var_os("KILN_REQUIRE_PEERS").is_none(), "the full-disk case needs root to mount a tmpfs");
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
@@ -229,10 +223,8 @@ fn a_program_sees_a_full_disk_at_the_layer_limit_and_the_step_fails_even_if_it_i
 /// coreutils is compiled once.
 fn coreutils_build(cases: &[(&str, &str)]) -> Hostile {
     let mut h = Hostile::new();
-    let (p1, _) = run_guests();
-    std::fs::create_dir_all(h.sb.dir.path().join("ctx")).unwrap();
-    std::fs::copy(p1, h.sb.dir.path().join("ctx/guest.wasm")).unwrap();
-    std::fs::copy(coreutils(), h.sb.dir.path().join("ctx/coreutils.wasm")).unwrap();
+    h.sb.copy("ctx/guest.wasm", &run_guests().0);
+    h.sb.copy("ctx/coreutils.wasm", &coreutils());
     for (name, steps) in cases {
         h.sb.write(
             &format!("ctx/{name}.Dockerfile"),

@@ -14,7 +14,7 @@ use tar::{EntryType, Header};
 use super::Hostile;
 use crate::oci;
 use crate::run::{layout_with_blob, layout_with_layer};
-use crate::support::stderr;
+use crate::support::{DEADLINE, mkfifo, read_string, run_within, sha256_hex, stderr};
 
 /// A tar stream written header by header, so names and links can be anything (the tar
 /// crate refuses `..` in the names it is given).
@@ -83,10 +83,6 @@ fn on_base(layer: &[u8], steps: &str) -> Hostile {
     h
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
 #[test]
 fn entries_aimed_outside_the_root_land_inside_the_image() {
     let canary = tempfile::tempdir().unwrap();
@@ -133,18 +129,18 @@ fn entries_aimed_outside_the_root_land_inside_the_image() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let root = h.sb.dir.path().join("out");
-    assert_eq!(read(&root.join("escape")), "dotdot\n");
-    assert_eq!(read(&root.join("abs/file")), "absolute\n");
+    assert_eq!(read_string(&root.join("escape")), "dotdot\n");
+    assert_eq!(read_string(&root.join("abs/file")), "absolute\n");
     // Inside the image, under the canary's path: not the canary.
-    assert_eq!(read(&root.join(outside).join("secret")), "overwritten\n");
-    assert_eq!(read(&root.join(outside).join("planted")), "through an absolute link\n");
-    assert_eq!(read(&root.join(outside).join("planted2")), "through a relative link\n");
-    assert_eq!(read(&root.join(outside).join("passwd")), "root::0:0::/:/bin/sh\n");
+    assert_eq!(read_string(&root.join(outside).join("secret")), "overwritten\n");
+    assert_eq!(read_string(&root.join(outside).join("planted")), "through an absolute link\n");
+    assert_eq!(read_string(&root.join(outside).join("planted2")), "through a relative link\n");
+    assert_eq!(read_string(&root.join(outside).join("passwd")), "root::0:0::/:/bin/sh\n");
     assert_eq!(std::fs::read_link(root.join("etc")).unwrap(), canary.path(), "the symlink itself is kept");
-    assert_eq!(read(&root.join("dup")), "two\n");
-    assert_eq!(read(&root.join("keep/file")), "kept\n");
+    assert_eq!(read_string(&root.join("dup")), "two\n");
+    assert_eq!(read_string(&root.join("keep/file")), "kept\n");
     // The host's files are untouched.
-    assert_eq!(read(&canary.path().join("secret")), "host secret\n");
+    assert_eq!(read_string(&canary.path().join("secret")), "host secret\n");
     assert!(!canary.path().join("planted").exists() && !canary.path().join("passwd").exists());
     // Setuid and setgid bits stay in the image but never reach the host.
     use std::os::unix::fs::PermissionsExt;
@@ -358,15 +354,11 @@ fn with_layer_blob_replaced(replace: impl FnOnce(&Path, &Path)) -> (Hostile, Str
 
 #[test]
 fn a_layout_blob_that_is_a_symlink_fifo_or_directory_is_refused_without_reading_it() {
-    use sha2::Digest;
-    let secret_digest = format!("{:x}", sha2::Sha256::digest(b"host secret\n"));
+    let secret_digest = sha256_hex(b"host secret\n");
     type Replace = fn(&Path, &Path);
     let cases: [(&str, Replace); 3] = [
         ("a symbolic link", |blob, canary| std::os::unix::fs::symlink(canary.join("secret"), blob).unwrap()),
-        ("a FIFO", |blob, _| {
-            let status = std::process::Command::new("mkfifo").arg(blob).status().unwrap();
-            assert!(status.success());
-        }),
+        ("a FIFO", |blob, _| mkfifo(blob)),
         ("a directory", |blob, _| std::fs::create_dir(blob).unwrap()),
     ];
     for (kind, replace) in cases {
@@ -374,7 +366,7 @@ fn a_layout_blob_that_is_a_symlink_fifo_or_directory_is_refused_without_reading_
         // Nobody writes the FIFO: opening it the usual way would wait forever.
         let mut cmd = h.kiln();
         cmd.args(["build", "--build-context", BASE_CONTEXT, "-t", "linked:1", "ctx"]);
-        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let (out, _) = run_within(cmd, DEADLINE);
         let err = h.refused(
             &out,
             &[
@@ -387,7 +379,7 @@ fn a_layout_blob_that_is_a_symlink_fifo_or_directory_is_refused_without_reading_
         // `kiln run` reads the layout without importing it: the same.
         let mut cmd = h.kiln();
         cmd.args(["run", base_ref(), "/bin/true"]);
-        let (out, _) = super::buildfiles::run_within(cmd, Duration::from_secs(120));
+        let (out, _) = run_within(cmd, DEADLINE);
         let err = h.refused(&out, &[&format!("base/blobs/sha256/{name} is {kind}")]);
         assert!(!err.contains(&secret_digest), "the digest of a host file was shown:\n{err}");
     }

@@ -3,7 +3,6 @@
 //! its destination or is refused with an error saying why, and no temporary file is left
 //! behind: not after success, not after a failed export, not after Ctrl-C.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use serde_json::Value;
 use super::Hostile;
 use crate::oci::{self, check_store};
 use crate::run::{layout_with_blob, layout_with_layer};
-use crate::support::stderr;
+use crate::support::{drain, is_root, read_string, sha256_hex, signal, stderr};
 
 /// Every path under `dir` whose name starts with `.kiln-` (kiln's temporary names); the
 /// store is skipped.
@@ -41,10 +40,6 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
 fn assert_no_temporaries(h: &Hostile) {
     let left = temporaries(h.sb.dir.path());
     assert!(left.is_empty(), "temporary files were left behind: {left:?}");
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// The names in a directory, sorted.
@@ -79,7 +74,7 @@ fn refused_early(h: &Hostile, args: &[&str], message: &str) {
 
 /// The entries of a layout's `index.json`: (ref name, manifest digest).
 fn index_entries(layout: &Path) -> Vec<(Option<String>, String)> {
-    let index: Value = serde_json::from_str(&read(&layout.join("index.json"))).unwrap();
+    let index: Value = serde_json::from_str(&read_string(&layout.join("index.json"))).unwrap();
     index["manifests"]
         .as_array()
         .unwrap()
@@ -112,13 +107,13 @@ fn a_local_output_writes_into_a_directory_of_user_files() {
     let out = h.sb.dir.path().join("out");
     for args in [&["-o", "out", "ctx"][..], &["-o", "type=local,dest=out", "ctx"]] {
         build_ok(&h, args);
-        assert_eq!(read(&out.join("mine.txt")), "mine\n");
-        assert_eq!(read(&out.join(".git/HEAD")), "ref: refs/heads/main\n");
-        assert_eq!(read(&out.join("etc/user.conf")), "user\n");
-        assert_eq!(read(&out.join("etc/motd")), "from the image\n");
+        assert_eq!(read_string(&out.join("mine.txt")), "mine\n");
+        assert_eq!(read_string(&out.join(".git/HEAD")), "ref: refs/heads/main\n");
+        assert_eq!(read_string(&out.join("etc/user.conf")), "user\n");
+        assert_eq!(read_string(&out.join("etc/motd")), "from the image\n");
         assert!(std::fs::symlink_metadata(out.join("etc/hostname")).unwrap().is_file(), "the link was replaced");
-        assert_eq!(read(&out.join("etc/hostname")), "box\n");
-        assert_eq!(read(&out.join("new/deep/file")), "deep\n");
+        assert_eq!(read_string(&out.join("etc/hostname")), "box\n");
+        assert_eq!(read_string(&out.join("new/deep/file")), "deep\n");
         assert_eq!(std::fs::metadata(out.join("bin/tool")).unwrap().permissions().mode() & 0o777, 0o755);
         assert_eq!(names(&out), [".git", "bin", "etc", "mine.txt", "new"]);
         assert_no_temporaries(&h);
@@ -172,7 +167,7 @@ fn an_oci_output_adds_the_image_to_an_existing_layout() {
     let layout = h.sb.dir.path().join("layout");
     build_ok(&h, &["-f", "ctx/Dockerfile.a", "-t", "app:1", "-o", "type=oci,dest=layout", "ctx"]);
     // What another tool put there stays: a field of index.json, a file beside the layout.
-    let mut index: Value = serde_json::from_str(&read(&layout.join("index.json"))).unwrap();
+    let mut index: Value = serde_json::from_str(&read_string(&layout.join("index.json"))).unwrap();
     index["annotations"] = serde_json::json!({"org.example.kept": "yes"});
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     std::fs::write(layout.join("README"), "notes\n").unwrap();
@@ -182,9 +177,9 @@ fn an_oci_output_adds_the_image_to_an_existing_layout() {
     assert_eq!(index_entries(&layout), [(Some("1".into()), app.clone()), (Some("2".into()), lib.clone())]);
     assert_eq!(oci::read(&layout, Some("1")).manifest_digest, app);
     assert_eq!(oci::read(&layout, Some("2")).manifest_digest, lib);
-    let index: Value = serde_json::from_str(&read(&layout.join("index.json"))).unwrap();
+    let index: Value = serde_json::from_str(&read_string(&layout.join("index.json"))).unwrap();
     assert_eq!(index["annotations"]["org.example.kept"], "yes");
-    assert_eq!(read(&layout.join("README")), "notes\n");
+    assert_eq!(read_string(&layout.join("README")), "notes\n");
 
     // The same tag again replaces its entry; the earlier image's blobs stay.
     h.sb.write("ctx/a.txt", "a, changed\n");
@@ -261,7 +256,7 @@ fn outputs_into_the_store_are_refused_and_the_store_stays_whole() {
     let store = std::fs::canonicalize(h.sb.root()).unwrap();
     std::os::unix::fs::symlink(&store, h.sb.dir.path().join("store-link")).unwrap();
     h.seal();
-    let index_before = read(&store.join("index.json"));
+    let index_before = read_string(&store.join("index.json"));
     let is_store = "refused: it is kiln's store (--root or KILN_HOME), and writing an output there could break the \
                     store; tag the image with -t to keep it in the store, or write the output somewhere else";
     refused_early(&h, &["-o", "type=oci,dest=store", "ctx"], &format!("error: output store: {is_store}"));
@@ -279,7 +274,7 @@ fn outputs_into_the_store_are_refused_and_the_store_stays_whole() {
         &format!("error: output .: refused: it holds kiln's store {} (--root or KILN_HOME)", store.display()),
     );
     // The store keeps its images, and builds on.
-    assert_eq!(read(&store.join("index.json")), index_before);
+    assert_eq!(read_string(&store.join("index.json")), index_before);
     check_store(&store);
     build_ok(&h, &["-t", "kept:2", "ctx"]);
     assert_eq!(oci::read(&store, Some("kept:1")).manifest_digest, oci::read(&store, Some("kept:2")).manifest_digest);
@@ -355,18 +350,13 @@ fn output_into_the_current_directory_leaves_no_temporary_behind() {
         assert!(out.status.success(), "-o {output}: {}", stderr(&out));
     }
     assert_eq!(names(&h.sb.dir.path().join("here")), ["a.txt", "notes.txt"]);
-    assert_eq!(read(&h.sb.dir.path().join("here/a.txt")), "a\n");
+    assert_eq!(read_string(&h.sb.dir.path().join("here/a.txt")), "a\n");
     assert_eq!(
         oci::read(&h.sb.dir.path().join("layout-here"), Some("1")).manifest_digest,
         oci::read(&h.sb.root(), Some("a:1")).manifest_digest
     );
     assert_no_temporaries(&h);
     h.verify(&["here", "layout-here"]);
-}
-
-/// Whether this process may mount a tmpfs (it runs as root).
-fn can_mount() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 /// Bytes that do not compress: a xorshift stream.
@@ -385,7 +375,8 @@ fn noise(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_failed_export_removes_what_it_added_and_leaves_no_temporary() {
-    if !can_mount() {
+    // Mounting a tmpfs needs root.
+    if !is_root() {
         assert!(std::env::var_os("KILN_REQUIRE_PEERS").is_none(), "the full-disk case needs root to mount a tmpfs");
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
@@ -431,7 +422,7 @@ fn a_failed_export_removes_what_it_added_and_leaves_no_temporary() {
     assert_eq!(index_entries(&disk.join("kept")), kept);
     assert_eq!(names(&disk.join("kept/blobs/sha256")), blobs_before);
     assert_eq!(names(&disk.join("files")), ["a.txt"]);
-    assert_eq!(read(&disk.join("files/a.txt")), "written first\n");
+    assert_eq!(read_string(&disk.join("files/a.txt")), "written first\n");
     h.verify(&["disk"]);
 }
 
@@ -440,16 +431,12 @@ fn a_failed_export_removes_what_it_added_and_leaves_no_temporary() {
 fn interrupt_export(h: &Hostile, args: &[&str], ready: impl Fn() -> bool) -> (ExitStatus, String) {
     let mut child =
         h.kiln().args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut pipe = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
+    let err = drain(child.stderr.take().unwrap());
+    let err = move || String::from_utf8_lossy(&err.join().unwrap()).into_owned();
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("kiln ended ({status}) before its export was under way:\n{}", err.join().unwrap());
+            panic!("kiln ended ({status}) before its export was under way:\n{}", err());
         }
         assert!(started.elapsed() < Duration::from_secs(300), "the export never started");
         if ready() {
@@ -457,7 +444,7 @@ fn interrupt_export(h: &Hostile, args: &[&str], ready: impl Fn() -> bool) -> (Ex
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    signal(&child, "INT");
     let waited = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -469,7 +456,7 @@ fn interrupt_export(h: &Hostile, args: &[&str], ready: impl Fn() -> bool) -> (Ex
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status, err.join().unwrap())
+    (status, err())
 }
 
 #[test]
@@ -540,7 +527,7 @@ fn ctrl_c_during_an_oci_export_leaves_the_destination_as_it_was() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
     let blob = gz.finish().unwrap();
-    let diff_id = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&tar_bytes));
+    let diff_id = sha256_hex(&tar_bytes);
     drop(tar_bytes);
     let mut h = Hostile::new();
     layout_with_blob(&h.sb.dir.path().join("base"), &blob, &diff_id, "noise");

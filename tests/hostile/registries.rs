@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::Hostile;
-use crate::support::{stderr, stdout};
+use crate::support::{sha256_hex, stderr, stdout};
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -123,8 +123,9 @@ fn endless(stream: &mut TcpStream, status: &str, headers: &[(&str, &str)], fille
     sent
 }
 
+/// The `sha256:<hex>` digest of `bytes`.
 fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(bytes))
+    format!("sha256:{}", sha256_hex(bytes))
 }
 
 /// A one-layer image as a registry holds it.

@@ -1,12 +1,12 @@
-//! Stores and signals: a store another user could write to, what a killed or signalled kiln
-//! leaves in the store's `tmp/`, and a USER that names nobody.
+//! Stores and signals: a store (or a KILN_COMPILE_CACHE) another user could write to, what a
+//! killed or signalled kiln leaves in the store's `tmp/`, and a USER that names nobody.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::Hostile;
-use crate::support::stderr;
+use crate::support::{is_root, signal, stderr};
 
 /// Half-written files in the store's `tmp/`.
 fn temporaries(h: &Hostile) -> Vec<String> {
@@ -46,7 +46,7 @@ fn a_store_others_can_write_is_refused() {
     std::fs::set_permissions(root.join("blobs/sha256"), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // Owned by another user (only root can make one here).
-    if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+    if is_root() {
         std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
         let out = h.run(&["images"]);
         h.refused(
@@ -111,8 +111,7 @@ fn sigterm_stops_a_build_and_leaves_nothing_half_written() {
         assert!(child.try_wait().unwrap().is_none(), "the build ended before it was signalled");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    assert!(signal(&child, "TERM"));
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
@@ -130,4 +129,55 @@ fn a_user_nobody_knows_is_named_as_user() {
     assert!(!out.status.success());
     assert!(err.contains("unknown user \"../../root\" in USER: not in the stage's /etc/passwd"), "{err}");
     assert!(!err.contains("--chown"), "{err}");
+}
+
+#[test]
+fn a_compile_cache_is_made_private_used_instead_of_the_stores_and_refused_when_others_can_write_it() {
+    let mut h = Hostile::new();
+    h.sb.write("ctx/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
+    let outside = tempfile::tempdir().unwrap();
+    let cache = outside.path().join("made/compiled");
+    h.seal();
+    let build = |h: &Hostile| h.kiln().env("KILN_COMPILE_CACHE", &cache).args(["build", "-t", "x:1", "ctx"]).output();
+    let out = build(&h).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    h.verify(&[]);
+    // Made private, and the frontend compiled there rather than in the store.
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the compile cache is made with mode {mode:o}");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert!(!entries.is_empty(), "nothing was compiled into KILN_COMPILE_CACHE");
+    let in_store = std::fs::read_dir(h.sb.root().join("compiled")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(in_store, 0, "the store's compiled/ was used too");
+
+    // Writable by its group or by everyone: refused, with the way out.
+    for (mode, problem) in [(0o770, "can be written by its group"), (0o777, "can be written by every user")] {
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = build(&h).unwrap();
+        h.refused(
+            &out,
+            &[&format!(
+                "kiln's store is not safe to use: {} (KILN_COMPILE_CACHE, the compiled WebAssembly kiln runs) {problem}",
+                cache.display()
+            ), &format!("run `chmod go-w {}`", cache.display())],
+        );
+    }
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // Owned by another user (only root can make one here).
+    if is_root() {
+        std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
+        let out = build(&h).unwrap();
+        h.refused(
+            &out,
+            &["belongs to user 65534 (kiln runs as user 0)", "point KILN_COMPILE_CACHE at a directory of your own"],
+        );
+        std::os::unix::fs::chown(&cache, Some(0), Some(0)).unwrap();
+    }
+    let out = build(&h).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }

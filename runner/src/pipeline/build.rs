@@ -217,7 +217,7 @@ pub fn build(session: &Session, request: &BuildRequest, progress: &Progress) -> 
         exporter::check(output, &protected).map_err(BuildError::Output)?;
     }
     // One executor for the build: it holds the compiled-program caches.
-    let executor = WasiExecutor::new(Some(session.compile_cache()));
+    let executor = WasiExecutor::new(Some(session.compile_cache()?));
     let solve_request = |use_cache: bool| SolveRequest {
         graph: &parsed.graph,
         context: &context,

@@ -85,6 +85,7 @@ pub fn run_image(session: &Session, request: &RunImageRequest, progress: &Progre
         timeout: request.timeout,
         memory: request.memory,
         processes: request.processes.max(1),
+        compile_cache: Some(session.compile_cache()?),
     };
     run::run(&store, &loaded, &run_request)
 }

@@ -25,13 +25,21 @@ pub use parse::{BuildFile, BuildFileError, ParseError, ParseRequest, Parsed, par
 pub struct Session {
     root: PathBuf,
     registry: Arc<Registry>,
+    compile_cache: Option<PathBuf>,
 }
 
 impl Session {
     /// A session on the store at `root` (created when first opened), reaching registries as
     /// `registry` says.
     pub fn new(root: impl Into<PathBuf>, registry: RegistryOptions) -> Self {
-        Session { root: root.into(), registry: Arc::new(Registry::new(registry)) }
+        Session { root: root.into(), registry: Arc::new(Registry::new(registry)), compile_cache: None }
+    }
+
+    /// Keep compiled WebAssembly in `dir` instead of the store's `compiled/` (several stores
+    /// then compile each module once); `None` keeps it in the store.
+    pub fn with_compile_cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.compile_cache = dir;
+        self
     }
 
     /// The store's directory.
@@ -52,8 +60,18 @@ impl Session {
         Store::open(&self.root)
     }
 
-    /// Where compiled WebAssembly is cached.
-    pub fn compile_cache(&self) -> PathBuf {
-        self.root.join("compiled")
+    /// Where compiled WebAssembly is cached: the directory given with
+    /// [`Session::with_compile_cache`] (created when missing), else the store's `compiled/`.
+    ///
+    /// # Errors
+    /// A directory given cannot be created, or another user could write to it.
+    pub fn compile_cache(&self) -> Result<PathBuf, StoreError> {
+        match &self.compile_cache {
+            Some(dir) => {
+                crate::store::prepare_compile_cache(dir)?;
+                Ok(dir.clone())
+            }
+            None => Ok(self.root.join("compiled")),
+        }
     }
 }

@@ -157,6 +157,9 @@ pub enum ParseError {
     /// The frontend `--frontend` or the file's name chose cannot be had.
     #[error(transparent)]
     Select(Box<SelectError>),
+    /// The directory for compiled WebAssembly is unusable.
+    #[error(transparent)]
+    CompileCache(crate::store::StoreError),
     /// The frontend failed (it trapped, ran out of time or memory, or broke the IR's rules).
     #[error(transparent)]
     Frontend(#[from] FrontendError),
@@ -240,8 +243,8 @@ pub fn parse(session: &Session, request: &ParseRequest, store: Option<&Store>) -
         _ => ParseError::Select(Box::new(error)),
     })?;
     let frontend_digest = crate::wasm::sha256_hex(&fetched.wasm);
-    let frontend =
-        Frontend::load(&fetched.wasm, &fetched.origin, Some(session.compile_cache()), request.frontend_limits)?;
+    let cache = session.compile_cache().map_err(ParseError::CompileCache)?;
+    let frontend = Frontend::load(&fetched.wasm, &fetched.origin, Some(cache), request.frontend_limits)?;
     let named = request.named_contexts.clone();
     let resolver = Arc::new(StoreImages::new(store.cloned(), named.clone(), target_platform.clone()));
     match frontend.parse(&frontend_request, resolver.clone())? {

@@ -5,7 +5,8 @@
 //! <root>/index.json          one manifest descriptor per tag (org.opencontainers.image.ref.name)
 //! <root>/blobs/sha256/<hex>  content-addressed blobs shared by every image
 //! <root>/tmp/                half-written files; anything here may be deleted
-//! <root>/compiled/           compiled WebAssembly (see `wasm::cache`)
+//! <root>/compiled/           compiled WebAssembly (see `wasm::cache`), unless the caller keeps
+//!                            it elsewhere ([`prepare_compile_cache`])
 //! <root>/cache/              build-step results (see `cache`)
 //! <root>/sources/<hex>       registry repositories known to hold a blob (see `registry::sources`)
 //! <root>/lock                flock(2) target serialising index updates
@@ -217,6 +218,41 @@ impl BlobWriter {
         self.tmp.persist(&dest).map_err(|e| StoreError::Io { action: "rename into", path: dest, source: e.error })?;
         Ok((digest, size))
     }
+}
+
+/// Make ready a directory for compiled WebAssembly outside a store (`KILN_COMPILE_CACHE`),
+/// so that several stores (a test suite's, a CI job's) compile each module once: created
+/// (mode 0700) when missing, and refused ([`StoreError::Unsafe`]) when another user could
+/// write to it. kiln runs the machine code in it, so it must be as safe as a store: owned by
+/// this user (or root) and, being shared by design, writable by neither its group nor others.
+///
+/// # Errors
+/// The directory cannot be created, or another user could write to it.
+pub fn prepare_compile_cache(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // Recursive: an existing directory is not an error, and two kilns may create it at once.
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err("create", dir))?;
+    let meta = fs::metadata(dir).map_err(io_err("read", dir))?;
+    let me = rustix::process::geteuid().as_raw();
+    let what = "(KILN_COMPILE_CACHE, the compiled WebAssembly kiln runs)";
+    let problem = if meta.uid() != me && meta.uid() != 0 {
+        format!("{what} belongs to user {} (kiln runs as user {me})", meta.uid())
+    } else if meta.mode() & 0o002 != 0 {
+        format!("{what} can be written by every user")
+    } else if meta.mode() & 0o020 != 0 {
+        format!("{what} can be written by its group")
+    } else {
+        return Ok(());
+    };
+    let shown = dir.display();
+    let remedy = if meta.uid() == me {
+        format!("run `chmod go-w {shown}`, or point KILN_COMPILE_CACHE at a directory of your own")
+    } else {
+        format!(
+            "point KILN_COMPILE_CACHE at a directory of your own, or unset it to keep compiled modules in the store"
+        )
+    };
+    Err(StoreError::Unsafe { path: dir.to_path_buf(), problem, remedy })
 }
 
 /// An open store.

@@ -6,7 +6,8 @@
 //! into place, so a reader never sees half an entry; a corrupt or stale entry is recompiled
 //! and replaced.
 //!
-//! The cache directory belongs to the user running kiln (it lives in kiln's store). Loading
+//! The cache directory belongs to the user running kiln (it lives in kiln's store, or where
+//! KILN_COMPILE_CACHE says, checked by `store::compiled_dir` as the store is). Loading
 //! an entry runs the machine code in it, so kiln trusts that directory as much as its own
 //! binary; it never loads compiled code from anywhere else.
 

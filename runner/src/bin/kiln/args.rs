@@ -26,6 +26,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "KILN_HOME", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// Keep compiled WebAssembly (frontends, the shell, RUN programs) in DIR instead of the
+    /// store, so several stores compile each module once (created 0700; refused if others can
+    /// write to it)
+    #[arg(long, global = true, env = "KILN_COMPILE_CACHE", value_name = "DIR")]
+    pub compile_cache: Option<PathBuf>,
+
     /// Talk to this registry over plain HTTP, without TLS (repeat, or separate with commas)
     #[arg(
         long = "insecure-registry",

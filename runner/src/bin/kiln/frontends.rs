@@ -23,7 +23,7 @@ pub fn command(command: &FrontendCommand, session: &Session) -> ExitCode {
     // A component is checked to be a frontend before it is stored or published.
     let checked = |file: &Path| -> anyhow::Result<Vec<u8>> {
         let wasm = select::read_component(file)?;
-        Frontend::load(&wasm, &file.display().to_string(), Some(session.compile_cache()), FrontendLimits::default())?;
+        Frontend::load(&wasm, &file.display().to_string(), Some(session.compile_cache()?), FrontendLimits::default())?;
         Ok(wasm)
     };
     let name_of = |reference: &str| anyhow::Ok(registry::parse_reference(reference)?.whole());
@@ -46,7 +46,7 @@ pub fn command(command: &FrontendCommand, session: &Session) -> ExitCode {
             // Only a frontend is kept under the name: anything else is untagged again.
             let fetched = select::fetch(&select::FrontendRef::Image(pulled.name.clone()), Some(&store), None);
             let valid = fetched.map_err(anyhow::Error::from).and_then(|f| {
-                Frontend::load(&f.wasm, &f.origin, Some(session.compile_cache()), FrontendLimits::default())
+                Frontend::load(&f.wasm, &f.origin, Some(session.compile_cache()?), FrontendLimits::default())
                     .map_err(anyhow::Error::from)
             });
             if let Err(e) = valid {

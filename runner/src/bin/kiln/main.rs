@@ -60,7 +60,9 @@ fn main() -> ExitCode {
 /// Run one command; returns the process exit code.
 fn run(cli: Cli) -> ExitCode {
     let root = args::store_root(cli.root.as_deref());
-    let session = kiln::pipeline::Session::new(root, cli.registry_options());
+    // An empty KILN_COMPILE_CACHE means none, as an unset one does.
+    let compile_cache = cli.compile_cache.clone().filter(|d| !d.as_os_str().is_empty());
+    let session = kiln::pipeline::Session::new(root, cli.registry_options()).with_compile_cache(compile_cache);
     match cli.command {
         Command::Parse(args) => build::parse(&args, &session),
         Command::Build(args) => build::build(&args, &session),
