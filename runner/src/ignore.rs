@@ -41,12 +41,29 @@ pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
     /// What is wrong with it.
-    pub detail: String,
+    pub problem: PatternProblem,
+}
+
+/// What is wrong with a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternProblem {
+    /// `!` alone.
+    #[error("illegal exclusion pattern \"!\"")]
+    LoneExclusion,
+    /// A `\` with nothing after it inside `[...]`.
+    #[error("unterminated escape in a character class")]
+    UnterminatedEscape,
+    /// `[z-a]`.
+    #[error("character range {0}-{1} is out of order")]
+    RangeOutOfOrder(char, char),
+    /// `[` without `]`.
+    #[error("unterminated character class '['")]
+    UnterminatedClass,
 }
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad pattern {:?}: {}", self.pattern, self.detail)
+        write!(f, "bad pattern {:?}: {}", self.pattern, self.problem)
     }
 }
 
@@ -124,7 +141,7 @@ fn clean_pattern(pattern: &str) -> String {
     if joined.is_empty() { ".".to_string() } else { joined }
 }
 
-fn compile(pattern: &str) -> Result<Vec<Token>, String> {
+fn compile(pattern: &str) -> Result<Vec<Token>, PatternProblem> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -167,7 +184,7 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
                     first = false;
                     i += 1;
                     if lo == '\\' {
-                        lo = *chars.get(i).ok_or("unterminated escape in a character class")?;
+                        lo = *chars.get(i).ok_or(PatternProblem::UnterminatedEscape)?;
                         i += 1;
                     }
                     let mut hi = lo;
@@ -175,17 +192,17 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
                         hi = chars[i + 1];
                         i += 2;
                         if hi == '\\' {
-                            hi = *chars.get(i).ok_or("unterminated escape in a character class")?;
+                            hi = *chars.get(i).ok_or(PatternProblem::UnterminatedEscape)?;
                             i += 1;
                         }
                         if hi < lo {
-                            return Err(format!("character range {lo}-{hi} is out of order"));
+                            return Err(PatternProblem::RangeOutOfOrder(lo, hi));
                         }
                     }
                     ranges.push((lo, hi));
                 }
                 if !closed {
-                    return Err("unterminated character class '['".into());
+                    return Err(PatternProblem::UnterminatedClass);
                 }
                 tokens.push(Token::Class { negated, ranges });
             }
@@ -276,10 +293,10 @@ impl Matcher {
                 None => (false, trimmed),
             };
             if exclusion && body.is_empty() {
-                return Err(PatternError { pattern: raw.into(), detail: "illegal exclusion pattern \"!\"".into() });
+                return Err(PatternError { pattern: raw.into(), problem: PatternProblem::LoneExclusion });
             }
             let cleaned = clean_pattern(body);
-            let tokens = compile(&cleaned).map_err(|detail| PatternError { pattern: raw.into(), detail })?;
+            let tokens = compile(&cleaned).map_err(|problem| PatternError { pattern: raw.into(), problem })?;
             out.push(Pattern::new(tokens, exclusion));
         }
         Ok(Matcher { patterns: out })

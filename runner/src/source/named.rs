@@ -104,10 +104,13 @@ impl NamedContexts {
         let mut by_name = BTreeMap::new();
         for text in flags {
             let context = parse_one(text)?;
-            let key = familiar(&context.name).map_err(|detail| NamedContextError::Name {
+            let key = familiar(&context.name).map_err(|e| NamedContextError::Name {
                 text: text.clone(),
                 name: context.name.clone(),
-                detail,
+                detail: match e {
+                    registry::RegistryError::BadReference { detail, .. } => detail,
+                    other => other.to_string(),
+                },
             })?;
             if by_name.insert(key, context.clone()).is_some() {
                 return Err(NamedContextError::Duplicate(context.name));
@@ -164,11 +167,8 @@ fn parse_one(text: &str) -> Result<NamedContext, NamedContextError> {
 
 /// A reference in its familiar form, as BuildKit compares context names: Docker Hub's
 /// `docker.io/` and `library/` dropped, and a `:latest` tag too.
-fn familiar(reference: &str) -> Result<String, String> {
-    let parsed = registry::parse_reference(reference).map_err(|e| match e {
-        registry::RegistryError::BadReference { detail, .. } => detail,
-        other => other.to_string(),
-    })?;
+fn familiar(reference: &str) -> Result<String, registry::RegistryError> {
+    let parsed = registry::parse_reference(reference)?;
     let mut name = match parsed.registry() {
         "docker.io" | "index.docker.io" => {
             parsed.repository().strip_prefix("library/").unwrap_or(parsed.repository()).to_string()
