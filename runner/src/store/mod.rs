@@ -248,9 +248,8 @@ pub fn prepare_compile_cache(dir: &Path) -> Result<()> {
     let remedy = if meta.uid() == me {
         format!("run `chmod go-w {shown}`, or point KILN_COMPILE_CACHE at a directory of your own")
     } else {
-        format!(
-            "point KILN_COMPILE_CACHE at a directory of your own, or unset it to keep compiled modules in the store"
-        )
+        "point KILN_COMPILE_CACHE at a directory of your own, or unset it to keep compiled modules in the store"
+            .to_string()
     };
     Err(StoreError::Unsafe { path: dir.to_path_buf(), problem, remedy })
 }
