@@ -117,6 +117,21 @@ fn user_environment_and_clock() {
 }
 
 #[test]
+fn a_program_once_tried_as_a_frontend_still_runs_in_its_workdir() {
+    let sb = Sandbox::new();
+    guest_context(&sb, "WORKDIR /work\nRUN [\"guest2\", \"pwd\"]\n");
+    // Trying the component as a frontend compiles it into the same cache, under its digest;
+    // that entry must not pass for the program compiled without its working directory.
+    let tried = sb.kiln().args(["parse", "--frontend", "ctx/guest2.wasm", "ctx"]).output().unwrap();
+    assert!(!tried.status.success(), "guest2 is not a frontend");
+    let out = build(&sb, &[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(output_lines(&log).contains(&"/work"), "pwd in the WORKDIR: {log}");
+    assert!(!log.contains("warning: WORKDIR"), "{log}");
+}
+
+#[test]
 fn programs_that_cannot_run_are_clear_errors() {
     let sb = Sandbox::new();
     let cases = [

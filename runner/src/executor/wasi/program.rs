@@ -193,11 +193,14 @@ pub enum Cwd {
     Unsupported(String),
 }
 
-/// Cache-key suffixes: what was done to a preview 1 module before it was compiled. The
-/// numbers change when the decision changes, so no cache keeps an outdated one.
+/// Cache-key suffixes: what was done to a program before it was compiled. The numbers change
+/// when the decision changes, so no cache keeps an outdated one. A component left as it was
+/// has a suffix too: the bare digest is what a frontend of the same bytes is cached under,
+/// and finding that entry must not be read as "this program cannot be instrumented".
 const P1_WITH_CWD: &str = "p1-exit-cwd2";
 const P1_PLAIN: &str = "p1-exit2";
 const P2_WITH_CWD: &str = "p2-cwd1";
+const P2_PLAIN: &str = "p2-plain1";
 
 /// Compile (or load from the caches) the program as a component.
 pub fn load(
@@ -246,7 +249,7 @@ pub fn load(
     // directory from PWD, or as it was. The form found in the cache decides without reading
     // the program again.
     let (with_cwd, plain) = if is_component {
-        (format!("{digest}-{P2_WITH_CWD}"), digest.clone())
+        (format!("{digest}-{P2_WITH_CWD}"), format!("{digest}-{P2_PLAIN}"))
     } else {
         (format!("{digest}-{P1_WITH_CWD}"), format!("{digest}-{P1_PLAIN}"))
     };
