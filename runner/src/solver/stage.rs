@@ -195,22 +195,7 @@ impl Solver<'_> {
         };
         let origin = Origin::NamedContext(named.name.clone());
         copy::copy(&mut out.tree, &context.tree, &origin, &spec, &self.scratch)?;
-        let changes = out.tree.take_changes();
-        let written = layer::write_changes(
-            self.store,
-            &out.tree,
-            &changes,
-            Some(self.layer_epoch()),
-            self.scratch.layer_limit(),
-        )?;
-        let layer_id = match written {
-            Some(l) => {
-                out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
-                out.config.rootfs.diff_ids.push(l.diff_id.to_string());
-                l.diff_id.to_string()
-            }
-            None => String::new(),
-        };
+        let layer_id = self.write_layer(&mut out)?.map(|l| l.diff_id.to_string()).unwrap_or_default();
         out.config.history.push(History {
             created: Some(created(self.input.epoch)),
             created_by: Some(format!("FROM {} (--build-context)", named.describe())),
@@ -280,24 +265,27 @@ impl Solver<'_> {
         self.input.epoch.unwrap_or(0)
     }
 
+    /// Write what changed in the stage's files since the last layer as a new layer, and add
+    /// it to the stage's manifest layers and diff_ids; `None` when nothing changed.
+    fn write_layer(&self, out: &mut StageOut) -> Result<Option<layer::LayerInfo>, SolveError> {
+        let changes = out.tree.take_changes();
+        let epoch = Some(self.layer_epoch());
+        let written = layer::write_changes(self.store, &out.tree, &changes, epoch, self.scratch.layer_limit())?;
+        if let Some(l) = &written {
+            out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
+            out.config.rootfs.diff_ids.push(l.diff_id.to_string());
+        }
+        Ok(written)
+    }
+
     /// Write what the step changed as a layer (or record an empty one).
     pub(in crate::solver) fn commit(
         &self,
         out: &mut StageOut,
         instruction: &Instruction,
     ) -> Result<String, SolveError> {
-        let changes = out.tree.take_changes();
-        let written = layer::write_changes(
-            self.store,
-            &out.tree,
-            &changes,
-            Some(self.layer_epoch()),
-            self.scratch.layer_limit(),
-        )?;
-        match written {
+        match self.write_layer(out)? {
             Some(l) => {
-                out.layers.push(store::descriptor(MediaType::ImageLayerGzip, &l.digest, l.size));
-                out.config.rootfs.diff_ids.push(l.diff_id.to_string());
                 self.history(out, instruction, false);
                 Ok(format!("layer {} bytes", l.size))
             }
