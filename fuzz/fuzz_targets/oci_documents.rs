@@ -1,6 +1,6 @@
 //! Image documents as a registry or an OCI layout could hold them: arbitrary bytes parsed as
 //! an image index, manifest and config, through kiln's own functions, then loaded the way a
-//! build loads its base image (`kiln::image::load` from a layout, `load_from_store`), and
+//! build loads its base image (`kiln::source::image::load` from a layout, `load_from_store`), and
 //! swept by `Store::prune`, which reads every document the store's tags reach.
 //!
 //! The input is `TOP [\0 MIDDLE] \0 CONFIG`: TOP is tried as an index, a manifest and a
@@ -18,7 +18,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use kiln::image::{self, ImageConfig, ImageRef, LoadedImage};
+use kiln::image::{self, ImageConfig, ImageRef};
+use kiln::source::image::{self as loading, LoadedImage};
 use kiln::store::{self, Digest, Store};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -239,7 +240,7 @@ fuzz_target!(|data: &[u8]| {
     let layout_ref = format!("oci-layout://{}", dirs.layout.display());
     fs::write(dirs.layout.join("index.json"), top).expect("write index.json");
     for reference in [layout_ref.clone(), format!("{layout_ref}:latest")] {
-        if let Ok(loaded) = image::load(&dirs.store, &reference, &platforms()) {
+        if let Ok(loaded) = loading::load(&dirs.store, &reference, &platforms()) {
             check_loaded(&loaded, &known);
         }
     }
@@ -248,10 +249,10 @@ fuzz_target!(|data: &[u8]| {
     fs::write(dirs.layout.join("index.json"), serde_json::to_vec(&layout_index).expect("serialise")).expect("write");
     for d in &tagged {
         let tag = store::ref_name(d).expect("tagged");
-        if let Ok(loaded) = image::load(&dirs.store, &format!("{layout_ref}:{tag}"), &platforms()) {
+        if let Ok(loaded) = loading::load(&dirs.store, &format!("{layout_ref}:{tag}"), &platforms()) {
             check_loaded(&loaded, &known);
         }
-        if let Ok(loaded) = image::load_from_store(&dirs.store, tag, d, &platforms()) {
+        if let Ok(loaded) = loading::load_from_store(&dirs.store, tag, d, &platforms()) {
             check_loaded(&loaded, &known);
         }
     }
@@ -274,7 +275,7 @@ fuzz_target!(|data: &[u8]| {
     index_doc.set_manifests(store_tags);
     fs::write(&store_index, serde_json::to_vec(&index_doc).expect("serialise")).expect("write the store's index.json");
     for tag in ["m", "i", "dl", "m-raw"] {
-        if let Ok(loaded) = image::load(&dirs.store, tag, &platforms()) {
+        if let Ok(loaded) = loading::load(&dirs.store, tag, &platforms()) {
             check_loaded(&loaded, &known);
         }
     }
