@@ -597,18 +597,24 @@ fn an_upload_times_out_only_when_the_registry_stops_taking_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let from = format!("{}/hostile/app:1", source.addr);
 
-    // Takes the upload slowly, 4 MiB a second: 8 seconds in all, well past the timeout,
-    // yet never 2 seconds without progress.
+    // Takes the upload slowly, at most 4 MiB a second: 8 seconds in all, well past the
+    // timeout, yet never 2 seconds without progress. The pace is kept against the clock, not
+    // by sleeping after every read, so short reads on a busy machine do not slow it further.
     let slow = upload_registry(|stream, length| {
-        let mut left = length;
-        let mut buf = vec![0u8; 1 << 20];
-        while left > 0 {
-            let Ok(n) = stream.read(&mut buf[..left.min(1 << 20) as usize]) else { return };
+        const PACE: u64 = 4 << 20;
+        let started = Instant::now();
+        let mut taken = 0u64;
+        let mut buf = vec![0u8; 256 << 10];
+        while taken < length {
+            let Ok(n) = stream.read(&mut buf[..(length - taken).min(256 << 10) as usize]) else { return };
             if n == 0 {
                 return;
             }
-            left -= n as u64;
-            std::thread::sleep(Duration::from_millis(250));
+            taken += n as u64;
+            let due = Duration::from_secs_f64(taken as f64 / PACE as f64);
+            if let Some(early) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(early);
+            }
         }
         reply(stream, "201 Created", &[], b"");
     });

@@ -632,8 +632,11 @@ fn upload_stream(
     progress: Arc<Mutex<Instant>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     use std::io::Read as _;
-    /// The size of the pieces a blob is read in.
-    const CHUNK: usize = 1 << 20;
+    /// The size of the pieces a blob is read in. Progress is seen when the client takes the
+    /// next piece, so this is also the granularity of the stall watch: a registry that takes
+    /// less than a piece per timeout counts as stalled (at 64 KiB and the 2 s smallest sensible
+    /// timeout, under 32 KiB/s).
+    const CHUNK: usize = 64 << 10;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         let mut file = match std::fs::File::open(&path) {
