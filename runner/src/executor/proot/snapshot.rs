@@ -218,3 +218,126 @@ impl Reader<'_> {
         Ok(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::materialise::materialise;
+    use super::*;
+
+    fn path(p: &str) -> Vec<String> {
+        crate::rootfs::clean(p)
+    }
+
+    fn file(text: &str, mode: u32, owner: u32) -> Node {
+        let bytes: Arc<[u8]> = text.as_bytes().into();
+        Node {
+            meta: Meta { mode, uid: owner, gid: owner, mtime: 5 },
+            kind: Kind::File(Arc::new(FileData { size: bytes.len() as u64, content: Content::Bytes(bytes) })),
+        }
+    }
+
+    /// A small stage: /etc/passwd, /srv/app (owned by 7), a hardlinked pair, a symlink.
+    fn stage() -> Tree {
+        let mut tree = Tree::new();
+        for dir in ["/etc", "/srv", "/usr/bin"] {
+            tree.mkdir_all(&[], dir, Meta::root(0o755, 5)).unwrap();
+        }
+        tree.insert(&path("/etc/passwd"), file("root:x:0:0::/root:/bin/sh\n", 0o644, 0)).unwrap();
+        tree.insert(&path("/srv/app"), file("v1\n", 0o640, 7)).unwrap();
+        let tool = file("#!/bin/sh\n", 0o755, 0);
+        tree.insert(&path("/usr/bin/a"), tool.clone()).unwrap();
+        tree.insert(&path("/usr/bin/b"), tool).unwrap();
+        let link = Node { meta: Meta::root(0o777, 5), kind: Kind::Symlink("a".into()) };
+        tree.insert(&path("/usr/bin/c"), link).unwrap();
+        tree.forget_changes();
+        tree
+    }
+
+    fn rules() -> Rules {
+        Rules { owner: (0, 0), epoch: 100 }
+    }
+
+    #[test]
+    fn a_tree_written_out_and_read_back_untouched_has_no_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(dir.path());
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut tree = stage();
+        let index = materialise(&tree, &root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("srv/app")).unwrap(), "v1\n");
+        let a = std::fs::metadata(root.join("usr/bin/a")).unwrap();
+        assert_eq!(a.nlink(), 2, "names that share a file are hardlinks on disk");
+        assert_eq!(a.permissions().mode() & 0o7777, 0o755);
+        assert_eq!(std::fs::read_link(root.join("usr/bin/c")).unwrap().to_str(), Some("a"));
+        let bytes = snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        assert_eq!(bytes, 0);
+        assert!(tree.changes().is_empty(), "{:?}", tree.changes());
+    }
+
+    #[test]
+    fn what_a_step_changes_on_disk_is_exactly_what_the_tree_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(dir.path());
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut tree = stage();
+        let index = materialise(&tree, &root).unwrap();
+        // What a step might do: edit a file in place, remove one, add a file with a hardlink,
+        // change a mode, replace a symlink by a directory.
+        std::fs::write(root.join("srv/app"), "v2, longer\n").unwrap();
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::fs::write(root.join("srv/new"), "new\n").unwrap();
+        std::fs::hard_link(root.join("srv/new"), root.join("srv/same")).unwrap();
+        std::fs::set_permissions(root.join("usr/bin/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::remove_file(root.join("usr/bin/c")).unwrap();
+        std::fs::create_dir(root.join("usr/bin/c")).unwrap();
+        let bytes = snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        assert_eq!(bytes, "v2, longer\n".len() as u64 + "new\n".len() as u64 + "#!/bin/sh\n".len() as u64);
+
+        let changes = tree.changes().clone();
+        let changed: Vec<&str> = changes.changed.iter().map(String::as_str).collect();
+        // The edited file, the new names, the mode change (both names of that inode), the
+        // replaced symlink, and the directories whose entries changed.
+        assert_eq!(
+            changed,
+            ["etc", "srv", "srv/app", "srv/new", "srv/same", "usr/bin", "usr/bin/a", "usr/bin/b", "usr/bin/c"]
+        );
+        // A symlink replaced by a directory needs no whiteout: the directory's entry replaces it.
+        assert_eq!(changes.removed.iter().map(String::as_str).collect::<Vec<_>>(), ["etc/passwd"]);
+        assert_eq!(tree.read_file("/srv/app", 100).unwrap(), b"v2, longer\n");
+        let app = tree.get(&path("/srv/app")).unwrap();
+        assert_eq!((app.meta.uid, app.meta.gid, app.meta.mode), (7, 7, 0o640), "an edited file keeps its owner");
+        assert!(app.meta.mtime <= 100, "times are clamped to the epoch");
+        let (Kind::File(new), Kind::File(same)) =
+            (&tree.get(&path("/srv/new")).unwrap().kind, &tree.get(&path("/srv/same")).unwrap().kind)
+        else {
+            panic!("files expected")
+        };
+        assert!(Arc::ptr_eq(new, same), "a hardlink made by the step stays one");
+        assert_eq!(tree.get(&path("/usr/bin/b")).unwrap().meta.mode, 0o700);
+        assert!(tree.get(&path("/usr/bin/c")).unwrap().is_dir());
+    }
+
+    #[test]
+    fn the_host_directories_and_name_resolution_files_are_never_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(dir.path());
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut tree = stage();
+        tree.mkdir_all(&[], "/proc", Meta::root(0o555, 5)).unwrap();
+        tree.forget_changes();
+        let index = materialise(&tree, &root).unwrap();
+        assert!(root.join("etc/hosts").is_file(), "the step gets a hosts file");
+        std::fs::write(root.join("etc/hosts"), "10.0.0.1 elsewhere\n").unwrap();
+        std::fs::set_permissions(root.join("proc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(root.join("proc/1"), "a process").unwrap();
+        snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        let changed: Vec<&str> = tree.changes().changed.iter().map(String::as_str).collect();
+        assert!(!changed.iter().any(|c| c.starts_with("proc") || c.starts_with("etc/hosts")), "{changed:?}");
+        assert!(tree.get(&path("/etc/hosts")).is_none(), "the tree had no hosts file, and has none");
+    }
+}
