@@ -177,11 +177,13 @@ fn step(
     for made in [&root, &tmp] {
         std::fs::create_dir(made).map_err(|error| ProotError::Materialise { path: "/".into(), error })?;
     }
+    let started = std::time::Instant::now();
     let index =
         materialise::materialise(tree, &root).map_err(|f| ProotError::Materialise { path: f.path, error: f.error })?;
-    tracing::debug!(files = index.stamps.len(), bytes = index.bytes, "stage written out for proot");
+    let written = started.elapsed();
     let launch = process::Launch { proot, root: &root, tmp: &tmp, program };
     let ended = process::run(&launch, spec)?;
+    let ran = started.elapsed() - written;
     if ended.status != 0 {
         if let Some(detail) = ptrace_refusal(&ended.output) {
             return Err(ProotError::PtraceDenied { detail }.into());
@@ -189,13 +191,24 @@ fn step(
         return Ok(outcome(ended.status, ended.output, ended.clipped));
     }
     let rules = snapshot::Rules { owner: spec.owner, epoch: spec.epoch };
-    snapshot::snapshot(tree, &root, &index, &rules, scratch).map_err(|failed| match failed {
+    let snapshot_started = std::time::Instant::now();
+    let kept = snapshot::snapshot(tree, &root, &index, &rules, scratch).map_err(|failed| match failed {
         snapshot::Failed::Io { path, error } => ProotError::Snapshot { path, detail: error.to_string() }.into(),
         snapshot::Failed::Name { path, detail } => ProotError::Snapshot { path, detail }.into(),
         snapshot::Failed::TooLarge { path } => {
             RunError::LayerSize { path, limit: scratch.layer_limit(), output: ended.output.clone() }
         }
     })?;
+    // What the executor itself costs, next to the step's own time (`KILN_LOG=debug`).
+    tracing::debug!(
+        entries = index.stamps.len(),
+        bytes_written = index.bytes,
+        bytes_kept = kept,
+        write_ms = written.as_millis() as u64,
+        run_ms = ran.as_millis() as u64,
+        snapshot_ms = snapshot_started.elapsed().as_millis() as u64,
+        "proot step"
+    );
     Ok(outcome(0, ended.output, ended.clipped))
 }
 
