@@ -1,16 +1,19 @@
-//! A stage's tree written out as a directory for proot to run in, and a note of what each
-//! entry looked like on disk afterwards, so the snapshot after the step reads only what
-//! changed.
+//! A stage's tree as a directory on disk for proot to run in, kept in step with the tree
+//! from one step to the next: the first step writes every entry, a later one only the
+//! entries whose tree node is not the one last written there (a COPY between two RUN steps,
+//! another stage's files). Each entry also keeps what it looked like on disk afterwards, so
+//! the snapshot after a step reads only what the step changed.
 //!
-//! Everything is created fresh inside a directory of kiln's own scratch area, parents before
-//! children, and nothing already on disk is followed: a symlink of the tree is written as a
-//! symlink and never traversed, so no tree can make kiln write outside that directory.
-//! Contents are copied, never hard-linked to where kiln keeps them (a step may write to a
-//! file in place; that must not reach an earlier layer or the build context). Owners are
-//! kept only when kiln runs as root; otherwise every file is the user's, and proot `-0`
-//! shows the user's files as root's. Device nodes cannot be made without privilege: `/dev`
-//! is the host's, bound by proot, and device nodes elsewhere in the tree are left out (and
-//! left alone in the tree).
+//! Everything is created inside a directory of kiln's own scratch area, parents before
+//! children, and nothing on disk is followed: a symlink of the tree is written as a symlink
+//! and never traversed, entries are replaced by removing them first, so no tree (and no
+//! earlier step) can make kiln write outside that directory. Contents are copied, never
+//! hard-linked to where kiln keeps them (a step may write to a file in place; that must not
+//! reach an earlier layer, another stage or the build context). Owners are kept only when
+//! kiln runs as root; otherwise every file is the user's, and proot `-0` shows the user's
+//! files as root's. Device nodes cannot be made without privilege: `/dev` is the host's,
+//! bound by proot, and device nodes elsewhere in the tree are left out (and left alone in
+//! the tree).
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +21,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::rootfs::{Content, FileData, Kind, Node, Tree};
+use crate::rootfs::{Content, FileData, Kind, Meta, Node, Tree};
 
 /// Paths proot binds from the host: never written out, never snapshotted.
 pub(super) const HOST_DIRS: [&str; 3] = ["dev", "proc", "sys"];
@@ -27,9 +30,9 @@ pub(super) const HOST_DIRS: [&str; 3] = ["dev", "proc", "sys"];
 /// a layer: what the tree had there stays.
 pub(super) const HOST_FILES: [&str; 2] = ["etc/resolv.conf", "etc/hosts"];
 
-/// What an entry looked like on disk right after it was written: a change to its contents,
-/// mode, owner, links or (for a directory) its entries changes its ctime, which no program
-/// can set.
+/// What an entry looked like on disk when kiln last wrote or read it: a change to its
+/// contents, mode, owner, links or (for a directory) its entries changes its ctime, which
+/// no program can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Stamp {
     ino: u64,
@@ -44,12 +47,45 @@ impl Stamp {
     }
 }
 
-/// The entries written out, by path (`usr/bin/env`), as they were before the step.
-#[derive(Debug, Default)]
-pub(super) struct Index {
-    pub(super) stamps: HashMap<String, Stamp>,
-    /// Bytes of file contents written.
-    pub(super) bytes: u64,
+/// Which tree node an entry on disk was written from (or read into): the same node needs no
+/// writing. A file is known by its data's identity, which the mark keeps alive.
+#[derive(Debug, Clone)]
+pub(super) enum Mark {
+    Dir(Meta),
+    File(Meta, Arc<FileData>),
+    Symlink(Meta, String),
+    Fifo(Meta),
+}
+
+impl Mark {
+    /// The mark of `node`; `None` for what is never written out (device nodes).
+    pub(super) fn of(node: &Node) -> Option<Mark> {
+        Some(match &node.kind {
+            Kind::Dir(_) => Mark::Dir(node.meta),
+            Kind::File(data) => Mark::File(node.meta, data.clone()),
+            Kind::Symlink(target) => Mark::Symlink(node.meta, target.clone()),
+            Kind::Fifo => Mark::Fifo(node.meta),
+            Kind::CharDevice { .. } | Kind::BlockDevice { .. } => return None,
+        })
+    }
+}
+
+impl PartialEq for Mark {
+    fn eq(&self, other: &Mark) -> bool {
+        match (self, other) {
+            (Mark::Dir(a), Mark::Dir(b)) | (Mark::Fifo(a), Mark::Fifo(b)) => a == b,
+            (Mark::File(a, x), Mark::File(b, y)) => a == b && Arc::ptr_eq(x, y),
+            (Mark::Symlink(a, x), Mark::Symlink(b, y)) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+/// One entry on disk: what it looked like, and which node it holds.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) stamp: Stamp,
+    pub(super) mark: Mark,
 }
 
 /// Why the tree could not be written out.
@@ -60,24 +96,83 @@ pub(super) struct Failed {
     pub(super) error: io::Error,
 }
 
-/// Write `tree` into the empty directory `root`, with the host's name-resolution files.
-pub(super) fn materialise(tree: &Tree, root: &Path) -> Result<Index, Failed> {
-    let mut writer = Writer { root, links: HashMap::new(), index: Index::default(), as_root: is_root() };
-    let mut path = Vec::new();
-    writer.children(tree.root(), &mut path)?;
-    host_files(tree, root)?;
-    // Stamps last: writing a child changes its directory, linking a file changes its inode.
-    let mut stamps = HashMap::with_capacity(writer.index.stamps.len());
-    for key in writer.index.stamps.keys() {
-        let meta = std::fs::symlink_metadata(root.join(key)).map_err(|error| failed(key, error))?;
-        stamps.insert(key.clone(), Stamp::of(&meta));
-    }
-    writer.index.stamps = stamps;
-    Ok(writer.index)
-}
-
 fn failed(key: &str, error: io::Error) -> Failed {
     Failed { path: format!("/{key}"), error }
+}
+
+/// A step's directory: the root filesystem proot runs in (`root/`), proot's own temporary
+/// directory (`tmp/`), and what each entry of the root holds.
+#[derive(Debug)]
+pub(super) struct RootDir {
+    dir: PathBuf,
+    root: PathBuf,
+    tmp: PathBuf,
+    /// Every entry written, by path (`usr/bin/env`).
+    pub(super) entries: HashMap<String, Entry>,
+}
+
+/// What a [`RootDir::sync`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Synced {
+    /// Entries written.
+    pub(super) written: u64,
+    /// Bytes of file contents written.
+    pub(super) bytes: u64,
+}
+
+impl RootDir {
+    /// An empty root in `dir`, a new directory of kiln's scratch area.
+    pub(super) fn new(dir: PathBuf) -> io::Result<RootDir> {
+        let (root, tmp) = (dir.join("root"), dir.join("tmp"));
+        std::fs::create_dir(&root)?;
+        std::fs::create_dir(&tmp)?;
+        Ok(RootDir { dir, root, tmp, entries: HashMap::new() })
+    }
+
+    /// The root filesystem.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// proot's own temporary directory.
+    pub(super) fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Make the root hold `tree`: write what differs, remove what the tree lacks, then the
+    /// host's name-resolution files, then note how every entry looks on disk.
+    pub(super) fn sync(&mut self, tree: &Tree) -> Result<Synced, Failed> {
+        let links = self
+            .entries
+            .iter()
+            .filter_map(|(key, entry)| match &entry.mark {
+                Mark::File(_, data) => Some((Arc::as_ptr(data), self.root.join(key))),
+                _ => None,
+            })
+            .collect();
+        let mut writer = Writer {
+            root: &self.root,
+            entries: &mut self.entries,
+            links,
+            synced: Synced::default(),
+            as_root: is_root(),
+        };
+        writer.children(tree.root(), &mut Vec::new())?;
+        let synced = writer.synced;
+        host_files(tree, &self.root)?;
+        // Stamps last: writing a child changes its directory, linking a file changes its inode.
+        for (key, entry) in self.entries.iter_mut() {
+            let meta = std::fs::symlink_metadata(self.root.join(key)).map_err(|error| failed(key, error))?;
+            entry.stamp = Stamp::of(&meta);
+        }
+        Ok(synced)
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        remove(&self.dir);
+    }
 }
 
 /// Whether kiln runs as root (and so can give files their owners).
@@ -87,47 +182,93 @@ pub(super) fn is_root() -> bool {
 
 struct Writer<'a> {
     root: &'a Path,
-    /// The first name written of each file shared by several names (hardlinks).
+    entries: &'a mut HashMap<String, Entry>,
+    /// A name on disk of each file's data, so names that share it are hardlinks.
     links: HashMap<*const FileData, PathBuf>,
-    index: Index,
+    synced: Synced,
     as_root: bool,
 }
 
 impl Writer<'_> {
-    fn children(&mut self, dir: &Node, path: &mut Vec<String>) -> Result<(), Failed> {
-        let Kind::Dir(children) = &dir.kind else { return Ok(()) };
-        for (name, node) in children {
-            path.push(name.clone());
-            self.entry(node, path)?;
-            path.pop();
-        }
-        Ok(())
-    }
-
-    fn entry(&mut self, node: &Node, path: &mut Vec<String>) -> Result<(), Failed> {
+    /// Bring the entries of the directory `dir` at `path` in step; returns whether any
+    /// entry was written or removed (the directory's own time then needs setting again).
+    fn children(&mut self, dir: &Node, path: &mut Vec<String>) -> Result<bool, Failed> {
+        let Kind::Dir(children) = &dir.kind else { return Ok(false) };
         let key = path.join("/");
         let host = self.root.join(&key);
-        let fail = |error| failed(&key, error);
-        match &node.kind {
-            Kind::Dir(_) => {
-                std::fs::create_dir(&host).map_err(fail)?;
-                if !(path.len() == 1 && HOST_DIRS.contains(&path[0].as_str())) {
+        let mut touched = false;
+        // What is on disk here and not in the tree goes.
+        for entry in std::fs::read_dir(&host).map_err(|e| failed(&key, e))? {
+            let name = entry.map_err(|e| failed(&key, e))?.file_name();
+            let known = name.to_str().is_some_and(|n| children.contains_key(n));
+            if !known {
+                // A name the tree cannot hold (not UTF-8) was never noted: only the disk has it.
+                let gone = if key.is_empty() {
+                    name.to_string_lossy()
+                } else {
+                    format!("{key}/{}", name.to_string_lossy()).into()
+                };
+                self.remove_at(&host.join(&name), &gone)?;
+                touched = true;
+            }
+        }
+        for (name, node) in children {
+            path.push(name.clone());
+            touched |= self.entry(node, path)?;
+            path.pop();
+        }
+        Ok(touched)
+    }
+
+    /// Bring one entry in step; returns whether it was written.
+    fn entry(&mut self, node: &Node, path: &mut Vec<String>) -> Result<bool, Failed> {
+        let key = path.join("/");
+        let Some(mark) = Mark::of(node) else { return Ok(false) };
+        let is_host_dir = path.len() == 1 && HOST_DIRS.contains(&path[0].as_str());
+        let on_disk = self.entries.get(&key).map(|e| e.mark.clone());
+        match (&on_disk, &mark) {
+            (Some(old), new) if old == new => {
+                if node.is_dir() && !is_host_dir && self.children(node, path)? {
+                    self.finish(node, &key, mark)?;
+                }
+                return Ok(false);
+            }
+            (Some(Mark::Dir(_)), Mark::Dir(_)) => {
+                // The same directory with other metadata: its entries are compared one by one.
+                if !is_host_dir {
                     self.children(node, path)?;
                 }
-                // After the entries: a directory without write permission is still filled.
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(node.meta.mode)).map_err(fail)?;
+                self.finish(node, &key, mark)?;
+                return Ok(true);
             }
+            (Some(_), _) => self.remove_entry(&key)?,
+            (None, _) => {
+                if std::fs::symlink_metadata(self.root.join(&key)).is_ok() {
+                    // Left by the host-file step of an earlier sync, or by a failed write.
+                    self.remove_entry(&key)?;
+                }
+            }
+        }
+        self.create(node, &key)?;
+        if node.is_dir() && !is_host_dir {
+            self.children(node, path)?;
+        }
+        self.finish(node, &key, mark)?;
+        Ok(true)
+    }
+
+    /// Create `node` at `key` (nothing is there).
+    fn create(&mut self, node: &Node, key: &str) -> Result<(), Failed> {
+        let host = self.root.join(key);
+        let fail = |error| failed(key, error);
+        self.synced.written += 1;
+        match &node.kind {
+            Kind::Dir(_) => std::fs::create_dir(&host).map_err(fail)?,
             Kind::File(data) => {
                 let identity = Arc::as_ptr(data);
-                if let Some(first) = self.links.get(&identity) {
-                    std::fs::hard_link(first, &host).map_err(fail)?;
-                    let stamp = Stamp::of(&std::fs::symlink_metadata(&host).map_err(fail)?);
-                    self.index.stamps.insert(key.clone(), stamp);
-                    return Ok(());
-                }
-                self.index.bytes += write_file(data, &host).map_err(fail)?;
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(node.meta.mode)).map_err(fail)?;
-                if Arc::strong_count(data) > 1 {
+                let linked = self.links.get(&identity).is_some_and(|first| std::fs::hard_link(first, &host).is_ok());
+                if !linked {
+                    self.synced.bytes += write_file(data, &host).map_err(fail)?;
                     self.links.insert(identity, host.clone());
                 }
             }
@@ -137,15 +278,42 @@ impl Writer<'_> {
                 mknodat(CWD, &host, FileType::Fifo, Mode::from_raw_mode(node.meta.mode), 0)
                     .map_err(|e| fail(e.into()))?;
             }
-            // Not possible without privilege, and not needed: /dev is the host's.
-            Kind::CharDevice { .. } | Kind::BlockDevice { .. } => return Ok(()),
+            Kind::CharDevice { .. } | Kind::BlockDevice { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Give the entry at `key` its mode, time and (as root) owner, and note what it holds.
+    /// A directory gets them after its entries: one without write permission is still filled.
+    fn finish(&mut self, node: &Node, key: &str, mark: Mark) -> Result<(), Failed> {
+        let host = self.root.join(key);
+        let fail = |error| failed(key, error);
+        if !matches!(node.kind, Kind::Symlink(_)) {
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(node.meta.mode)).map_err(fail)?;
         }
         set_mtime(&host, node.meta.mtime).map_err(fail)?;
         if self.as_root {
             std::os::unix::fs::lchown(&host, Some(node.meta.uid), Some(node.meta.gid)).map_err(fail)?;
         }
         let stamp = Stamp::of(&std::fs::symlink_metadata(&host).map_err(fail)?);
-        self.index.stamps.insert(key.clone(), stamp);
+        self.entries.insert(key.to_string(), Entry { stamp, mark });
+        Ok(())
+    }
+
+    /// Remove what is on disk at `key`, and every entry noted under it.
+    fn remove_entry(&mut self, key: &str) -> Result<(), Failed> {
+        self.remove_at(&self.root.join(key), key)
+    }
+
+    /// Remove `host`, the entry at `key`, and every entry noted under it.
+    fn remove_at(&mut self, host: &Path, key: &str) -> Result<(), Failed> {
+        match std::fs::symlink_metadata(host) {
+            Ok(meta) if meta.is_dir() => remove_tree(host).map_err(|e| failed(key, e))?,
+            Ok(_) => std::fs::remove_file(host).map_err(|e| failed(key, e))?,
+            Err(_) => {}
+        }
+        let below = format!("{key}/");
+        self.entries.retain(|k, _| k != key && !k.starts_with(&below));
         Ok(())
     }
 }
@@ -208,8 +376,9 @@ fn host_files(tree: &Tree, root: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Remove a step's directory, whatever modes the step left on it.
-pub(super) fn remove(dir: &Path) {
+/// Remove a directory and everything under it, whatever modes a step left on it (kiln owns
+/// every entry, or is root).
+fn remove_tree(dir: &Path) -> io::Result<()> {
     fn open_up(dir: &Path) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
@@ -222,7 +391,13 @@ pub(super) fn remove(dir: &Path) {
     }
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     open_up(dir);
-    if let Err(e) = std::fs::remove_dir_all(dir) {
+    std::fs::remove_dir_all(dir)
+}
+
+/// Remove a step's directory, saying so if that fails (it is in the build's scratch area,
+/// which goes with the build).
+pub(super) fn remove(dir: &Path) {
+    if let Err(e) = remove_tree(dir) {
         tracing::warn!("cannot remove {}: {e}", dir.display());
     }
 }

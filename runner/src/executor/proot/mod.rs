@@ -2,11 +2,13 @@
 //! started as a program, never linked), which gives them a root filesystem and a fake root
 //! user with nothing but `ptrace` — no namespace, no mount, no setuid.
 //!
-//! For each step: the stage's tree is written out to a directory of its own in kiln's
-//! scratch area ([`materialise`]), proot runs the step there with the stage's environment,
-//! working directory and user and the host's network ([`process`]), and what changed on disk
-//! goes back into the tree ([`snapshot`]) for the solver to write as the step's layer. The
-//! directory goes when the step ends, whatever happened.
+//! For each step: the stage's tree is written out to a directory in kiln's scratch area
+//! ([`materialise`]), proot runs the step there with the stage's environment, working
+//! directory and user and the host's network ([`process`]), and what changed on disk goes
+//! back into the tree ([`snapshot`]) for the solver to write as the step's layer. After a
+//! step that succeeded the directory is kept, in step with the tree, and the next step
+//! brings it up to date with its own tree (writing only what differs) instead of writing
+//! every file again; after any failure it goes, and all of them go with the executor.
 //!
 //! What this executor does not promise, unlike the WASI one: a step can read and write what
 //! the user running kiln can and reach the network (proot is not a security boundary; this
@@ -19,7 +21,9 @@ mod process;
 mod snapshot;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use materialise::RootDir;
 
 use super::{Outcome, RunError, RunSpec};
 use crate::rootfs::Tree;
@@ -118,6 +122,9 @@ impl From<Unusable> for ProotError {
 pub struct ProotExecutor {
     /// The proot found on PATH and checked to work, once, at the first Linux step.
     proot: OnceLock<Result<PathBuf, Unusable>>,
+    /// Directories of steps that succeeded, each in step with the tree its step left: the
+    /// last one used is taken first, which is usually the same stage's.
+    idle: Mutex<Vec<RootDir>>,
 }
 
 impl ProotExecutor {
@@ -157,9 +164,19 @@ impl ProotExecutor {
             _ => {}
         }
         let proot = self.proot()?;
-        let dir = scratch.new_dir().map_err(|error| ProotError::Materialise { path: "/".into(), error })?;
-        let result = step(tree, scratch, spec, &proot, &dir, &named);
-        materialise::remove(&dir);
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut dir = match idle {
+            Some(dir) => dir,
+            None => scratch
+                .new_dir()
+                .and_then(RootDir::new)
+                .map_err(|error| ProotError::Materialise { path: "/".into(), error })?,
+        };
+        let result = step(tree, scratch, spec, &proot, &mut dir, &named);
+        if matches!(result, Ok(Outcome { status: 0, .. })) {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
+        }
+        // Otherwise the directory holds what a failed step left, which no tree has: it goes.
         result
     }
 }
@@ -170,18 +187,13 @@ fn step(
     scratch: &Scratch,
     spec: &RunSpec<'_>,
     proot: &std::path::Path,
-    dir: &std::path::Path,
+    dir: &mut RootDir,
     program: &str,
 ) -> Result<Outcome, RunError> {
-    let (root, tmp) = (dir.join("root"), dir.join("tmp"));
-    for made in [&root, &tmp] {
-        std::fs::create_dir(made).map_err(|error| ProotError::Materialise { path: "/".into(), error })?;
-    }
     let started = std::time::Instant::now();
-    let index =
-        materialise::materialise(tree, &root).map_err(|f| ProotError::Materialise { path: f.path, error: f.error })?;
+    let synced = dir.sync(tree).map_err(|f| ProotError::Materialise { path: f.path, error: f.error })?;
     let written = started.elapsed();
-    let launch = process::Launch { proot, root: &root, tmp: &tmp, program };
+    let launch = process::Launch { proot, root: dir.root(), tmp: dir.tmp(), program };
     let ended = process::run(&launch, spec)?;
     let ran = started.elapsed() - written;
     if ended.status != 0 {
@@ -192,7 +204,7 @@ fn step(
     }
     let rules = snapshot::Rules { owner: spec.owner, epoch: spec.epoch };
     let snapshot_started = std::time::Instant::now();
-    let kept = snapshot::snapshot(tree, &root, &index, &rules, scratch).map_err(|failed| match failed {
+    let kept = snapshot::snapshot(tree, dir, &rules, scratch).map_err(|failed| match failed {
         snapshot::Failed::Io { path, error } => ProotError::Snapshot { path, detail: error.to_string() }.into(),
         snapshot::Failed::Name { path, detail } => ProotError::Snapshot { path, detail }.into(),
         snapshot::Failed::TooLarge { path } => {
@@ -201,8 +213,9 @@ fn step(
     })?;
     // What the executor itself costs, next to the step's own time (`KILN_LOG=debug`).
     tracing::debug!(
-        entries = index.stamps.len(),
-        bytes_written = index.bytes,
+        entries = dir.entries.len(),
+        entries_written = synced.written,
+        bytes_written = synced.bytes,
         bytes_kept = kept,
         write_ms = written.as_millis() as u64,
         run_ms = ran.as_millis() as u64,

@@ -6,8 +6,9 @@
 //!
 //! The step has ended when this runs, but what it left on disk is not to be trusted:
 //! nothing is followed (every entry is looked at with `lstat`, a file is opened with
-//! `O_NOFOLLOW`), and file contents are moved (or copied) into kiln's scratch area before
-//! the directory goes.
+//! `O_NOFOLLOW`), and file contents are copied into kiln's scratch area (the directory stays
+//! for the stage's next step, which may write to it in place). What is recorded is noted in
+//! the [`RootDir`] too, so the next step's sync knows the directory already holds it.
 //!
 //! Owners: without root, every file on disk is the user's, so an entry that was in the tree
 //! keeps the tree's owner and a new one gets the step's (`USER`, root by default); `chown`
@@ -22,7 +23,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::materialise::{HOST_DIRS, HOST_FILES, Index, Stamp, is_root};
+use super::materialise::{Entry, HOST_DIRS, HOST_FILES, Mark, RootDir, Stamp, is_root};
 use crate::rootfs::{Content, FileData, Kind, Meta, Node, Tree};
 use crate::scratch::Scratch;
 
@@ -56,17 +57,12 @@ pub(super) struct Rules {
     pub(super) epoch: i64,
 }
 
-/// Record in `tree` what the step changed under `root`; returns the bytes of new contents.
-pub(super) fn snapshot(
-    tree: &mut Tree,
-    root: &Path,
-    index: &Index,
-    rules: &Rules,
-    scratch: &Scratch,
-) -> Result<u64, Failed> {
+/// Record in `tree` what the step changed in `dir`; returns the bytes of new contents.
+pub(super) fn snapshot(tree: &mut Tree, dir: &mut RootDir, rules: &Rules, scratch: &Scratch) -> Result<u64, Failed> {
+    let root = dir.root().to_path_buf();
     let mut reader = Reader {
-        root,
-        index,
+        root: &root,
+        entries: &mut dir.entries,
         rules,
         scratch,
         as_root: is_root(),
@@ -80,7 +76,7 @@ pub(super) fn snapshot(
 
 struct Reader<'a> {
     root: &'a Path,
-    index: &'a Index,
+    entries: &'a mut HashMap<String, Entry>,
     rules: &'a Rules,
     scratch: &'a Scratch,
     as_root: bool,
@@ -122,8 +118,11 @@ impl Reader<'_> {
                 continue;
             }
             path.push(name);
-            if !is_skipped(path) && self.index.stamps.contains_key(&path.join("/")) {
+            let gone = path.join("/");
+            if !is_skipped(path) && self.entries.contains_key(&gone) {
                 tree.remove(path);
+                let below = format!("{gone}/");
+                self.entries.retain(|k, _| *k != gone && !k.starts_with(&below));
             }
             path.pop();
         }
@@ -142,7 +141,8 @@ impl Reader<'_> {
         let host = self.root.join(&key);
         let io_failed = |error| Failed::Io { path: format!("/{key}"), error };
         let meta = std::fs::symlink_metadata(&host).map_err(io_failed)?;
-        let unchanged = self.index.stamps.get(&key) == Some(&Stamp::of(&meta));
+        let stamp = Stamp::of(&meta);
+        let unchanged = self.entries.get(&key).map(|e| e.stamp) == Some(stamp);
         let before = tree.get(path).map(|n| (n.meta, n.is_dir()));
         let kind = meta.file_type();
         if kind.is_dir() {
@@ -153,6 +153,7 @@ impl Reader<'_> {
                     _ => tree.insert(path, Node::dir(meta)),
                 };
                 recorded.map_err(|e| Failed::Name { path: format!("/{key}"), detail: e.to_string() })?;
+                self.entries.insert(key.clone(), Entry { stamp, mark: Mark::Dir(meta) });
             }
             return self.dir(tree, path);
         }
@@ -175,6 +176,12 @@ impl Reader<'_> {
             return Ok(());
         };
         let node = Node { meta: self.meta(&meta, before.map(|(m, _)| m)), kind: node_kind };
+        if let Some(mark) = Mark::of(&node) {
+            // What replaced a directory leaves no entries under it.
+            let below = format!("{key}/");
+            self.entries.retain(|k, _| !k.starts_with(&below));
+            self.entries.insert(key.clone(), Entry { stamp, mark });
+        }
         tree.insert(path, node).map_err(|e| Failed::Name { path: format!("/{key}"), detail: e.to_string() })?;
         if self.bytes > self.scratch.layer_limit() {
             return Err(Failed::TooLarge { path: format!("/{key}") });
@@ -195,8 +202,8 @@ impl Reader<'_> {
         Meta { mode: disk.mode() & 0o7777, uid, gid, mtime: disk.mtime().min(self.rules.epoch) }
     }
 
-    /// Keep a regular file's contents in the scratch area: moved there when the directory
-    /// lets it go, copied otherwise; a name of an inode already kept shares it.
+    /// Keep a copy of a regular file's contents in the scratch area (the kernel's copy: a
+    /// reflink where the filesystem has them); a name of an inode already kept shares it.
     fn file(&mut self, host: &Path, disk: &std::fs::Metadata) -> io::Result<Arc<FileData>> {
         let inode = (disk.dev(), disk.ino());
         if disk.nlink() > 1
@@ -205,11 +212,9 @@ impl Reader<'_> {
             return Ok(data.clone());
         }
         let kept = self.scratch.new_path();
-        if std::fs::rename(host, &kept).is_err() {
-            let mut from = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(host)?;
-            let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&kept)?;
-            io::copy(&mut from, &mut to)?;
-        }
+        let from = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(host)?;
+        let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&kept)?;
+        io::copy(&mut &from, &mut to)?;
         self.bytes += disk.len();
         let data = Arc::new(FileData { content: Content::Scratch(kept), size: disk.len() });
         if disk.nlink() > 1 {
@@ -223,7 +228,6 @@ impl Reader<'_> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::super::materialise::materialise;
     use super::*;
 
     fn path(p: &str) -> Vec<String> {
@@ -263,16 +267,16 @@ mod tests {
     fn a_tree_written_out_and_read_back_untouched_has_no_changes() {
         let dir = tempfile::tempdir().unwrap();
         let scratch = Scratch::new(dir.path());
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
+        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
+        let root = step.root().to_path_buf();
         let mut tree = stage();
-        let index = materialise(&tree, &root).unwrap();
+        step.sync(&tree).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("srv/app")).unwrap(), "v1\n");
         let a = std::fs::metadata(root.join("usr/bin/a")).unwrap();
         assert_eq!(a.nlink(), 2, "names that share a file are hardlinks on disk");
         assert_eq!(a.permissions().mode() & 0o7777, 0o755);
         assert_eq!(std::fs::read_link(root.join("usr/bin/c")).unwrap().to_str(), Some("a"));
-        let bytes = snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        let bytes = snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
         assert_eq!(bytes, 0);
         assert!(tree.changes().is_empty(), "{:?}", tree.changes());
     }
@@ -281,10 +285,10 @@ mod tests {
     fn what_a_step_changes_on_disk_is_exactly_what_the_tree_records() {
         let dir = tempfile::tempdir().unwrap();
         let scratch = Scratch::new(dir.path());
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
+        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
+        let root = step.root().to_path_buf();
         let mut tree = stage();
-        let index = materialise(&tree, &root).unwrap();
+        step.sync(&tree).unwrap();
         // What a step might do: edit a file in place, remove one, add a file with a hardlink,
         // change a mode, replace a symlink by a directory.
         std::fs::write(root.join("srv/app"), "v2, longer\n").unwrap();
@@ -294,7 +298,7 @@ mod tests {
         std::fs::set_permissions(root.join("usr/bin/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::remove_file(root.join("usr/bin/c")).unwrap();
         std::fs::create_dir(root.join("usr/bin/c")).unwrap();
-        let bytes = snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        let bytes = snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
         assert_eq!(bytes, "v2, longer\n".len() as u64 + "new\n".len() as u64 + "#!/bin/sh\n".len() as u64);
 
         let changes = tree.changes().clone();
@@ -325,19 +329,59 @@ mod tests {
     fn the_host_directories_and_name_resolution_files_are_never_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let scratch = Scratch::new(dir.path());
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
+        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
+        let root = step.root().to_path_buf();
         let mut tree = stage();
         tree.mkdir_all(&[], "/proc", Meta::root(0o555, 5)).unwrap();
         tree.forget_changes();
-        let index = materialise(&tree, &root).unwrap();
+        step.sync(&tree).unwrap();
         assert!(root.join("etc/hosts").is_file(), "the step gets a hosts file");
         std::fs::write(root.join("etc/hosts"), "10.0.0.1 elsewhere\n").unwrap();
         std::fs::set_permissions(root.join("proc"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(root.join("proc/1"), "a process").unwrap();
-        snapshot(&mut tree, &root, &index, &rules(), &scratch).unwrap();
+        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
         let changed: Vec<&str> = tree.changes().changed.iter().map(String::as_str).collect();
         assert!(!changed.iter().any(|c| c.starts_with("proc") || c.starts_with("etc/hosts")), "{changed:?}");
         assert!(tree.get(&path("/etc/hosts")).is_none(), "the tree had no hosts file, and has none");
+    }
+
+    #[test]
+    fn the_next_step_writes_only_what_differs_from_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(dir.path());
+        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
+        let root = step.root().to_path_buf();
+        let mut tree = stage();
+        let first = step.sync(&tree).unwrap();
+        assert_eq!(first.written, 9, "every entry the first time");
+        // The step edits a file; the snapshot records it.
+        std::fs::write(root.join("srv/app"), "v2\n").unwrap();
+        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        tree.forget_changes();
+        // Then a COPY adds a file and replaces another; a stage's tree is synced again.
+        tree.insert(&path("/srv/copied"), file("copied\n", 0o600, 0)).unwrap();
+        tree.insert(&path("/etc/passwd"), file("root:x:0:0::/root:/bin/bash\n", 0o644, 0)).unwrap();
+        tree.remove(&path("/usr/bin/c"));
+        let next = step.sync(&tree).unwrap();
+        assert_eq!(next.written, 2, "only the copied file and the replaced one are written");
+        assert_eq!(std::fs::read_to_string(root.join("srv/app")).unwrap(), "v2\n", "the step's edit stays");
+        assert_eq!(std::fs::read_to_string(root.join("etc/passwd")).unwrap(), "root:x:0:0::/root:/bin/bash\n");
+        assert!(std::fs::symlink_metadata(root.join("usr/bin/c")).is_err(), "what the tree lost goes");
+        tree.forget_changes();
+        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        assert!(tree.changes().is_empty(), "nothing changed since: {:?}", tree.changes());
+
+        // Another stage's tree in the same directory: it is made to match.
+        let mut other = Tree::new();
+        other.mkdir_all(&[], "/opt", Meta::root(0o755, 5)).unwrap();
+        other.insert(&path("/opt/tool"), file("tool\n", 0o755, 0)).unwrap();
+        other.forget_changes();
+        step.sync(&other).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["opt"]);
+        snapshot(&mut other, &mut step, &rules(), &scratch).unwrap();
+        assert!(other.changes().is_empty(), "{:?}", other.changes());
     }
 }
