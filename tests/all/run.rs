@@ -140,7 +140,11 @@ fn programs_that_cannot_run_are_clear_errors() {
             "COPY data.txt /bin/notwasm\nRUN [\"notwasm\"]\n",
             "/bin/notwasm is not a WebAssembly program or a #! script; kiln runs WASI programs (.wasm)",
         ),
-        ("COPY elf /bin/elf\nRUN [\"elf\"]\n", "/bin/elf is a Linux ELF executable; kiln runs WASI programs (.wasm)"),
+        (
+            "COPY elf /bin/elf\nRUN [\"elf\"]\n",
+            "/bin/elf is a Linux program (ELF, machine 28265); kiln's default executor runs only WASI programs (.wasm)",
+        ),
+        ("COPY elf /bin/elf\nRUN [\"elf\"]\n", "--executor=proot would run it under proot"),
         // Shell form runs kiln's own sh (no /bin/sh in this stage); what it cannot find is 127.
         ("RUN echo shell form && nosuch\n", "nosuch: not found on the stage's PATH"),
         ("RUN echo shell form && nosuch\n", "exit code: 127"),

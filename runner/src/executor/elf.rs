@@ -2,9 +2,9 @@
 //! platforms use (`amd64`, `arm64`), so a step can be refused before it runs on the wrong
 //! one. Reads the first 20 bytes it is given and nothing else.
 
-/// The architecture of the ELF program whose first bytes are `head`, as OCI names it;
-/// `None` when `head` is not an ELF header.
-pub fn arch(head: &[u8]) -> Option<&'static str> {
+/// The architecture of the ELF program whose first bytes are `head`, as OCI names it
+/// (`machine N` for one OCI has no name for); `None` when `head` is not an ELF header.
+pub fn arch(head: &[u8]) -> Option<String> {
     if head.len() < 20 || !head.starts_with(b"\x7fELF") {
         return None;
     }
@@ -12,7 +12,7 @@ pub fn arch(head: &[u8]) -> Option<&'static str> {
     let bytes = [head[18], head[19]];
     let machine = if head[5] == 2 { u16::from_be_bytes(bytes) } else { u16::from_le_bytes(bytes) };
     let is_64 = head[4] == 2;
-    Some(match (machine, is_64) {
+    let name = match (machine, is_64) {
         (3, _) => "386",
         (62, _) => "amd64",
         (40, _) => "arm",
@@ -22,8 +22,9 @@ pub fn arch(head: &[u8]) -> Option<&'static str> {
         (22, _) => "s390x",
         (8, _) => "mips",
         (258, _) => "loong64",
-        _ => "unknown-architecture",
-    })
+        _ => return Some(format!("machine {machine}")),
+    };
+    Some(name.to_string())
 }
 
 /// The architecture kiln runs on, as OCI names it.
@@ -45,11 +46,11 @@ mod tests {
 
     #[test]
     fn machines_by_their_oci_names() {
-        assert_eq!(arch(&header(2, 1, 62)), Some("amd64"));
-        assert_eq!(arch(&header(2, 1, 183)), Some("arm64"));
-        assert_eq!(arch(&header(1, 1, 3)), Some("386"));
-        assert_eq!(arch(&header(2, 2, 22)), Some("s390x"));
-        assert_eq!(arch(&header(2, 1, 9999)), Some("unknown-architecture"));
+        assert_eq!(arch(&header(2, 1, 62)).as_deref(), Some("amd64"));
+        assert_eq!(arch(&header(2, 1, 183)).as_deref(), Some("arm64"));
+        assert_eq!(arch(&header(1, 1, 3)).as_deref(), Some("386"));
+        assert_eq!(arch(&header(2, 2, 22)).as_deref(), Some("s390x"));
+        assert_eq!(arch(&header(2, 1, 9999)).as_deref(), Some("machine 9999"));
         assert_eq!(arch(b"\0asm\x01\0\0\0"), None);
         assert_eq!(arch(b"\x7fELF"), None);
     }

@@ -154,12 +154,9 @@ impl ProotExecutor {
         let host = super::elf::host_arch();
         match super::elf::arch(&program.head) {
             Some(arch) if arch != host => {
-                return Err(ProotError::Architecture {
-                    path: program.path,
-                    program: arch.to_string(),
-                    host: host.to_string(),
-                }
-                .into());
+                return Err(
+                    ProotError::Architecture { path: program.path, program: arch, host: host.to_string() }.into()
+                );
             }
             _ => {}
         }

@@ -43,7 +43,7 @@ pub enum ProgramError {
     },
     /// It is a Linux program, which the WASI executor does not run (`--executor=proot`
     /// does).
-    #[error("{path} is a Linux program ({arch} ELF); kiln's default executor runs only WASI programs (.wasm)")]
+    #[error("{path} is a Linux program (ELF, {arch}); kiln's default executor runs only WASI programs (.wasm)")]
     Linux {
         /// The program's path in the rootfs.
         path: String,
@@ -248,7 +248,7 @@ pub fn load(
         crate::wasm::Kind::CoreModule | crate::wasm::Kind::OtherWasm if head.len() >= 8 => false,
         _ => {
             return Err(match crate::executor::elf::arch(head) {
-                Some(arch) => ProgramError::Linux { path: found.path.clone(), arch: arch.to_string() },
+                Some(arch) => ProgramError::Linux { path: found.path.clone(), arch },
                 None => ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() },
             });
         }
