@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# RUN steps on a Debian base: kiln with `--executor=proot` next to BuildKit (`docker build` on a
+# dockerd this script starts with vfs storage, no iptables, no bridge, as bench/rebuild.sh does),
+# the same Dockerfiles side by side in one run. Run as root (dockerd needs it; kiln does not).
+#
+# The base is minbase bookworm from debootstrap (network, ~30 s), packed as an OCI layout: kiln
+# takes it with `--build-context debian=oci-layout://DIR:bookworm`, dockerd gets the same image
+# through skopeo and `docker load`, tagged `debian`, so `FROM debian` resolves locally for both
+# (the script fails if BuildKit resolves it against a registry instead).
+#
+# Cases, every build but (d) with --no-cache, each tool's store warmed once with the base:
+#   a) 10 trivial RUN steps (`RUN echo $i > /f$i`), and a 1-step build of the same kind: the
+#      cost per step, (10-step - 1-step) / 9 (kiln: materialise, proot, snapshot; BuildKit:
+#      container start and snapshot, which on vfs is a copy of the rootfs);
+#   b) `apt-get update && apt-get install -y --no-install-recommends hello` (network: the spread
+#      between runs is printed, and it is wide);
+#   c) a fork-heavy step, 500 runs of /bin/true from a shell loop (proot traces every exec);
+#   d) a no-change rebuild of (a) with a warm cache.
+# Prints the median (min..max) of RUNS (default 3) of each, kiln/BuildKit ratios, and kiln's
+# peak RSS (GNU time: the largest of kiln and the processes it waited for, proot among them).
+#
+#   bench/proot.sh
+#   RUNS=5 bench/proot.sh
+#   BASE_LAYOUT=DIR bench/proot.sh     # an OCI layout with image `bookworm`: no debootstrap
+#   BENCH_ONLY=buildkit bench/proot.sh # or BENCH_ONLY=kiln: one half, no ratios
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+ONLY=${BENCH_ONLY:-}
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
+
+if want kiln; then
+    cargo build --release --locked --quiet -p kiln
+    KILN="$PWD/target/release/kiln"
+    command -v proot >/dev/null || { echo "needs proot (apt-get install proot)" >&2; exit 1; }
+fi
+# Debian's docker.io client drives its dockerd's built-in BuildKit; a newer client alone wants
+# the buildx plugin, so prefer the one that came with dockerd.
+DOCKER=$(command -v /usr/bin/docker || command -v docker || true)
+if want buildkit; then
+    if ! command -v dockerd >/dev/null || [ -z "$DOCKER" ]; then
+        [ "$ONLY" = buildkit ] && { echo "needs dockerd (apt-get install docker.io)" >&2; exit 1; }
+        echo "BuildKit: no dockerd on this machine (apt-get install docker.io); kiln only"
+        ONLY=kiln
+    elif ! command -v skopeo >/dev/null; then
+        echo "needs skopeo to hand the base to dockerd (apt-get install skopeo)" >&2
+        exit 1
+    fi
+fi
+
+work=$(mktemp -d)
+dockerd_pid=""
+cleanup() {
+    if [ -n "$dockerd_pid" ]; then
+        kill "$dockerd_pid" 2>/dev/null || true
+        wait "$dockerd_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+now_ms() { date +%s%3N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+
+# --- the base ----------------------------------------------------------------------------
+if [ -n "${BASE_LAYOUT:-}" ]; then
+    layout=$BASE_LAYOUT
+elif [ -x scripts/debian-base ]; then
+    layout=$(scripts/debian-base "$work/base")
+else
+    # Minbase bookworm as a one-layer OCI layout (uncompressed layer), ref name `bookworm`.
+    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian \
+        >"$work/debootstrap.log" 2>&1 || { tail -5 "$work/debootstrap.log"; exit 1; }
+    tar --numeric-owner --xattrs -C "$work/rootfs" -cf "$work/rootfs.tar" .
+    rm -rf "$work/rootfs"
+    layout="$work/layout"
+    python3 - "$work/rootfs.tar" "$layout" <<'PY'
+import hashlib, json, os, shutil, sys
+tarball, dest = sys.argv[1], sys.argv[2]
+blobs = os.path.join(dest, "blobs", "sha256")
+os.makedirs(blobs)
+def put(data=None, path=None):
+    if path is not None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        shutil.move(path, os.path.join(blobs, h.hexdigest()))
+        size = os.path.getsize(os.path.join(blobs, h.hexdigest()))
+    else:
+        h = hashlib.sha256(data)
+        with open(os.path.join(blobs, h.hexdigest()), "wb") as f:
+            f.write(data)
+        size = len(data)
+    return {"digest": "sha256:" + h.hexdigest(), "size": size}
+layer = put(path=tarball)
+config = put(data=json.dumps({
+    "architecture": "amd64", "os": "linux",
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["bash"]},
+    "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+}).encode())
+manifest = put(data=json.dumps({
+    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
+}).encode())
+with open(os.path.join(dest, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+        "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}]}, f)
+with open(os.path.join(dest, "oci-layout"), "w") as f:
+    f.write('{"imageLayoutVersion":"1.0.0"}')
+PY
+fi
+
+# --- the Dockerfiles ---------------------------------------------------------------------
+mkctx() { # mkctx NAME LINE...: a context holding a Dockerfile of FROM debian and LINEs
+    local dir="$work/ctx-$1"
+    shift
+    mkdir -p "$dir"
+    { echo "FROM debian"; printf '%s\n' "$@"; } > "$dir/Dockerfile"
+}
+steps=()
+for i in $(seq 10); do steps+=("RUN echo $i > /f$i"); done
+mkctx a "${steps[@]}"
+mkctx a1 "RUN echo 1 > /f1"
+mkctx b "RUN apt-get update && apt-get install -y --no-install-recommends hello"
+mkctx c 'RUN for i in $(seq 500); do /bin/true; done'
+
+# --- the tools ---------------------------------------------------------------------------
+# build TOOL CASE [FLAG...]: one build, its output into $work/out; kiln's peak RSS (KiB) into
+# $work/rss. BuildKit gets the host network, as kiln's steps have it (and dockerd has no bridge).
+build() {
+    local tool=$1 case=$2
+    shift 2
+    if [ "$tool" = kiln ]; then
+        "$TIME" -o "$work/rss" -f %M "$KILN" --root "$work/kiln-store" build -q --executor=proot \
+            --build-context "debian=oci-layout://$layout:bookworm" -t "bench:$case" "$@" \
+            "$work/ctx-$case" >"$work/out" 2>&1
+    else
+        DOCKER_BUILDKIT=1 "$DOCKER" build --progress=plain --network=host -t "bench:$case" "$@" \
+            "$work/ctx-$case" >"$work/out" 2>&1
+    fi
+}
+
+# measure TOOL NAME CASE [FLAG...]: RUNS timed builds of CASE; sets TOOL_NAME (median ms),
+# TOOL_NAME_spread (min..max ms) and, for kiln, TOOL_NAME_rss (median peak RSS, KiB).
+measure() {
+    local tool=$1 name=$2 case=$3
+    shift 3
+    local times=() rss=() start end
+    for _ in $(seq "$RUNS"); do
+        start=$(now_ms)
+        if ! build "$tool" "$case" "$@"; then
+            echo "failed: $tool, case $case" >&2
+            tail -20 "$work/out" >&2
+            exit 1
+        fi
+        end=$(now_ms)
+        times+=($((end - start)))
+        [ "$tool" = kiln ] && rss+=("$(tail -1 "$work/rss")")
+    done
+    local sorted
+    sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+    printf -v "${tool}_${name}" '%s' "$(median <<<"$sorted")"
+    printf -v "${tool}_${name}_spread" '%s..%s' "$(head -1 <<<"$sorted")" "$(tail -1 <<<"$sorted")"
+    if [ "$tool" = kiln ]; then
+        printf -v "${tool}_${name}_rss" '%s' "$(printf '%s\n' "${rss[@]}" | median)"
+    fi
+}
+
+# first TOOL: one unmeasured build of (a1), timed, which puts the base in the tool's store.
+first() {
+    local start end
+    start=$(now_ms)
+    if ! build "$1" a1; then
+        echo "failed: the first $1 build" >&2
+        tail -20 "$work/out" >&2
+        exit 1
+    fi
+    end=$(now_ms)
+    printf -v "${1}_first" '%s' $((end - start))
+}
+
+tools=()
+if want buildkit; then
+    droot="$work/docker"
+    mkdir -p "$droot"
+    dockerd --data-root "$droot/data" --exec-root "$droot/exec" --pidfile "$droot/dockerd.pid" \
+        --host "unix://$droot/docker.sock" --storage-driver vfs --iptables=false --bridge=none \
+        >"$droot/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    export DOCKER_HOST="unix://$droot/docker.sock"
+    for _ in $(seq 100); do
+        "$DOCKER" info >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    if ! "$DOCKER" info >/dev/null 2>&1; then
+        echo "BuildKit: dockerd did not start here (its log below)" >&2
+        tail -5 "$droot/dockerd.log" >&2
+        exit 1
+    fi
+    start=$(now_ms)
+    skopeo copy -q "oci:$layout:bookworm" "docker-archive:$work/debian.tar:debian:latest"
+    "$DOCKER" load -q -i "$work/debian.tar" >/dev/null
+    rm -f "$work/debian.tar"
+    load_ms=$(($(now_ms) - start))
+    first buildkit
+    # A base BuildKit resolved against a registry would not be the one kiln builds on.
+    if grep -q 'resolve docker.io' "$work/out"; then
+        echo "BuildKit resolved FROM debian against a registry, not the loaded image:" >&2
+        grep 'resolve docker.io' "$work/out" >&2
+        exit 1
+    fi
+    tools+=(buildkit)
+fi
+if want kiln; then
+    first kiln
+    tools+=(kiln)
+fi
+
+for tool in "${tools[@]}"; do
+    measure "$tool" a a --no-cache
+    measure "$tool" a1 a1 --no-cache
+    measure "$tool" b b --no-cache
+    measure "$tool" c c --no-cache
+    build "$tool" a # the cache the no-change rebuilds find
+    measure "$tool" d a
+done
+
+# --- the figures -------------------------------------------------------------------------
+get() { local v="${1}_${2}${3:-}"; echo "${!v:--}"; }
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
+row() { # row LABEL KILN BUILDKIT [RATIO]
+    printf '%-36s %-22s %-22s %s\n' "$@"
+}
+cell() { local m; m=$(get "$1" "$2"); [ "$m" = - ] && echo - || echo "$m ($(get "$1" "$2" _spread))"; }
+both() { [ "$(get kiln "$1")" != - ] && [ "$(get buildkit "$1")" != - ]; }
+line() { # line LABEL NAME: a case's medians (spreads) and the ratio when both tools ran
+    local r=""
+    both "$2" && r=$(ratio "$(get kiln "$2")" "$(get buildkit "$2")")
+    row "$1" "$(cell kiln "$2")" "$(cell buildkit "$2")" "$r"
+}
+for tool in "${tools[@]}"; do
+    printf -v "${tool}_step" '%s' $((($(get "$tool" a) - $(get "$tool" a1)) / 9))
+done
+
+echo "base: minbase bookworm, $(du -sm "$layout" | cut -f1) MB layout; $RUNS runs each, median (min..max) ms"
+want kiln && echo "kiln first build (imports the base into its store): $(get kiln first) ms"
+want buildkit && echo "BuildKit: skopeo + docker load of the base $load_ms ms, first build $(get buildkit first) ms (vfs storage)"
+row "case" "kiln (proot)" "BuildKit" "kiln/BuildKit"
+line "a) 10 x RUN echo, --no-cache" a
+line "   1 x RUN echo, --no-cache" a1
+r=""
+both step && r=$(ratio "$(get kiln step)" "$(get buildkit step)")
+row "   ms per step: (a - 1 step) / 9" "$(get kiln step)" "$(get buildkit step)" "$r"
+line "b) apt-get install hello (network)" b
+line "c) 500 x /bin/true in one RUN" c
+line "d) no-change rebuild of (a)" d
+if want kiln; then
+    echo "kiln peak RSS (median): a $(mb "$kiln_a_rss"), b $(mb "$kiln_b_rss"), c $(mb "$kiln_c_rss"), d $(mb "$kiln_d_rss")"
+fi
+if want buildkit; then
+    echo "dockerd peak RSS over the run (VmHWM, not counting containerd and runc): $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$dockerd_pid/status")"
+fi
