@@ -12,8 +12,8 @@
 #   a) 10 trivial RUN steps (`RUN echo $i > /f$i`), and a 1-step build of the same kind: the
 #      cost per step, (10-step - 1-step) / 9 (kiln: materialise, proot, snapshot; BuildKit:
 #      container start and snapshot, which on vfs is a copy of the rootfs);
-#   b) `apt-get update && apt-get install -y --no-install-recommends hello` (network: the spread
-#      between runs is printed, and it is wide);
+#   b) `apt-get update && apt-get install -y --no-install-recommends hello` (network: mind the
+#      spread between runs, printed next to each median);
 #   c) a fork-heavy step, 500 runs of /bin/true from a shell loop (proot traces every exec);
 #   d) a no-change rebuild of (a) with a warm cache.
 # Prints the median (min..max) of RUNS (default 3) of each, kiln/BuildKit ratios, and kiln's
@@ -34,7 +34,7 @@ TIME=/usr/bin/time
 
 if want kiln; then
     cargo build --release --locked --quiet -p kiln
-    KILN="$PWD/target/release/kiln"
+    KILN="${CARGO_TARGET_DIR:-$PWD/target}/release/kiln"
     command -v proot >/dev/null || { echo "needs proot (apt-get install proot)" >&2; exit 1; }
 fi
 # Debian's docker.io client drives its dockerd's built-in BuildKit; a newer client alone wants
