@@ -86,6 +86,7 @@ fn spawn_bench(work: &Path) {
         output_budget: u64::MAX,
         processes: 64,
         sink: OutputSink::Capture,
+        binds: &[],
         stop: None,
     };
     // First run: adapt and compile, fill the cache.

@@ -79,6 +79,7 @@ fn main() {
             output_budget: u64::MAX,
             processes: 64,
             sink: OutputSink::Capture,
+            binds: &[],
             stop: None,
         };
         let start = Instant::now();

@@ -16,7 +16,7 @@ pub fn program_candidates(name: &str, path_env: Option<&str>) -> Vec<String> {
 }
 
 /// The OCI architecture name of a Rust `target_arch`.
-fn oci_arch(arch: &str) -> &str {
+pub(crate) fn oci_arch(arch: &str) -> &str {
     match arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

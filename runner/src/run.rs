@@ -1,5 +1,6 @@
-//! `kiln run`: an image's command, run as a WASI program in the RUN sandbox on a throwaway
-//! copy of the image's root filesystem.
+//! `kiln run`: an image's command, run as a WASI program in the RUN sandbox (or, with
+//! `--executor=proot`, a Linux program under proot) on a throwaway copy of the image's root
+//! filesystem.
 //!
 //! This module owns what `docker run` decides before a process starts: which argv runs
 //! ([`command`]: ENTRYPOINT, CMD, ARGS and `--entrypoint` combined by Docker's rules), its
@@ -7,7 +8,7 @@
 //! and what the outcome means as an exit status ([`exit_status`], [`RunImageError::exit_code`]).
 //!
 //! It passes on resolving IMAGE (the CLI, through [`crate::image`]), unpacking layers
-//! ([`LoadedImage::rootfs`]) and running programs ([`WasiExecutor`], with output sent straight to
+//! ([`LoadedImage::rootfs`]) and running programs (the executors of [`crate::executor`], with output sent straight to
 //! kiln's own stdout and stderr as it is written).
 //!
 //! Nothing goes back into the store: the files a program creates or changes live in a
@@ -18,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::copy;
-use crate::executor::wasi::{self, OutputSink, RunSpec, WasiExecutor, program::ProgramError};
+use crate::executor::wasi::{self, OutputSink, RunSpec, program::ProgramError};
+use crate::executor::{Dispatch, Executor, ExecutorChoice, proot};
 use crate::image::RunConfig;
 use crate::platform::DEFAULT_PATH;
 use crate::rootfs::{self, Meta};
@@ -46,6 +48,8 @@ pub struct RunRequest<'a> {
     pub processes: usize,
     /// Where compiled programs are cached (none: nowhere, they are compiled every time).
     pub compile_cache: Option<std::path::PathBuf>,
+    /// Which executors may run the program (`--executor`).
+    pub executor: ExecutorChoice,
 }
 
 /// How a program that ran to its end ended.
@@ -144,6 +148,7 @@ impl RunImageError {
             RunImageError::Sandbox(wasi::RunError::Timeout(_)) => "give it longer with --timeout SECONDS",
             RunImageError::Sandbox(wasi::RunError::Memory(_)) => "give it more with --memory MIB",
             RunImageError::Sandbox(wasi::RunError::Processes(_)) => "allow more with --processes N",
+            RunImageError::Sandbox(wasi::RunError::Program(ProgramError::Linux { .. })) => proot::TRADE_OFF,
             _ => return None,
         })
     }
@@ -319,10 +324,11 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
         output_budget: u64::MAX,
         processes: request.processes,
         sink: OutputSink::Terminal,
+        binds: &[],
         stop: None,
     };
-    let sandbox = WasiExecutor::new(request.compile_cache.clone());
-    let (tree, outcome) = sandbox.run(tree, scratch, &spec);
+    let executor = Dispatch::new(request.executor, request.compile_cache.clone());
+    let (tree, outcome) = executor.run(tree, scratch, &spec);
     // The tree's files live in the scratch directory: both go now.
     drop(tree);
     drop(scratch_dir);

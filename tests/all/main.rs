@@ -13,6 +13,7 @@ mod oci;
 mod parallel;
 mod parse;
 mod peers;
+mod proot;
 mod python_frontend;
 mod registry;
 mod run;

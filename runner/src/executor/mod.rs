@@ -1,20 +1,33 @@
 //! Executors: what runs a RUN step's program against a stage's root filesystem.
 //!
 //! The solver hands each step to an [`Executor`] with a [`RunSpec`]; the executor runs it
-//! against the stage's [`Tree`] and hands the tree back with what the step changed. Today
-//! there is one, [`wasi::WasiExecutor`]: WASI programs in wasmtime, with no authority beyond
-//! the step's root filesystem. An executor never writes a layer and never touches the store:
-//! the solver snapshots the tree it gets back.
+//! against the stage's [`Tree`] and hands the tree back with what the step changed. There
+//! are two, and [`Dispatch`] picks between them by what the step's program is:
+//!
+//! - [`wasi::WasiExecutor`], the default: WASI programs in wasmtime, with no authority beyond
+//!   the step's root filesystem, no network, no clock, and the same bytes every time;
+//! - [`proot::ProotExecutor`], only when the user asks for it (`--executor=proot`): Linux
+//!   programs under the installed `proot`, on a copy of the tree on disk, with the user's
+//!   own authority and the host's network (kaniko's trust model, for trusted build files).
+//!
+//! An executor never writes a layer and never touches the store: the solver snapshots the
+//! tree it gets back.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::rootfs::Tree;
 use crate::scratch::Scratch;
 
+mod dispatch;
+pub mod elf;
+pub mod proot;
 #[cfg(test)]
 pub(crate) mod recording;
 pub mod wasi;
+
+pub use dispatch::{Dispatch, ExecutorChoice, UnknownExecutor};
 
 /// Runs RUN steps. Implementations must be usable from several stages' threads at once.
 pub trait Executor: Send + Sync {
@@ -22,12 +35,30 @@ pub trait Executor: Send + Sync {
     /// The tree comes back whatever happened, holding what the step changed (a failed step's
     /// changes are the caller's to drop).
     fn run(&self, rootfs: Tree, scratch: Arc<Scratch>, spec: &RunSpec<'_>) -> (Tree, Result<Outcome, RunError>);
+
+    /// What about this executor can change a step's result for the same inputs (which
+    /// programs it may run, and how): part of every RUN step's cache key. Empty for the
+    /// default, so keys made before there was a choice stay valid.
+    fn cache_tag(&self) -> &str {
+        ""
+    }
 }
 
 impl Executor for wasi::WasiExecutor {
     fn run(&self, rootfs: Tree, scratch: Arc<Scratch>, spec: &RunSpec<'_>) -> (Tree, Result<Outcome, RunError>) {
         wasi::WasiExecutor::run(self, rootfs, scratch, spec)
     }
+}
+
+/// A host directory a step sees at a path of its filesystem for the length of the step,
+/// never part of its layer: how RUN mounts reach an executor (the store prepares the
+/// directory; proot binds it with `-b`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// The directory on the host, prepared by kiln in its own store.
+    pub source: PathBuf,
+    /// Where the step sees it (absolute).
+    pub target: String,
 }
 
 /// What one RUN step asks for.
@@ -57,6 +88,8 @@ pub struct RunSpec<'a> {
     pub processes: usize,
     /// Where the programs' standard output and error go.
     pub sink: OutputSink,
+    /// Directories the step sees besides its tree (none yet: RUN mounts will add them).
+    pub binds: &'a [Bind],
     /// Set by someone else to stop the step (another stage of the build failed).
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -85,6 +118,9 @@ pub struct Outcome {
     pub output_clipped: bool,
     /// Warnings for the step (for example a working directory the program cannot use).
     pub warnings: Vec<String>,
+    /// A Linux program the step tried to start and the executor could not run (the first
+    /// one): why a failed step may want `--executor=proot`.
+    pub linux_program: Option<String>,
 }
 
 /// Why a step could not run to completion.
@@ -129,6 +165,13 @@ pub enum RunError {
         /// What it printed.
         output: Vec<u8>,
     },
+    /// The Linux executor could not run the step (proot missing, ptrace denied, another
+    /// architecture, the copy of the tree on disk failed).
+    #[error(transparent)]
+    Linux(#[from] proot::ProotError),
+    /// The step asks for something this executor cannot give it.
+    #[error("{0}")]
+    Unsupported(String),
     /// The engine failed.
     #[error("{0}")]
     Engine(String),

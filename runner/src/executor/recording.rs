@@ -50,7 +50,13 @@ impl Executor for RecordingExecutor {
             seed: spec.seed,
         });
         let (uid, gid) = spec.owner;
-        let outcome = |status| Outcome { status, output: Vec::new(), output_clipped: false, warnings: Vec::new() };
+        let outcome = |status| Outcome {
+            status,
+            output: Vec::new(),
+            output_clipped: false,
+            warnings: Vec::new(),
+            linux_program: None,
+        };
         match spec.argv.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["write", path, text] => {
                 let dir = Meta { mode: 0o755, uid, gid, mtime: spec.epoch };

@@ -10,7 +10,7 @@ use oci_spec::image::Descriptor;
 use super::Session;
 use super::parse::{ParseError, ParseRequest, Parsed, parse_with_bases};
 use crate::context::{BuildContext, ContextError};
-use crate::executor::wasi::WasiExecutor;
+use crate::executor::{Dispatch, ExecutorChoice};
 use crate::exporter::{self, ExportError, Output, Protected};
 use crate::image::{self, InvalidName};
 use crate::limits::Limits;
@@ -45,6 +45,9 @@ pub struct BuildRequest {
     pub limits: Limits,
     /// SOURCE_DATE_EPOCH when the environment sets it (a build argument of that name wins).
     pub source_date_epoch: Option<String>,
+    /// Which executors may run RUN steps (`--executor`): WASI only, or Linux programs under
+    /// proot as well.
+    pub executor: ExecutorChoice,
 }
 
 impl BuildRequest {
@@ -62,6 +65,7 @@ impl BuildRequest {
             step_timeout: None,
             limits: Limits::default(),
             source_date_epoch: None,
+            executor: ExecutorChoice::default(),
         }
     }
 }
@@ -217,7 +221,7 @@ pub fn build(session: &Session, request: &BuildRequest, progress: &Progress) -> 
         exporter::check(output, &protected).map_err(BuildError::Output)?;
     }
     // One executor for the build: it holds the compiled-program caches.
-    let executor = WasiExecutor::new(Some(session.compile_cache()?));
+    let executor = Dispatch::new(request.executor, Some(session.compile_cache()?));
     let solve_request = |use_cache: bool| SolveRequest {
         graph: &parsed.graph,
         context: &context,

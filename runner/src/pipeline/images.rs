@@ -35,6 +35,8 @@ pub struct RunImageRequest {
     /// The platform to pick from a multi-platform image (WASI first, then the host's Linux
     /// platform, when unset).
     pub platform: Option<String>,
+    /// Which executors may run the program (`--executor`).
+    pub executor: crate::executor::ExecutorChoice,
 }
 
 /// Load an image for `kiln run` the way FROM finds it (a store tag or `oci-layout://`), or
@@ -86,6 +88,7 @@ pub fn run_image(session: &Session, request: &RunImageRequest, progress: &Progre
         memory: request.memory,
         processes: request.processes.max(1),
         compile_cache: Some(session.compile_cache()?),
+        executor: request.executor,
     };
     run::run(&store, &loaded, &run_request)
 }

@@ -37,7 +37,8 @@ pub(super) fn root_key(input: &SolveRequest<'_>) -> Key {
 }
 
 impl Solver<'_> {
-    /// The step's cache key: the stage's key so far, the instruction, and for COPY/ADD what
+    /// The step's cache key: the stage's key so far, the instruction, for RUN the executor's
+    /// tag (empty by default), and for COPY/ADD what
     /// it copies. That is, from the context: the files it takes, copied into an empty tree
     /// (paths, modes, owners, bytes; the stage's own files are fixed by the key so far); from
     /// a stage: that stage's key; from an image: its manifest. None of it needs the stage's
@@ -49,7 +50,12 @@ impl Solver<'_> {
         results: &mut [Option<StageOut>],
     ) -> Result<Key, SolveError> {
         let op = serde_json::to_vec(&instruction.op)?;
-        let key = out.key.then(&[&op, instruction.created_by.as_bytes()]);
+        let mut key = out.key.then(&[&op, instruction.created_by.as_bytes()]);
+        let tag = self.input.executor.cache_tag();
+        if matches!(instruction.op, Op::Run(_)) && !tag.is_empty() {
+            // Which programs may run changes what a step makes (see `Executor::cache_tag`).
+            key = key.then(&[b"executor", tag.as_bytes()]);
+        }
         let Op::Copy(c) = &instruction.op else { return Ok(key) };
         // Where the COPY reads: an image is keyed by its manifest, a stage by its key, and
         // local files (the context, a directory named with --build-context) by what it takes.

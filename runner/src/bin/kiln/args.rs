@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use kiln::executor::ExecutorChoice;
 use kiln::exporter::{self, Output};
 use kiln::frontend::FrontendLimits;
 use kiln::ir::KeyValue;
@@ -147,6 +148,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
 
+    /// What may run the program: `wasi` (WASI programs in kiln's sandbox) or `proot` (Linux
+    /// programs too, under the installed proot, with your user's access to files and the network)
+    #[arg(long, value_name = "EXECUTOR", env = "KILN_EXECUTOR", default_value = "wasi", value_parser = parse_executor)]
+    pub executor: ExecutorChoice,
+
     /// IMAGE (NAME[:TAG], image ID, or oci-layout://DIR[:TAG]), then the program and its
     /// arguments, replacing the image's CMD: everything after IMAGE, flags included
     #[arg(
@@ -221,6 +227,12 @@ pub struct BuildArgs {
     /// Seconds a RUN step may take (no limit by default)
     #[arg(long, value_name = "SECONDS")]
     pub step_timeout: Option<u64>,
+
+    /// What may run RUN steps: `wasi`, WASI programs in kiln's sandbox only; or `proot`, Linux
+    /// programs too, under the installed proot, with your user's access to files and the
+    /// network (for build files you trust)
+    #[arg(long, value_name = "EXECUTOR", env = "KILN_EXECUTOR", default_value = "wasi", value_parser = parse_executor)]
+    pub executor: ExecutorChoice,
 
     /// Memory each program of a RUN step may use, in MiB
     #[arg(long, value_name = "MIB", env = "KILN_STEP_MEMORY", default_value_t = limits::DEFAULT_STEP_MEMORY >> 20)]
@@ -523,6 +535,7 @@ impl BuildArgs {
             step_timeout: self.step_timeout.map(Duration::from_secs),
             limits: self.limits(),
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            executor: self.executor,
         })
     }
 
@@ -545,8 +558,14 @@ impl RunArgs {
             memory: self.memory.saturating_mul(1 << 20),
             processes: self.processes.max(1),
             platform: self.platform.clone(),
+            executor: self.executor,
         }
     }
+}
+
+/// An `--executor` value.
+fn parse_executor(value: &str) -> Result<ExecutorChoice, kiln::executor::UnknownExecutor> {
+    value.parse()
 }
 
 #[cfg(test)]

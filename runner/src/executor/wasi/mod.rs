@@ -155,6 +155,9 @@ pub(crate) struct StepCtx {
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     memory_hit: std::sync::atomic::AtomicBool,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// The first Linux program a program of the step tried to start (see
+    /// [`Outcome::linux_program`]).
+    linux_program: std::sync::OnceLock<String>,
     /// Set when the step's first program has ended: programs it started and left running
     /// are stopped.
     done: std::sync::atomic::AtomicBool,
@@ -222,6 +225,15 @@ impl WasiExecutor {
 
     /// Run one step on `tree` (moved in, and handed back whatever happened).
     pub fn run(&self, tree: Tree, scratch: Arc<Scratch>, spec: &RunSpec<'_>) -> (Tree, Result<Outcome, RunError>) {
+        if let Some(bind) = spec.binds.first() {
+            return (
+                tree,
+                Err(RunError::Unsupported(format!(
+                    "{}: the WASI executor cannot show a host directory to a step; it sees its own files only",
+                    bind.target
+                ))),
+            );
+        }
         let engine = match crate::wasm::engine() {
             Ok(e) => e,
             Err(e) => return (tree, Err(RunError::Engine(e.to_string()))),
@@ -251,6 +263,7 @@ impl WasiExecutor {
             stop: spec.stop.clone(),
             memory_hit: std::sync::atomic::AtomicBool::new(false),
             warnings: std::sync::Mutex::new(Vec::new()),
+            linux_program: std::sync::OnceLock::new(),
             done: std::sync::atomic::AtomicBool::new(false),
             orphans: std::sync::Mutex::new(Vec::new()),
             pipes: std::sync::Mutex::new(Vec::new()),
@@ -295,6 +308,7 @@ impl WasiExecutor {
         };
         let printed = ctx.output.contents();
         let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+        let linux_program = ctx.linux_program.get().cloned();
         let outcome = if let Some(limit) = ctx.limit_hit() {
             // A limit ends the step whatever its first program made of the failure.
             Err(limit)
@@ -303,7 +317,13 @@ impl WasiExecutor {
             Err(RunError::LayerSize { path: path.to_string(), limit: ctx.scratch.layer_limit(), output: printed })
         } else {
             match result {
-                Ok(status) => Ok(Outcome { status, output: printed, output_clipped: ctx.output.clipped(), warnings }),
+                Ok(status) => Ok(Outcome {
+                    status,
+                    output: printed,
+                    output_clipped: ctx.output.clipped(),
+                    warnings,
+                    linux_program,
+                }),
                 Err(RunError::Trap { detail, .. }) => Err(RunError::Trap { detail, output: printed }),
                 Err(e) => Err(e),
             }
@@ -354,7 +374,12 @@ pub(crate) fn execute(
         program::resolve(&guard.tree, argv, path_env, &cwd)
     };
     let (program, argv) = resolved?;
-    let (component, cwd_support) = program::load(&ctx.engine, &program, ctx.cache_dir.as_deref(), &ctx.loaded)?;
+    let (component, cwd_support) = program::load(&ctx.engine, &program, ctx.cache_dir.as_deref(), &ctx.loaded)
+        .inspect_err(|e| {
+            if let program::ProgramError::Linux { path, .. } = e {
+                let _ = ctx.linux_program.set(path.clone());
+            }
+        })?;
     // wasi-libc starts every program at `/`; instrumented preview 1 programs read their
     // working directory from PWD. Where that is impossible, say so rather than resolve
     // silently against `/`.

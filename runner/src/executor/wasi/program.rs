@@ -41,6 +41,15 @@ pub enum ProgramError {
         /// Whether PATH was searched.
         on_path: bool,
     },
+    /// It is a Linux program, which the WASI executor does not run (`--executor=proot`
+    /// does).
+    #[error("{path} is a Linux program ({arch} ELF); kiln's default executor runs only WASI programs (.wasm)")]
+    Linux {
+        /// The program's path in the rootfs.
+        path: String,
+        /// Its architecture, as OCI names it (`amd64`).
+        arch: String,
+    },
     /// It exists but is not a WASI program.
     #[error("{path} is {what}; kiln runs WASI programs (.wasm)")]
     NotWasi {
@@ -93,6 +102,29 @@ fn find_file(tree: &Tree, path: &[String]) -> Option<(Arc<FileData>, Vec<u8>)> {
     let mut head = Vec::new();
     data.content.open().ok()?.take(4096).read_to_end(&mut head).ok()?;
     Some((data.clone(), head))
+}
+
+/// What the kernel would run for `argv`, from the tree alone: argv[0] as found on PATH (the
+/// path that names it, as a Linux `execve` would be given it), and the program file that
+/// decides how it runs (a `#!` script's interpreter, followed as Linux does). No stand-in
+/// for `sh`: this is how a step is told to be a Linux one. `None` when nothing is there.
+pub fn native(tree: &Tree, argv: &[String], path_env: Option<&str>, cwd: &Components) -> Option<(String, Found)> {
+    let find = |name: &str| {
+        crate::platform::program_candidates(name, path_env).into_iter().find_map(|candidate| {
+            let path = tree.resolve(cwd, &candidate, true).ok()?;
+            let (data, head) = find_file(tree, &path)?;
+            Some((candidate, Found { path: format!("/{}", rootfs::join(&path)), data, head }))
+        })
+    };
+    let (named, mut found) = find(argv.first()?)?;
+    for _ in 0..4 {
+        let Some(rest) = found.head.strip_prefix(b"#!") else { return Some((named, found)) };
+        let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = String::from_utf8_lossy(&rest[..line_end]).trim().to_string();
+        let interpreter = line.split([' ', '\t']).next().filter(|s| s.starts_with('/'))?;
+        found = find(interpreter)?.1;
+    }
+    None
 }
 
 /// Find argv[0]; follow `#!` lines. Returns the program and the argv to give it.
@@ -214,7 +246,12 @@ pub fn load(
     let is_component = match crate::wasm::kind(head) {
         crate::wasm::Kind::Component => true,
         crate::wasm::Kind::CoreModule | crate::wasm::Kind::OtherWasm if head.len() >= 8 => false,
-        _ => return Err(ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() }),
+        _ => {
+            return Err(match crate::executor::elf::arch(head) {
+                Some(arch) => ProgramError::Linux { path: found.path.clone(), arch: arch.to_string() },
+                None => ProgramError::NotWasi { path: found.path.clone(), what: describe(head).into() },
+            });
+        }
     };
     let identity = Arc::as_ptr(&found.data) as usize;
     let known = lock(&loaded.by_file).get(&identity).map(|(_, key)| key.clone());

@@ -3,7 +3,8 @@
 
 use kiln_ir::Instruction;
 
-use crate::executor::{OutputSink, RunSpec};
+use crate::executor::wasi::program::ProgramError;
+use crate::executor::{OutputSink, RunSpec, proot};
 use crate::solver::cachekey::run_seed;
 use crate::solver::error::{Cause, SolveError};
 use crate::solver::stage::user_owner;
@@ -53,6 +54,7 @@ impl Solver<'_> {
             output_budget: self.input.limits.step_output,
             processes: self.input.limits.step_processes,
             sink: OutputSink::Capture,
+            binds: &[],
             stop: Some(self.stop.clone()),
         };
         let tree = std::mem::take(&mut out.tree);
@@ -76,17 +78,24 @@ impl Solver<'_> {
                 }
                 _ => String::new(),
             };
-            SolveError::new(Cause::Run { error, detail })
+            let linux = matches!(error, RunError::Program(ProgramError::Linux { .. }));
+            let failed = SolveError::new(Cause::Run { error, detail });
+            if linux { failed.hint(proot::TRADE_OFF) } else { failed }
         })?;
         for warning in &outcome.warnings {
             self.progress.note(&format!("warning: {warning}"));
         }
         if outcome.status != 0 {
-            return Err(SolveError::new(Cause::Exit {
+            let failed = SolveError::new(Cause::Exit {
                 argv: run.argv.join(" "),
                 status: outcome.status,
                 output: outcome.output,
-            }));
+            });
+            return Err(match outcome.linux_program {
+                // A program the step started was a Linux one, which the sandbox cannot run.
+                Some(path) => failed.hint(format!("{path} is a Linux program; {}", proot::TRADE_OFF)),
+                None => failed,
+            });
         }
         // One block, each line naming its stage: stages built side by side stay readable.
         let output: Vec<String> =
