@@ -3,10 +3,10 @@
 # dockerd this script starts with vfs storage, no iptables, no bridge, as bench/rebuild.sh does),
 # the same Dockerfiles side by side in one run. Run as root (dockerd needs it; kiln does not).
 #
-# The base is minbase bookworm from debootstrap (network, ~30 s), packed as an OCI layout: kiln
-# takes it with `--build-context debian=oci-layout://DIR:bookworm`, dockerd gets the same image
-# through skopeo and `docker load`, tagged `debian`, so `FROM debian` resolves locally for both
-# (the script fails if BuildKit resolves it against a registry instead).
+# The base is scripts/debian-base's minbase bookworm (debootstrap: network, ~30 s the first
+# time), an OCI layout. kiln takes it with `--build-context debian=oci-layout://DIR:bookworm`;
+# dockerd gets the same image through skopeo and `docker load`, tagged `debian`, so `FROM
+# debian` resolves locally for both (the script fails if BuildKit asks a registry instead).
 #
 # Cases, every build but (d) with --no-cache, each tool's store warmed once with the base:
 #   a) 10 trivial RUN steps (`RUN echo $i > /f$i`), and a 1-step build of the same kind: the
@@ -21,7 +21,6 @@
 #
 #   bench/proot.sh
 #   RUNS=5 bench/proot.sh
-#   BASE_LAYOUT=DIR bench/proot.sh     # an OCI layout with image `bookworm`: no debootstrap
 #   BENCH_ONLY=buildkit bench/proot.sh # or BENCH_ONLY=kiln: one half, no ratios
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,55 +66,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
 # --- the base ----------------------------------------------------------------------------
-if [ -n "${BASE_LAYOUT:-}" ]; then
-    layout=$BASE_LAYOUT
-elif [ -x scripts/debian-base ]; then
-    layout=$(scripts/debian-base "$work/base")
-else
-    # Minbase bookworm as a one-layer OCI layout (uncompressed layer), ref name `bookworm`.
-    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian \
-        >"$work/debootstrap.log" 2>&1 || { tail -5 "$work/debootstrap.log"; exit 1; }
-    tar --numeric-owner --xattrs -C "$work/rootfs" -cf "$work/rootfs.tar" .
-    rm -rf "$work/rootfs"
-    layout="$work/layout"
-    python3 - "$work/rootfs.tar" "$layout" <<'PY'
-import hashlib, json, os, shutil, sys
-tarball, dest = sys.argv[1], sys.argv[2]
-blobs = os.path.join(dest, "blobs", "sha256")
-os.makedirs(blobs)
-def put(data=None, path=None):
-    if path is not None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        shutil.move(path, os.path.join(blobs, h.hexdigest()))
-        size = os.path.getsize(os.path.join(blobs, h.hexdigest()))
-    else:
-        h = hashlib.sha256(data)
-        with open(os.path.join(blobs, h.hexdigest()), "wb") as f:
-            f.write(data)
-        size = len(data)
-    return {"digest": "sha256:" + h.hexdigest(), "size": size}
-layer = put(path=tarball)
-config = put(data=json.dumps({
-    "architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["bash"]},
-    "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
-}).encode())
-manifest = put(data=json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
-}).encode())
-with open(os.path.join(dest, "index.json"), "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-        "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}]}, f)
-with open(os.path.join(dest, "oci-layout"), "w") as f:
-    f.write('{"imageLayoutVersion":"1.0.0"}')
-PY
-fi
+# Cached where scripts/debian-base keeps it (the target directory), so only the first run
+# waits for debootstrap.
+layout=$(scripts/debian-base | tail -1)
 
 # --- the Dockerfiles ---------------------------------------------------------------------
 mkctx() { # mkctx NAME LINE...: a context holding a Dockerfile of FROM debian and LINEs
