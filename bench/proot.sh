@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RUN steps on a Debian base: kiln with `--executor=proot` next to BuildKit (`docker build` on a
 # dockerd this script starts with vfs storage, no iptables, no bridge, as bench/rebuild.sh does),
-# the same Dockerfiles side by side in one run. Run as root (dockerd needs it; kiln does not).
+# the same Dockerfiles side by side in one run, the two tools taking turns build by build so
+# both see the same load. Run as root (dockerd needs it; kiln does not).
 #
 # The base is scripts/debian-base's minbase bookworm (debootstrap: network, ~30 s the first
 # time), an OCI layout. kiln takes it with `--build-context debian=oci-layout://DIR:bookworm`;
@@ -100,29 +101,35 @@ build() {
     fi
 }
 
-# measure TOOL NAME CASE [FLAG...]: RUNS timed builds of CASE; sets TOOL_NAME (median ms),
-# TOOL_NAME_spread (min..max ms) and, for kiln, TOOL_NAME_rss (median peak RSS, KiB).
+# measure NAME CASE [FLAG...]: RUNS timed builds of CASE by each tool, taking turns so both
+# see the same load on a shared machine; sets TOOL_NAME (median ms), TOOL_NAME_spread
+# (min..max ms) and, for kiln, kiln_NAME_rss (median peak RSS, KiB).
 measure() {
-    local tool=$1 name=$2 case=$3
-    shift 3
-    local times=() rss=() start end
+    local name=$1 case=$2
+    shift 2
+    local tool start end
+    for tool in "${tools[@]}"; do rm -f "$work/times-$tool" "$work/rss-$tool"; done
     for _ in $(seq "$RUNS"); do
-        start=$(now_ms)
-        if ! build "$tool" "$case" "$@"; then
-            echo "failed: $tool, case $case" >&2
-            tail -20 "$work/out" >&2
-            exit 1
-        fi
-        end=$(now_ms)
-        times+=($((end - start)))
-        [ "$tool" = kiln ] && rss+=("$(tail -1 "$work/rss")")
+        for tool in "${tools[@]}"; do
+            start=$(now_ms)
+            if ! build "$tool" "$case" "$@"; then
+                echo "failed: $tool, case $case" >&2
+                tail -20 "$work/out" >&2
+                exit 1
+            fi
+            end=$(now_ms)
+            echo $((end - start)) >>"$work/times-$tool"
+            if [ "$tool" = kiln ]; then tail -1 "$work/rss" >>"$work/rss-kiln"; fi
+        done
     done
     local sorted
-    sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-    printf -v "${tool}_${name}" '%s' "$(median <<<"$sorted")"
-    printf -v "${tool}_${name}_spread" '%s..%s' "$(head -1 <<<"$sorted")" "$(tail -1 <<<"$sorted")"
-    if [ "$tool" = kiln ]; then
-        printf -v "${tool}_${name}_rss" '%s' "$(printf '%s\n' "${rss[@]}" | median)"
+    for tool in "${tools[@]}"; do
+        sorted=$(sort -n "$work/times-$tool")
+        printf -v "${tool}_${name}" '%s' "$(median <<<"$sorted")"
+        printf -v "${tool}_${name}_spread" '%s..%s' "$(head -1 <<<"$sorted")" "$(tail -1 <<<"$sorted")"
+    done
+    if [ -f "$work/rss-kiln" ]; then
+        printf -v "kiln_${name}_rss" '%s' "$(median <"$work/rss-kiln")"
     fi
 }
 
@@ -176,14 +183,12 @@ if want kiln; then
     tools+=(kiln)
 fi
 
-for tool in "${tools[@]}"; do
-    measure "$tool" a a --no-cache
-    measure "$tool" a1 a1 --no-cache
-    measure "$tool" b b --no-cache
-    measure "$tool" c c --no-cache
-    build "$tool" a # the cache the no-change rebuilds find
-    measure "$tool" d a
-done
+measure a a --no-cache
+measure a1 a1 --no-cache
+measure b b --no-cache
+measure c c --no-cache
+for tool in "${tools[@]}"; do build "$tool" a; done # the cache the no-change rebuilds find
+measure d a
 
 # --- the figures -------------------------------------------------------------------------
 get() { local v="${1}_${2}${3:-}"; echo "${!v:--}"; }
@@ -202,7 +207,7 @@ for tool in "${tools[@]}"; do
     printf -v "${tool}_step" '%s' $((($(get "$tool" a) - $(get "$tool" a1)) / 9))
 done
 
-echo "base: minbase bookworm, $(du -sm "$layout" | cut -f1) MB layout; $RUNS runs each, median (min..max) ms"
+echo "base: minbase bookworm, $(du -sm "$layout" | cut -f1) MB layout; $RUNS runs each, median (min..max) ms; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 want kiln && echo "kiln first build (imports the base into its store): $(get kiln first) ms"
 want buildkit && echo "BuildKit: skopeo + docker load of the base $load_ms ms, first build $(get buildkit first) ms (vfs storage)"
 row "case" "kiln (proot)" "BuildKit" "kiln/BuildKit"
