@@ -23,6 +23,12 @@
 #   bench/proot.sh
 #   RUNS=5 bench/proot.sh
 #   BENCH_ONLY=buildkit bench/proot.sh # or BENCH_ONLY=kiln: one half, no ratios
+#   TMPDIR=DIR bench/proot.sh          # where both stores (and kiln's step trees) are made
+#
+# The file system under TMPDIR decides much of a step's cost: kiln writes the stage's tree
+# out afresh for every step (thousands of files), BuildKit on vfs copies the rootfs, and an
+# ext4 that has just deleted many inodes is slow to allocate new ones. Keep BuildKit off a
+# tmpfs unless it is large: vfs keeps a full copy of the rootfs for every step it caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
