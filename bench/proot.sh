@@ -15,7 +15,8 @@
 #      container start and snapshot, which on vfs is a copy of the rootfs);
 #   b) `apt-get update && apt-get install -y --no-install-recommends hello` (network: mind the
 #      spread between runs, printed next to each median);
-#   c) a fork-heavy step, 500 runs of /bin/true from a shell loop (proot traces every exec);
+#   c) a fork-heavy step, 500 runs of /bin/true from a shell loop (proot traces every exec),
+#      and the cost per exec, (c - 1-step) / 500;
 #   d) a no-change rebuild of (a) with a warm cache.
 # Prints the median (min..max) of RUNS (default 3) of each, kiln/BuildKit ratios, and kiln's
 # peak RSS (GNU time: the largest of kiln and the processes it waited for, proot among them).
@@ -209,8 +210,11 @@ line() { # line LABEL NAME: a case's medians (spreads) and the ratio when both t
     both "$2" && r=$(ratio "$(get kiln "$2")" "$(get buildkit "$2")")
     row "$1" "$(cell kiln "$2")" "$(cell buildkit "$2")" "$r"
 }
+# The marginal costs: of a step, and of an exec inside one (the fork-heavy step less the
+# trivial one, which holds the cost of the step itself).
 for tool in "${tools[@]}"; do
     printf -v "${tool}_step" '%s' $((($(get "$tool" a) - $(get "$tool" a1)) / 9))
+    printf -v "${tool}_exec" '%s' "$(awk -v c="$(get "$tool" c)" -v a1="$(get "$tool" a1)" 'BEGIN {printf "%.1f", (c - a1) / 500}')"
 done
 
 echo "base: minbase bookworm, $(du -sm "$layout" | cut -f1) MB layout; $RUNS runs each, median (min..max) ms; load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -224,6 +228,9 @@ both step && r=$(ratio "$(get kiln step)" "$(get buildkit step)")
 row "   ms per step: (a - 1 step) / 9" "$(get kiln step)" "$(get buildkit step)" "$r"
 line "b) apt-get install hello (network)" b
 line "c) 500 x /bin/true in one RUN" c
+r=""
+both exec && r=$(ratio "$(get kiln exec)" "$(get buildkit exec)")
+row "   ms per exec: (c - 1 step) / 500" "$(get kiln exec)" "$(get buildkit exec)" "$r"
 line "d) no-change rebuild of (a)" d
 if want kiln; then
     echo "kiln peak RSS (median): a $(mb "$kiln_a_rss"), b $(mb "$kiln_b_rss"), c $(mb "$kiln_c_rss"), d $(mb "$kiln_d_rss")"
