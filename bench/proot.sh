@@ -11,7 +11,8 @@
 #
 # Cases, every build but (d) with --no-cache, each tool's store warmed once with the base:
 #   a) 10 trivial RUN steps (`RUN echo $i > /f$i`), and a 1-step build of the same kind: the
-#      cost per step, (10-step - 1-step) / 9 (kiln: materialise, proot, snapshot; BuildKit:
+#      cost per step, (10-step - 1-step) / 9 (kiln: bring the step's directory in step with
+#      the stage, proot, snapshot; BuildKit:
 #      container start and snapshot, which on vfs is a copy of the rootfs);
 #   b) `apt-get update && apt-get install -y --no-install-recommends hello` (network: mind the
 #      spread between runs, printed next to each median);
@@ -27,8 +28,9 @@
 #   TMPDIR=DIR bench/proot.sh          # where both stores (and kiln's step trees) are made
 #
 # The file system under TMPDIR decides much of a step's cost: kiln writes the stage's tree
-# out afresh for every step (thousands of files), BuildKit on vfs copies the rootfs, and an
-# ext4 that has just deleted many inodes is slow to allocate new ones. Keep BuildKit off a
+# out at its first step (thousands of files; later steps write only what differs), BuildKit on
+# vfs copies the rootfs at every step, and an ext4 that has just deleted many inodes is slow
+# to allocate new ones. Keep BuildKit off a
 # tmpfs unless it is large: vfs keeps a full copy of the rootfs for every step it caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
