@@ -20,4 +20,5 @@ mod run;
 mod sandbox;
 mod shell;
 mod support;
+mod toolchains;
 mod wasm_artifact;
