@@ -29,6 +29,11 @@ impl Scratch {
         Scratch { dir: dir.to_path_buf(), next: AtomicU64::new(0), layer_limit }
     }
 
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// The most one layer may hold, bytes ([`crate::limits::Limits::layer_size`]).
     pub fn layer_limit(&self) -> u64 {
         self.layer_limit

@@ -142,6 +142,25 @@ fn a_steps_changes_become_a_layer_with_whiteouts_links_modes_and_clamped_times()
     assert_eq!((owned.uid, owned.gid), (1000, 1000), "a file made under USER is that user's: {owned:?}");
 }
 
+/// Steps that read no network and no clock give the same image every time, under proot too:
+/// `--verify-reproducible` builds twice in scratch stores of their own, then in the store.
+#[test]
+fn a_proot_build_without_network_or_clock_verifies_as_reproducible() {
+    let Some(base) = debian_base() else { return };
+    let sb = Sandbox::new();
+    sb.write(
+        "ctx/Dockerfile",
+        "FROM debian\nRUN echo built > /built && mkdir /d && ln -s /built /d/link\nRUN cat /built /d/link > /twice\n",
+    );
+    let out = run(sb
+        .kiln()
+        .args(["build", "--progress", "plain", "--verify-reproducible", "--executor=proot"])
+        .args(["--build-context", &base_context(&base)])
+        .arg(sb.dir.path().join("ctx")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("both gave sha256:"), "{}", stderr(&out));
+}
+
 /// Without `--executor=proot`, a Linux program stays an error, which says what the flag would
 /// run and what it would trade.
 #[test]

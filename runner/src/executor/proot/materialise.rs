@@ -129,6 +129,11 @@ impl RootDir {
         Ok(RootDir { dir, root, tmp, entries: HashMap::new() })
     }
 
+    /// Whether this directory is in `scratch` (and still there).
+    pub(super) fn is_in(&self, scratch: &Path) -> bool {
+        self.dir.starts_with(scratch) && self.root.is_dir()
+    }
+
     /// The root filesystem.
     pub(super) fn root(&self) -> &Path {
         &self.root
@@ -397,7 +402,8 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
 /// Remove a step's directory, saying so if that fails (it is in the build's scratch area,
 /// which goes with the build).
 pub(super) fn remove(dir: &Path) {
-    if let Err(e) = remove_tree(dir) {
-        tracing::warn!("cannot remove {}: {e}", dir.display());
+    match remove_tree(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => tracing::warn!("cannot remove {}: {e}", dir.display()),
+        _ => {}
     }
 }

@@ -161,7 +161,13 @@ impl ProotExecutor {
             _ => {}
         }
         let proot = self.proot()?;
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = {
+            // Only a directory of this build's scratch area: a solve in a scratch store of its
+            // own (`--verify-reproducible`) must not find one of another, since gone.
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|dir| dir.is_in(scratch.path()));
+            idle.pop()
+        };
         let mut dir = match idle {
             Some(dir) => dir,
             None => scratch
