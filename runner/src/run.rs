@@ -329,8 +329,11 @@ pub fn run(store: &Store, image: &LoadedImage, request: &RunRequest<'_>) -> Resu
     };
     let executor = Dispatch::new(request.executor, request.compile_cache.clone());
     let (tree, outcome) = executor.run(tree, scratch, &spec);
-    // The tree's files live in the scratch directory: both go now.
+    // The tree's files live in the scratch directory: both go now, after the executor, whose
+    // step directories (in the scratch directory, with whatever modes the program left) it
+    // removes itself.
     drop(tree);
+    drop(executor);
     drop(scratch_dir);
     let outcome = outcome?;
     Ok(Finished { status: outcome.status, warnings: outcome.warnings })
