@@ -259,46 +259,57 @@ mod tests {
         tree
     }
 
+    /// A step directory in a scratch area of its own (fields drop in order: the directory,
+    /// then the scratch area, then the temporary directory holding both).
+    struct Fixture {
+        step: RootDir,
+        root: std::path::PathBuf,
+        scratch: Scratch,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(dir.path());
+        let step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
+        let root = step.root().to_path_buf();
+        Fixture { step, root, scratch, _dir: dir }
+    }
+
     fn rules() -> Rules {
         Rules { owner: (0, 0), epoch: 100 }
     }
 
     #[test]
     fn a_tree_written_out_and_read_back_untouched_has_no_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let scratch = Scratch::new(dir.path());
-        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
-        let root = step.root().to_path_buf();
+        let mut f = fixture();
         let mut tree = stage();
-        step.sync(&tree).unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("srv/app")).unwrap(), "v1\n");
-        let a = std::fs::metadata(root.join("usr/bin/a")).unwrap();
+        f.step.sync(&tree).unwrap();
+        assert_eq!(std::fs::read_to_string(f.root.join("srv/app")).unwrap(), "v1\n");
+        let a = std::fs::metadata(f.root.join("usr/bin/a")).unwrap();
         assert_eq!(a.nlink(), 2, "names that share a file are hardlinks on disk");
         assert_eq!(a.permissions().mode() & 0o7777, 0o755);
-        assert_eq!(std::fs::read_link(root.join("usr/bin/c")).unwrap().to_str(), Some("a"));
-        let bytes = snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        assert_eq!(std::fs::read_link(f.root.join("usr/bin/c")).unwrap().to_str(), Some("a"));
+        let bytes = snapshot(&mut tree, &mut f.step, &rules(), &f.scratch).unwrap();
         assert_eq!(bytes, 0);
         assert!(tree.changes().is_empty(), "{:?}", tree.changes());
     }
 
     #[test]
     fn what_a_step_changes_on_disk_is_exactly_what_the_tree_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let scratch = Scratch::new(dir.path());
-        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
-        let root = step.root().to_path_buf();
+        let mut f = fixture();
         let mut tree = stage();
-        step.sync(&tree).unwrap();
+        f.step.sync(&tree).unwrap();
         // What a step might do: edit a file in place, remove one, add a file with a hardlink,
         // change a mode, replace a symlink by a directory.
-        std::fs::write(root.join("srv/app"), "v2, longer\n").unwrap();
-        std::fs::remove_file(root.join("etc/passwd")).unwrap();
-        std::fs::write(root.join("srv/new"), "new\n").unwrap();
-        std::fs::hard_link(root.join("srv/new"), root.join("srv/same")).unwrap();
-        std::fs::set_permissions(root.join("usr/bin/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::fs::remove_file(root.join("usr/bin/c")).unwrap();
-        std::fs::create_dir(root.join("usr/bin/c")).unwrap();
-        let bytes = snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        std::fs::write(f.root.join("srv/app"), "v2, longer\n").unwrap();
+        std::fs::remove_file(f.root.join("etc/passwd")).unwrap();
+        std::fs::write(f.root.join("srv/new"), "new\n").unwrap();
+        std::fs::hard_link(f.root.join("srv/new"), f.root.join("srv/same")).unwrap();
+        std::fs::set_permissions(f.root.join("usr/bin/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::remove_file(f.root.join("usr/bin/c")).unwrap();
+        std::fs::create_dir(f.root.join("usr/bin/c")).unwrap();
+        let bytes = snapshot(&mut tree, &mut f.step, &rules(), &f.scratch).unwrap();
         assert_eq!(bytes, "v2, longer\n".len() as u64 + "new\n".len() as u64 + "#!/bin/sh\n".len() as u64);
 
         let changes = tree.changes().clone();
@@ -327,19 +338,16 @@ mod tests {
 
     #[test]
     fn the_host_directories_and_name_resolution_files_are_never_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let scratch = Scratch::new(dir.path());
-        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
-        let root = step.root().to_path_buf();
+        let mut f = fixture();
         let mut tree = stage();
         tree.mkdir_all(&[], "/proc", Meta::root(0o555, 5)).unwrap();
         tree.forget_changes();
-        step.sync(&tree).unwrap();
-        assert!(root.join("etc/hosts").is_file(), "the step gets a hosts file");
-        std::fs::write(root.join("etc/hosts"), "10.0.0.1 elsewhere\n").unwrap();
-        std::fs::set_permissions(root.join("proc"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(root.join("proc/1"), "a process").unwrap();
-        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        f.step.sync(&tree).unwrap();
+        assert!(f.root.join("etc/hosts").is_file(), "the step gets a hosts file");
+        std::fs::write(f.root.join("etc/hosts"), "10.0.0.1 elsewhere\n").unwrap();
+        std::fs::set_permissions(f.root.join("proc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(f.root.join("proc/1"), "a process").unwrap();
+        snapshot(&mut tree, &mut f.step, &rules(), &f.scratch).unwrap();
         let changed: Vec<&str> = tree.changes().changed.iter().map(String::as_str).collect();
         assert!(!changed.iter().any(|c| c.starts_with("proc") || c.starts_with("etc/hosts")), "{changed:?}");
         assert!(tree.get(&path("/etc/hosts")).is_none(), "the tree had no hosts file, and has none");
@@ -347,28 +355,25 @@ mod tests {
 
     #[test]
     fn the_next_step_writes_only_what_differs_from_the_last_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let scratch = Scratch::new(dir.path());
-        let mut step = RootDir::new(scratch.new_dir().unwrap()).unwrap();
-        let root = step.root().to_path_buf();
+        let mut f = fixture();
         let mut tree = stage();
-        let first = step.sync(&tree).unwrap();
+        let first = f.step.sync(&tree).unwrap();
         assert_eq!(first.written, 9, "every entry the first time");
         // The step edits a file; the snapshot records it.
-        std::fs::write(root.join("srv/app"), "v2\n").unwrap();
-        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        std::fs::write(f.root.join("srv/app"), "v2\n").unwrap();
+        snapshot(&mut tree, &mut f.step, &rules(), &f.scratch).unwrap();
         tree.forget_changes();
         // Then a COPY adds a file and replaces another; a stage's tree is synced again.
         tree.insert(&path("/srv/copied"), file("copied\n", 0o600, 0)).unwrap();
         tree.insert(&path("/etc/passwd"), file("root:x:0:0::/root:/bin/bash\n", 0o644, 0)).unwrap();
         tree.remove(&path("/usr/bin/c"));
-        let next = step.sync(&tree).unwrap();
+        let next = f.step.sync(&tree).unwrap();
         assert_eq!(next.written, 2, "only the copied file and the replaced one are written");
-        assert_eq!(std::fs::read_to_string(root.join("srv/app")).unwrap(), "v2\n", "the step's edit stays");
-        assert_eq!(std::fs::read_to_string(root.join("etc/passwd")).unwrap(), "root:x:0:0::/root:/bin/bash\n");
-        assert!(std::fs::symlink_metadata(root.join("usr/bin/c")).is_err(), "what the tree lost goes");
+        assert_eq!(std::fs::read_to_string(f.root.join("srv/app")).unwrap(), "v2\n", "the step's edit stays");
+        assert_eq!(std::fs::read_to_string(f.root.join("etc/passwd")).unwrap(), "root:x:0:0::/root:/bin/bash\n");
+        assert!(std::fs::symlink_metadata(f.root.join("usr/bin/c")).is_err(), "what the tree lost goes");
         tree.forget_changes();
-        snapshot(&mut tree, &mut step, &rules(), &scratch).unwrap();
+        snapshot(&mut tree, &mut f.step, &rules(), &f.scratch).unwrap();
         assert!(tree.changes().is_empty(), "nothing changed since: {:?}", tree.changes());
 
         // Another stage's tree in the same directory: it is made to match.
@@ -376,12 +381,12 @@ mod tests {
         other.mkdir_all(&[], "/opt", Meta::root(0o755, 5)).unwrap();
         other.insert(&path("/opt/tool"), file("tool\n", 0o755, 0)).unwrap();
         other.forget_changes();
-        step.sync(&other).unwrap();
+        f.step.sync(&other).unwrap();
         let mut names: Vec<String> =
-            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            std::fs::read_dir(&f.root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["opt"]);
-        snapshot(&mut other, &mut step, &rules(), &scratch).unwrap();
+        snapshot(&mut other, &mut f.step, &rules(), &f.scratch).unwrap();
         assert!(other.changes().is_empty(), "{:?}", other.changes());
     }
 }
