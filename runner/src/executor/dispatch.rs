@@ -62,10 +62,7 @@ impl Dispatch {
 
     /// Whether `spec` would run under the Linux executor, given `tree`.
     fn is_linux(tree: &Tree, spec: &RunSpec<'_>) -> bool {
-        let path_env = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-        let cwd = crate::rootfs::clean(spec.cwd);
-        super::wasi::program::native(tree, spec.argv, path_env, &cwd)
-            .is_some_and(|(_, program)| super::elf::arch(&program.head).is_some())
+        spec.native_program(tree).is_some_and(|(_, program)| super::elf::arch(&program.head).is_some())
     }
 }
 

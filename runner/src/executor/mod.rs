@@ -94,6 +94,16 @@ pub struct RunSpec<'a> {
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
+impl RunSpec<'_> {
+    /// What the kernel would run for this step in `tree` (argv[0] as found on the step's
+    /// PATH, and the program file that decides how it runs): see
+    /// [`wasi::program::native`].
+    pub fn native_program(&self, tree: &Tree) -> Option<(String, wasi::program::Found)> {
+        let path_env = self.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+        wasi::program::native(tree, self.argv, path_env, &crate::rootfs::clean(self.cwd))
+    }
+}
+
 /// Where a step's standard output and error go (and those of the programs it starts that
 /// inherit them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

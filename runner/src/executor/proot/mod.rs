@@ -81,6 +81,18 @@ pub enum ProotError {
         /// The machine's.
         host: String,
     },
+    /// The step's directory could not be made in kiln's scratch area.
+    #[error(
+        "cannot make a directory for the step in kiln's scratch area {}: {error}; check the free space and \
+         permissions of kiln's store (--root or KILN_HOME)",
+        scratch.display()
+    )]
+    StepDirectory {
+        /// The build's scratch area.
+        scratch: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// The stage's files could not be written to disk for the step.
     #[error("writing the stage's files to disk for proot failed at {path}: {error}")]
     Materialise {
@@ -145,9 +157,7 @@ impl ProotExecutor {
     }
 
     fn run_on(&self, tree: &mut Tree, scratch: &Scratch, spec: &RunSpec<'_>) -> Result<Outcome, RunError> {
-        let path_env = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-        let cwd = crate::rootfs::clean(spec.cwd);
-        let (named, program) = super::wasi::program::native(tree, spec.argv, path_env, &cwd).ok_or_else(|| {
+        let (named, program) = spec.native_program(tree).ok_or_else(|| {
             let name = spec.argv.first().cloned().unwrap_or_default();
             super::wasi::program::ProgramError::NotFound { on_path: !name.contains('/'), name }
         })?;
@@ -173,7 +183,7 @@ impl ProotExecutor {
             None => scratch
                 .new_dir()
                 .and_then(RootDir::new)
-                .map_err(|error| ProotError::Materialise { path: "/".into(), error })?,
+                .map_err(|error| ProotError::StepDirectory { scratch: scratch.path().to_path_buf(), error })?,
         };
         let result = step(tree, scratch, spec, &proot, &mut dir, &named);
         if matches!(result, Ok(Outcome { status: 0, .. })) {
